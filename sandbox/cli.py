@@ -1,0 +1,130 @@
+"""``dsr``: the command line of the data-sandbox runtime.
+
+Runtime commands for whoever runs the machine: check the engine, run a
+smoke job through the hardened backend, remove leftover sandboxes.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import tempfile
+import textwrap
+import time
+from pathlib import Path
+
+import typer
+
+from sandbox.backends.base import ExitClass, RunSpec, execute
+from sandbox.errors import SandboxError
+from sandbox.settings import SandboxSettings
+
+app = typer.Typer(help="Data-sandbox runtime: data usable but not visible.", no_args_is_help=True)
+engine_app = typer.Typer(help="The container engine the sandboxes run on.", no_args_is_help=True)
+app.add_typer(engine_app, name="engine")
+
+SMOKE_JOB = textwrap.dedent(
+    """\
+    from sandbox.sdk import connect
+
+    con = connect()
+    rows = con.sql("SELECT district, count(*) AS n FROM residents GROUP BY district ORDER BY 1")
+    with open("/output/counts.csv", "w") as f:
+        f.write("district,n\\n")
+        for district, n in rows.fetchall():
+            f.write(f"{district},{n}\\n")
+    print("smoke job wrote counts.csv")
+    """
+)
+
+
+def _fail(message: str, code: int = 1) -> None:
+    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
+    raise typer.Exit(code)
+
+
+def _backend(runtime: str | None) -> tuple[SandboxSettings, object]:
+    from sandbox.backends import docker_backend
+
+    settings = SandboxSettings() if runtime is None else SandboxSettings(runtime=runtime)  # type: ignore[arg-type]
+    try:
+        return settings, docker_backend(settings)
+    except SandboxError as e:
+        _fail(str(e))
+        raise  # unreachable
+
+
+@engine_app.command("status")
+def engine_status() -> None:
+    """Say whether the engine answers, its runtimes and the one sandboxes will use."""
+    import docker
+
+    try:
+        client = docker.from_env(timeout=10)
+        info = client.info()
+    except Exception as e:  # noqa: BLE001 - any failure means the same to the user
+        _fail(f"no Docker Engine answers ({type(e).__name__}); run images/engine-setup.sh")
+        return
+    runtimes = sorted(info.get("Runtimes", {}))
+    chosen = "runsc" if "runsc" in runtimes else "runc"
+    typer.echo(f"engine {info.get('ServerVersion')} ({info.get('Driver')}, cgroup v"
+               f"{info.get('CgroupVersion')}); runtimes: {', '.join(runtimes)}")
+    typer.echo(f"sandboxes run on: {chosen}")
+
+
+@app.command()
+def smoke(
+    runtime: str = typer.Option(None, help="runsc, runc or auto (default: the setting)"),
+) -> None:
+    """Run one small job through the hardened backend and report what happened."""
+    import duckdb
+
+    logging.basicConfig(level=logging.WARNING)
+    settings, backend = _backend(runtime)
+    work = Path(tempfile.mkdtemp(prefix="dsr-smoke-"))
+    try:
+        job_dir, data_dir = work / "job", work / "data"
+        job_dir.mkdir()
+        data_dir.mkdir()
+        (job_dir / "main.py").write_text(SMOKE_JOB)
+        duckdb.sql(
+            "SELECT 'district-' || (i % 5) AS district, i AS resident FROM range(1000) t(i)"
+        ).write_parquet(str(data_dir / "residents.parquet"))
+        for d in (work, job_dir, data_dir):
+            d.chmod(0o755)
+        for f in (*job_dir.iterdir(), *data_dir.iterdir()):
+            f.chmod(0o644)
+        spec = RunSpec(job_id=f"smoke-{int(time.time())}", job_dir=job_dir, data_dir=data_dir,
+                       limits=settings.limits())
+        result = execute(backend, spec, work / "out")  # type: ignore[arg-type]
+    except SandboxError as e:
+        _fail(str(e))
+        return
+    finally:
+        pass
+    ex = result.execution
+    typer.echo(f"smoke job on {result.runtime}: {ex.exit_class} (exit {ex.exit_code}) "
+               f"in {result.wall_seconds:.2f}s, create to removed")
+    for f in result.collection.files:
+        typer.echo(f"  output {f.name}: {f.size} bytes, sha256 {f.sha256[:16]}...")
+    shutil.rmtree(work, ignore_errors=True)
+    if ex.exit_class != ExitClass.SUCCEEDED or not result.collection.files:
+        _fail("the smoke job did not succeed: " + (ex.detail or ex.stderr.data.decode()[-500:]))
+
+
+@app.command()
+def reconcile(
+    json_output: bool = typer.Option(False, "--json", help="print JSON"),
+) -> None:
+    """Remove every sandbox container left behind (e.g. after a crash)."""
+    _, backend = _backend(None)
+    removed = backend.reconcile()  # type: ignore[attr-defined]
+    if json_output:
+        typer.echo(json.dumps({"removed": removed}))
+    else:
+        typer.echo(f"removed {len(removed)} leftover sandbox(es)")
+
+
+if __name__ == "__main__":
+    app()

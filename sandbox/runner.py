@@ -1,0 +1,87 @@
+"""Container entrypoint: run one job inside the sandbox.
+
+Stage 4 of the data flow, the in-container side. The backend starts the
+container with an idle init and then executes ``python3 -m sandbox.runner``
+as the analyst's uid. This module reads ``/job/job.json`` (optional; kind and
+entry file), runs the submitted code and exits with its status.
+
+Invariants:
+- Everything here runs with the analyst's privileges and is therefore *not*
+  trusted by the host: the backend believes only what the engine reports
+  (exit code, OOM, wall time) and what it collects from ``/output`` itself.
+- The exit status is the job's: 0 success, the code's own ``SystemExit``
+  status, 1 for an uncaught exception (traceback on stderr), 65 for a job
+  description the runner cannot read.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import runpy
+import sys
+import traceback
+from pathlib import Path
+
+JOB_DIR = Path("/job")
+EXIT_BAD_JOB = 65
+
+
+def _job_description(job_dir: Path) -> dict[str, object]:
+    path = job_dir / "job.json"
+    if not path.exists():
+        return {"kind": "python", "entry": "main.py"}
+    loaded = json.loads(path.read_text(encoding="utf-8"))
+    if not isinstance(loaded, dict):
+        raise ValueError("job.json must hold an object")
+    return loaded
+
+
+def _run_python(job_dir: Path, entry: str) -> int:
+    script = (job_dir / entry).resolve()
+    if script.parent != job_dir.resolve() or not script.is_file():
+        print(f"runner: entry file {entry!r} is not a file in /job", file=sys.stderr)
+        return EXIT_BAD_JOB
+    sys.argv = [str(script)]
+    sys.path.insert(0, str(job_dir))
+    try:
+        runpy.run_path(str(script), run_name="__main__")
+    except SystemExit as e:
+        if e.code is None:
+            return 0
+        if isinstance(e.code, int):
+            return e.code
+        print(e.code, file=sys.stderr)
+        return 1
+    except BaseException:
+        traceback.print_exc()
+        return 1
+    return 0
+
+
+def main(job_dir: Path = JOB_DIR) -> int:
+    os.umask(0o022)
+    # Line-buffered, not unbuffered: gVisor may accept part of a large write to
+    # a pipe, and only the buffered writer retries the rest (an unbuffered
+    # stream silently drops it).
+    for stream in (sys.stdout, sys.stderr):
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(line_buffering=True)
+    try:
+        job = _job_description(job_dir)
+    except (OSError, ValueError) as e:
+        print(f"runner: cannot read job.json: {e}", file=sys.stderr)
+        return EXIT_BAD_JOB
+    kind = job.get("kind", "python")
+    entry = job.get("entry", "main.py")
+    if kind != "python" or not isinstance(entry, str):
+        print(f"runner: unsupported job kind {kind!r}", file=sys.stderr)
+        return EXIT_BAD_JOB
+    return _run_python(job_dir, entry)
+
+
+if __name__ == "__main__":
+    code = main()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    sys.exit(code)
