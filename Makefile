@@ -28,6 +28,8 @@ image: setup engine
 run: image
 	$(BIN)/dsr engine status
 	$(BIN)/dsr smoke
+	@echo "run: engine up, runner image $$($(BIN)/python images/build.py tag) built, smoke job passed."
+	@echo "run: the gateway service is not part of this build yet; the sandbox runtime is ready."
 
 # The engine and image are set up when this machine can; where it cannot, the
 # tests that need them skip with the reason (in CI they fail instead).

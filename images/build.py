@@ -46,9 +46,7 @@ INCLUDE = ("python3", "python3-venv")
 RECIPE = "1"
 
 RUNNER_REPO = "dsr-runner"
-WHEELHOUSE = Path(
-    os.environ.get("DSR_WHEELHOUSE", Path.home() / ".cache" / "dsr" / "wheelhouse")
-)
+WHEELHOUSE = Path(os.environ.get("DSR_WHEELHOUSE", Path.home() / ".cache" / "dsr" / "wheelhouse"))
 
 
 def log(msg: str) -> None:
@@ -136,7 +134,9 @@ def _ensure_debootstrap() -> None:
     if shutil.which("debootstrap"):
         return
     if os.geteuid() != 0:
-        raise SystemExit("image-build: debootstrap is missing; install it (apt-get install debootstrap)")
+        raise SystemExit(
+            "image-build: debootstrap is missing; install it (apt-get install debootstrap)"
+        )
     log("installing debootstrap")
     env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
     subprocess.run(["apt-get", "install", "-y", "-qq", "debootstrap"], check=True, env=env)
@@ -150,20 +150,35 @@ def build_base(tag: str) -> None:
         rootfs = Path(tmp) / "rootfs"
         log(f"debootstrap {VARIANT} {SUITE} (+{','.join(INCLUDE)}) ...")
         subprocess.run(
-            ["debootstrap", f"--variant={VARIANT}", f"--include={','.join(INCLUDE)}",
-             SUITE, str(rootfs), mirror],
-            check=True, stdout=subprocess.DEVNULL,
+            [
+                "debootstrap",
+                f"--variant={VARIANT}",
+                f"--include={','.join(INCLUDE)}",
+                SUITE,
+                str(rootfs),
+                mirror,
+            ],
+            check=True,
+            stdout=subprocess.DEVNULL,
         )
         # Nothing in the sandbox needs package indexes, docs or manuals.
-        for rel in ("var/lib/apt/lists", "var/cache/apt", "usr/share/doc", "usr/share/man",
-                    "usr/share/info", "var/log"):
+        for rel in (
+            "var/lib/apt/lists",
+            "var/cache/apt",
+            "usr/share/doc",
+            "usr/share/man",
+            "usr/share/info",
+            "var/log",
+        ):
             shutil.rmtree(rootfs / rel, ignore_errors=True)
             (rootfs / rel).mkdir(parents=True, exist_ok=True)
         log(f"docker import as {tag}")
-        tar = subprocess.Popen(["tar", "-C", str(rootfs), "--numeric-owner", "-cf", "-", "."],
-                               stdout=subprocess.PIPE)
-        subprocess.run(["docker", "import", "-", tag], stdin=tar.stdout, check=True,
-                       stdout=subprocess.DEVNULL)
+        tar = subprocess.Popen(
+            ["tar", "-C", str(rootfs), "--numeric-owner", "-cf", "-", "."], stdout=subprocess.PIPE
+        )
+        subprocess.run(
+            ["docker", "import", "-", tag], stdin=tar.stdout, check=True, stdout=subprocess.DEVNULL
+        )
         if tar.wait() != 0:
             raise SystemExit("image-build: tar of the root filesystem failed")
     log(f"base image built in {time.monotonic() - started:.0f}s")
@@ -192,18 +207,38 @@ def ensure_wheelhouse() -> None:
         return
     log(f"downloading {len(missing)} wheels into {WHEELHOUSE}")
     subprocess.run(
-        [sys.executable, "-m", "pip", "download", "--quiet", "--only-binary=:all:", "--no-deps",
-         "--python-version", "3.11", "--dest", str(WHEELHOUSE), "-r", str(LOCK)],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--quiet",
+            "--only-binary=:all:",
+            "--no-deps",
+            "--python-version",
+            "3.11",
+            "--dest",
+            str(WHEELHOUSE),
+            "-r",
+            str(LOCK),
+        ],
         check=True,
     )
 
 
-def _build(client: docker.DockerClient, context: Path, dockerfile: str, tag: str,
-           buildargs: dict[str, str]) -> None:
+def _build(
+    client: docker.DockerClient, context: Path, dockerfile: str, tag: str, buildargs: dict[str, str]
+) -> None:
     try:
         _, stream = client.images.build(
-            path=str(context), dockerfile=dockerfile, tag=tag, buildargs=buildargs,
-            network_mode="none", rm=True, forcerm=True, pull=False,
+            path=str(context),
+            dockerfile=dockerfile,
+            tag=tag,
+            buildargs=buildargs,
+            network_mode="none",
+            rm=True,
+            forcerm=True,
+            pull=False,
         )
     except docker.errors.BuildError as e:
         tail = "".join(str(c.get("stream", c.get("error", ""))) for c in e.build_log)[-3000:]

@@ -13,10 +13,12 @@ import tempfile
 import textwrap
 import time
 from pathlib import Path
+from typing import NoReturn
 
 import typer
+from pydantic import ValidationError
 
-from sandbox.backends.base import ExitClass, RunSpec, execute
+from sandbox.backends.base import Backend, ExitClass, RunSpec, execute
 from sandbox.errors import SandboxError
 from sandbox.settings import SandboxSettings
 
@@ -39,20 +41,22 @@ SMOKE_JOB = textwrap.dedent(
 )
 
 
-def _fail(message: str, code: int = 1) -> None:
+def _fail(message: str, code: int = 1) -> NoReturn:
     typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
     raise typer.Exit(code)
 
 
-def _backend(runtime: str | None) -> tuple[SandboxSettings, object]:
+def _backend(runtime: str | None) -> tuple[SandboxSettings, Backend]:
     from sandbox.backends import docker_backend
 
-    settings = SandboxSettings() if runtime is None else SandboxSettings(runtime=runtime)  # type: ignore[arg-type]
     try:
+        settings = SandboxSettings() if runtime is None else SandboxSettings(runtime=runtime)  # type: ignore[arg-type]
         return settings, docker_backend(settings)
+    except ValidationError as e:
+        _fail(f"bad setting: {e.errors()[0]['msg']}")
     except SandboxError as e:
         _fail(str(e))
-        raise  # unreachable
+    raise AssertionError("unreachable")
 
 
 @engine_app.command("status")
@@ -63,13 +67,14 @@ def engine_status() -> None:
     try:
         client = docker.from_env(timeout=10)
         info = client.info()
-    except Exception as e:  # noqa: BLE001 - any failure means the same to the user
+    except Exception as e:  # any failure means the same to the user
         _fail(f"no Docker Engine answers ({type(e).__name__}); run images/engine-setup.sh")
-        return
     runtimes = sorted(info.get("Runtimes", {}))
     chosen = "runsc" if "runsc" in runtimes else "runc"
-    typer.echo(f"engine {info.get('ServerVersion')} ({info.get('Driver')}, cgroup v"
-               f"{info.get('CgroupVersion')}); runtimes: {', '.join(runtimes)}")
+    typer.echo(
+        f"engine {info.get('ServerVersion')} ({info.get('Driver')}, cgroup v"
+        f"{info.get('CgroupVersion')}); runtimes: {', '.join(runtimes)}"
+    )
     typer.echo(f"sandboxes run on: {chosen}")
 
 
@@ -88,26 +93,32 @@ def smoke(
         job_dir.mkdir()
         data_dir.mkdir()
         (job_dir / "main.py").write_text(SMOKE_JOB)
-        duckdb.sql(
+        rel = duckdb.sql(
             "SELECT 'district-' || (i % 5) AS district, i AS resident FROM range(1000) t(i)"
-        ).write_parquet(str(data_dir / "residents.parquet"))
+        )
+        assert rel is not None
+        rel.write_parquet(str(data_dir / "residents.parquet"))
         for d in (work, job_dir, data_dir):
             d.chmod(0o755)
         for f in (*job_dir.iterdir(), *data_dir.iterdir()):
             f.chmod(0o644)
-        spec = RunSpec(job_id=f"smoke-{int(time.time())}", job_dir=job_dir, data_dir=data_dir,
-                       limits=settings.limits())
-        result = execute(backend, spec, work / "out")  # type: ignore[arg-type]
+        spec = RunSpec(
+            job_id=f"smoke-{int(time.time())}",
+            job_dir=job_dir,
+            data_dir=data_dir,
+            limits=settings.limits(),
+        )
+        result = execute(backend, spec, work / "out")
     except SandboxError as e:
+        shutil.rmtree(work, ignore_errors=True)
         _fail(str(e))
-        return
-    finally:
-        pass
     ex = result.execution
-    typer.echo(f"smoke job on {result.runtime}: {ex.exit_class} (exit {ex.exit_code}) "
-               f"in {result.wall_seconds:.2f}s, create to removed")
-    for f in result.collection.files:
-        typer.echo(f"  output {f.name}: {f.size} bytes, sha256 {f.sha256[:16]}...")
+    typer.echo(
+        f"smoke job on {result.runtime}: {ex.exit_class} (exit {ex.exit_code}) "
+        f"in {result.wall_seconds:.2f}s, create to removed"
+    )
+    for out in result.collection.files:
+        typer.echo(f"  output {out.name}: {out.size} bytes, sha256 {out.sha256[:16]}...")
     shutil.rmtree(work, ignore_errors=True)
     if ex.exit_class != ExitClass.SUCCEEDED or not result.collection.files:
         _fail("the smoke job did not succeed: " + (ex.detail or ex.stderr.data.decode()[-500:]))
@@ -119,7 +130,7 @@ def reconcile(
 ) -> None:
     """Remove every sandbox container left behind (e.g. after a crash)."""
     _, backend = _backend(None)
-    removed = backend.reconcile()  # type: ignore[attr-defined]
+    removed = backend.reconcile()
     if json_output:
         typer.echo(json.dumps({"removed": removed}))
     else:

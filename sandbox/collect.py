@@ -27,6 +27,7 @@ import unicodedata
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 from sandbox.backends.base import Collection, OutputFile, RefusedMember
 
@@ -126,8 +127,7 @@ def _refusal(index: int, name: str, kind: str, reason: str) -> RefusedMember:
     return RefusedMember(index=index, name_sha256=digest, kind=kind, reason=reason)
 
 
-def _write(dest: Path, name: str, source: io.BufferedReader | tarfile.ExFileObject,
-           size: int) -> OutputFile:
+def _write(dest: Path, name: str, source: IO[bytes], size: int) -> OutputFile:
     target = dest / name
     target.parent.mkdir(parents=True, exist_ok=True)
     # The parent chain was built here from sanitised components; O_NOFOLLOW and
@@ -135,17 +135,18 @@ def _write(dest: Path, name: str, source: io.BufferedReader | tarfile.ExFileObje
     fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o640)
     digest = hashlib.sha256()
     written = 0
-    with os.fdopen(fd, "wb") as out:
-        while written < size:
-            block = source.read(min(1 << 20, size - written))
-            if not block:
-                break
-            digest.update(block)
-            out.write(block)
-            written += len(block)
-    if written != size:
-        target.unlink()
-        raise tarfile.ReadError("archive ended inside a file")
+    try:
+        with os.fdopen(fd, "wb") as out:
+            while written < size:
+                block = source.read(min(1 << 20, size - written))
+                if not block:
+                    raise tarfile.ReadError("archive ended inside a file")
+                digest.update(block)
+                out.write(block)
+                written += len(block)
+    except BaseException:
+        target.unlink()  # never leave a partial file behind
+        raise
     return OutputFile(name=name, size=written, sha256=digest.hexdigest(), path=target)
 
 

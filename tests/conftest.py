@@ -30,11 +30,11 @@ def _engine_problem() -> str | None:
 
         client = docker.from_env(timeout=10)
         client.ping()
-    except Exception as e:  # noqa: BLE001 - any failure means "no engine"
+    except Exception as e:  # any failure means "no engine"
         return f"no Docker Engine answers ({type(e).__name__}); run images/engine-setup.sh"
     try:
         client.images.get(SandboxSettings().image)
-    except Exception:  # noqa: BLE001
+    except Exception:
         return "the runner image is not built; run `make image`"
     return None
 
@@ -102,8 +102,15 @@ def open_up(path: Path) -> None:
         p.chmod(0o755 if p.is_dir() else 0o644)
 
 
-def run_code(backend, tmp_path: Path, code: str, *, data_dir: Path | None = None,  # type: ignore[no-untyped-def]
-             limits: Limits | None = None, job_id: str | None = None) -> RunResult:
+def run_code(
+    backend,
+    tmp_path: Path,
+    code: str,
+    *,
+    data_dir: Path | None = None,  # type: ignore[no-untyped-def]
+    limits: Limits | None = None,
+    job_id: str | None = None,
+) -> RunResult:
     """Run ``code`` as a Python job through ``backend`` and return the result."""
     job_dir = make_job_dir(tmp_path, code)
     if data_dir is not None:
@@ -131,10 +138,11 @@ def sandbox_containers(docker_client) -> Iterator[callable]:  # type: ignore[val
     """A function listing this backend's containers and volumes still present."""
 
     def present() -> list[str]:
-        found = [c.name for c in docker_client.containers.list(
-            all=True, filters={"label": "dsr.managed=true"})]
-        found += [v.name for v in docker_client.volumes.list(
-            filters={"label": "dsr.managed=true"})]
+        found = [
+            c.name
+            for c in docker_client.containers.list(all=True, filters={"label": "dsr.managed=true"})
+        ]
+        found += [v.name for v in docker_client.volumes.list(filters={"label": "dsr.managed=true"})]
         return found
 
     yield present

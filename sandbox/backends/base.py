@@ -47,8 +47,17 @@ class Limits:
     log_bytes: int = 1 * MiB  # kept of stdout, and of stderr, each
 
     def __post_init__(self) -> None:
-        for name in ("memory_bytes", "pids", "nofile", "fsize_bytes", "tmp_bytes",
-                     "output_bytes", "output_files", "output_file_bytes", "log_bytes"):
+        for name in (
+            "memory_bytes",
+            "pids",
+            "nofile",
+            "fsize_bytes",
+            "tmp_bytes",
+            "output_bytes",
+            "output_files",
+            "output_file_bytes",
+            "log_bytes",
+        ):
             if getattr(self, name) <= 0:
                 raise SpecError(f"limit {name} must be positive")
         if self.cpus <= 0 or self.wall_seconds <= 0:

@@ -15,8 +15,9 @@ Each run has three engine objects, named after the job id and labelled so
 Hardening of the job container: no network (``network_mode=none``),
 read-only root, ``cap_drop=ALL``, ``no-new-privileges``, a non-root uid,
 memory with swap equal to memory, pids, CPU quota, nofile/fsize/core
-ulimits, a loopback-only resolver, tmpfs ``/tmp`` and tmpfs-volume ``/output`` with size caps (nosuid,
-nodev, noexec), ``/data`` and ``/job`` bind-mounted read-only, no log
+ulimits, a loopback-only resolver, tmpfs ``/tmp`` and tmpfs-volume
+``/output`` with size caps (nosuid, nodev, noexec), ``/data`` and ``/job``
+bind-mounted read-only, no log
 driver (stdout and stderr are streamed, capped, and never touch the host's
 disk), no Docker socket, and a wall-clock timeout after which it is killed.
 gVisor (``runsc``) is used when the engine has it.
@@ -24,6 +25,7 @@ gVisor (``runsc``) is used when the engine has it.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -133,7 +135,7 @@ class _RawStream:
     def frames(self) -> Iterator[tuple[int, bytes]]:
         """(stream id, bytes) pairs: 1 is stdout, 2 is stderr."""
         try:
-            yield from frames_iter(self._sock, tty=False)
+            yield from frames_iter(self._sock, tty=False)  # type: ignore[no-untyped-call]
         except (OSError, *_DOCKER_ERRORS):
             return  # the connection ends when the container stops
 
@@ -146,10 +148,8 @@ class _RawStream:
         for sock in (self._sock, getattr(self._sock, "_sock", None)):
             if sock is None:
                 continue
-            try:
+            with contextlib.suppress(OSError):
                 sock.close()
-            except OSError:
-                pass
 
 
 def _spec_hash(spec: RunSpec) -> str:
@@ -201,8 +201,10 @@ class DockerBackend:
         if self.runtime == "runsc":
             args = (runtimes.get("runsc") or {}).get("runtimeArgs") or []
             if "--oci-seccomp" not in args:
-                log.warning("runsc runs without --oci-seccomp: the engine's seccomp profile is "
-                            "not applied inside gVisor; rerun images/engine-setup.sh")
+                log.warning(
+                    "runsc runs without --oci-seccomp: the engine's seccomp profile is "
+                    "not applied inside gVisor; rerun images/engine-setup.sh"
+                )
         self._executions: dict[str, Execution] = {}
         self._collections: dict[str, Collection] = {}
 
@@ -244,19 +246,22 @@ class DockerBackend:
             and job.labels.get(LABEL_SPEC) == spec_hash
             and spec.job_id not in self._executions
         ):
-            return RunHandle(spec.job_id, job.id, self.runtime)
+            return RunHandle(spec.job_id, str(job.id), self.runtime)
         self._remove_all(spec.job_id)
         try:
             self._client.images.get(self._settings.image)
         except docker.errors.ImageNotFound as e:
-            raise ImageMissing(f"image {self._settings.image} is not built; run `make image`") from e
+            raise ImageMissing(
+                f"image {self._settings.image} is not built; run `make image`"
+            ) from e
         except _DOCKER_ERRORS as e:
             raise BackendError("cannot inspect the runner image") from e
         labels = self._labels(spec, spec_hash)
         try:
             opts = f"size={spec.limits.output_bytes},mode=1777,nosuid,nodev,noexec"
             self._client.volumes.create(
-                name=volume_name(spec.job_id), driver="local",
+                name=volume_name(spec.job_id),
+                driver="local",
                 driver_opts={"type": "tmpfs", "device": "tmpfs", "o": opts},
                 labels={LABEL_MANAGED: "true", LABEL_JOB: spec.job_id},
             )
@@ -265,7 +270,7 @@ class DockerBackend:
         except _DOCKER_ERRORS as e:
             self._remove_all(spec.job_id)
             raise BackendError(f"cannot create the sandbox: {e}") from e
-        return RunHandle(spec.job_id, job.id, self.runtime)
+        return RunHandle(spec.job_id, str(job.id), self.runtime)
 
     @staticmethod
     def _labels(spec: RunSpec, spec_hash: str) -> dict[str, str]:
@@ -330,8 +335,11 @@ class DockerBackend:
             **self._hardened(self._settings.job_uid, COLLECTOR_MEMORY, COLLECTOR_PIDS, 0.5),
             "name": collector_name(spec.job_id),
             "command": ["sleep", "infinity"],
-            "mounts": [Mount(target="/output", source=volume_name(spec.job_id), type="volume",
-                             read_only=True)],
+            "mounts": [
+                Mount(
+                    target="/output", source=volume_name(spec.job_id), type="volume", read_only=True
+                )
+            ],
             "labels": {**labels, LABEL_ROLE: "collector"},
         }
 
@@ -350,13 +358,19 @@ class DockerBackend:
             return self._record(handle, _backend_failure("the sandbox is gone or already ran"))
         limits = self._limits(job)
         api = self._client.api
-        stdout, stderr, usage = (_CappedBuffer(limits.log_bytes), _CappedBuffer(limits.log_bytes),
-                                 _Usage())
+        stdout, stderr, usage = (
+            _CappedBuffer(limits.log_bytes),
+            _CappedBuffer(limits.log_bytes),
+            _Usage(),
+        )
         try:
             if collector.status != "running":
                 collector.start()  # holds the /output tmpfs from now until cleanup
-            stream = _RawStream(api.attach_socket(
-                job.id, params={"stdout": 1, "stderr": 1, "stream": 1, "logs": 0}))
+            stream = _RawStream(
+                api.attach_socket(
+                    str(job.id), params={"stdout": 1, "stderr": 1, "stream": 1, "logs": 0}
+                )
+            )
         except _DOCKER_ERRORS as e:
             return self._record(handle, _backend_failure(f"cannot attach to the job: {e}"))
         pump = threading.Thread(target=_pump, args=(stream, stdout, stderr), daemon=True)
@@ -384,12 +398,21 @@ class DockerBackend:
         wall = time.monotonic() - started
         pump.join(timeout=KILL_GRACE_SECONDS)
         stream.close()
-        sampler.join(timeout=KILL_GRACE_SECONDS)
+        # The sampler stops on its own once told to (or once the container is
+        # gone); waiting for its last stats call would only add latency.
         execution = self._outcome(job, limits, timed_out, wall, stdout, stderr, usage)
         return self._record(handle, execution)
 
-    def _outcome(self, job: Container, limits: Limits, timed_out: bool, wall: float,
-                 stdout: _CappedBuffer, stderr: _CappedBuffer, usage: _Usage) -> Execution:
+    def _outcome(
+        self,
+        job: Container,
+        limits: Limits,
+        timed_out: bool,
+        wall: float,
+        stdout: _CappedBuffer,
+        stderr: _CappedBuffer,
+        usage: _Usage,
+    ) -> Execution:
         try:
             job.reload()
             state = job.attrs["State"]
@@ -449,16 +472,21 @@ class DockerBackend:
         collector = self._get(collector_name(handle.job_id))
         if collector is None or collector.status != "running":
             dest.mkdir(parents=True, exist_ok=False)
-            collection = Collection((), (), 0, complete=False,
-                                    detail="the sandbox is gone; no outputs to collect")
+            collection = Collection(
+                (), (), 0, complete=False, detail="the sandbox is gone; no outputs to collect"
+            )
             self._collections[handle.job_id] = collection
             return collection
         limits = self._limits(collector)
         api = self._client.api
         try:
             exec_id = api.exec_create(
-                collector.id, ["tar", "-C", "/output", "--numeric-owner", "-cf", "-", "."],
-                stdout=True, stderr=True, stdin=False, tty=False,
+                collector.id,
+                ["tar", "-C", "/output", "--numeric-owner", "-cf", "-", "."],
+                stdout=True,
+                stderr=True,
+                stdin=False,
+                tty=False,
             )["Id"]
             stream = _RawStream(api.exec_start(exec_id, socket=True))
         except _DOCKER_ERRORS as e:
@@ -470,8 +498,7 @@ class DockerBackend:
             collection = collect_archive(
                 stream.stdout(),
                 dest,
-                CollectLimits(limits.output_files, limits.output_file_bytes,
-                              limits.output_bytes),
+                CollectLimits(limits.output_files, limits.output_file_bytes, limits.output_bytes),
             )
         finally:
             watchdog.cancel()
@@ -482,8 +509,11 @@ class DockerBackend:
             tar_status = {}
         if collection.complete and tar_status.get("ExitCode") not in (0, None):
             collection = Collection(
-                collection.files, collection.refused, collection.refused_total,
-                complete=False, detail="some outputs could not be read",
+                collection.files,
+                collection.refused,
+                collection.refused_total,
+                complete=False,
+                detail="some outputs could not be read",
             )
         self._collections[handle.job_id] = collection
         return collection
@@ -540,6 +570,12 @@ def _pump(stream: _RawStream, stdout: _CappedBuffer, stderr: _CappedBuffer) -> N
 def _backend_failure(detail: str) -> Execution:
     empty = CapturedStream(b"", 0)
     return Execution(
-        exit_class=ExitClass.BACKEND_ERROR, exit_code=None, oom_killed=False, timed_out=False,
-        wall_seconds=0.0, stdout=empty, stderr=empty, detail=detail,
+        exit_class=ExitClass.BACKEND_ERROR,
+        exit_code=None,
+        oom_killed=False,
+        timed_out=False,
+        wall_seconds=0.0,
+        stdout=empty,
+        stderr=empty,
+        detail=detail,
     )

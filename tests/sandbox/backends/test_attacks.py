@@ -23,7 +23,7 @@ from tests.conftest import ROOT, make_job_dir, open_up, run_code, stdout_json
 
 pytestmark = [pytest.mark.docker]
 
-PROBE = '''
+PROBE = """
 import ctypes, errno, json, os, socket
 results = {}
 def attempt(name, fn):
@@ -42,7 +42,7 @@ def syscall(fn, *args):
             raise OSError(err, os.strerror(err))
         return 0
     return call
-'''
+"""
 
 
 def probe(body: str) -> str:
@@ -53,7 +53,10 @@ def probe(body: str) -> str:
 
 
 def test_no_network_of_any_kind(backend, tmp_path):
-    result = run_code(backend, tmp_path, probe('''
+    result = run_code(
+        backend,
+        tmp_path,
+        probe("""
         import urllib.request
         attempt("http", lambda: urllib.request.urlopen("http://192.0.2.10/", timeout=5).read())
         attempt("tcp_ip", lambda: socket.create_connection(("198.51.100.7", 443), timeout=5))
@@ -65,7 +68,8 @@ def test_no_network_of_any_kind(backend, tmp_path):
         attempt("interfaces", lambda: [l.split(":")[0].strip()
                 for l in open("/proc/net/dev").read().splitlines()[2:]])
         attempt("resolv", lambda: open("/etc/resolv.conf").read())
-    '''))
+    """),
+    )
     assert result.execution.exit_class == ExitClass.SUCCEEDED
     r = stdout_json(result)
     for name in ("http", "tcp_ip", "udp_ip", "dns", "raw", "packet"):
@@ -88,7 +92,10 @@ def test_read_only_everywhere_but_output_and_tmp(backend, tmp_path):
     data = tmp_path / "data"
     data.mkdir()
     (data / "view.parquet").write_bytes(b"PAR1")
-    result = run_code(backend, tmp_path, probe('''
+    result = run_code(
+        backend,
+        tmp_path,
+        probe("""
         attempt("root", lambda: open("/evil", "w").write("x"))
         attempt("etc", lambda: open("/etc/passwd", "a").write("x"))
         attempt("data_new", lambda: open("/data/evil", "w").write("x"))
@@ -96,7 +103,9 @@ def test_read_only_everywhere_but_output_and_tmp(backend, tmp_path):
         attempt("job", lambda: open("/job/main.py", "a").write("x"))
         attempt("output", lambda: open("/output/ok.txt", "w").write("fine"))
         attempt("tmp", lambda: open("/tmp/ok.txt", "w").write("fine"))
-    '''), data_dir=data)
+    """),
+        data_dir=data,
+    )
     r = stdout_json(result)
     for name in ("root", "etc", "data_new", "data_edit", "job"):
         assert not r[name]["ok"], f"write to {name} succeeded"
@@ -108,9 +117,13 @@ def test_read_only_everywhere_but_output_and_tmp(backend, tmp_path):
 
 @pytest.mark.parametrize("target", ["/output", "/tmp"])
 def test_writing_past_the_caps_fails(backend, tmp_path, target):
-    limits = Limits(output_bytes=8 * MiB, tmp_bytes=8 * MiB, wall_seconds=60,
-                    memory_bytes=512 * MiB)
-    result = run_code(backend, tmp_path, probe(f'''
+    limits = Limits(
+        output_bytes=8 * MiB, tmp_bytes=8 * MiB, wall_seconds=60, memory_bytes=512 * MiB
+    )
+    result = run_code(
+        backend,
+        tmp_path,
+        probe(f'''
         def fill():
             with open("{target}/big", "wb") as f:
                 for _ in range(32):
@@ -119,7 +132,9 @@ def test_writing_past_the_caps_fails(backend, tmp_path, target):
                     os.fsync(f.fileno())
         attempt("fill", fill)
         attempt("size", lambda: os.path.getsize("{target}/big"))
-    '''), limits=limits)
+    '''),
+        limits=limits,
+    )
     r = stdout_json(result)
     assert not r["fill"]["ok"]
     assert r["fill"]["errno"] in (errno.ENOSPC, errno.EFBIG)
@@ -134,14 +149,19 @@ def test_writing_past_the_caps_fails(backend, tmp_path, target):
 
 def test_fork_bomb_is_contained(backend, tmp_path):
     limits = Limits(pids=256, wall_seconds=10, memory_bytes=512 * MiB)
-    result = run_code(backend, tmp_path, '''
+    result = run_code(
+        backend,
+        tmp_path,
+        """
         import os
         while True:
             try:
                 os.fork()
             except OSError:
                 pass
-    ''', limits=limits)
+    """,
+        limits=limits,
+    )
     ex = result.execution
     assert ex.exit_class in (ExitClass.TIMED_OUT, ExitClass.RESOURCE_EXHAUSTED)
     assert ex.exit_class != ExitClass.SUCCEEDED
@@ -151,19 +171,28 @@ def test_fork_bomb_is_contained(backend, tmp_path):
 
 def test_memory_bomb_is_reported_as_oom(backend, tmp_path):
     limits = Limits(memory_bytes=256 * MiB, wall_seconds=60)
-    result = run_code(backend, tmp_path, '''
+    result = run_code(
+        backend,
+        tmp_path,
+        """
         hoard = []
         while True:
             hoard.append(bytearray(16 * 1024 * 1024))
-    ''', limits=limits)
+    """,
+        limits=limits,
+    )
     assert result.execution.exit_class == ExitClass.OOM_KILLED
     assert result.execution.oom_killed
 
 
-@pytest.mark.parametrize("code", [
-    "while True:\n    pass\n",
-    "import time\ntime.sleep(3600)\n",
-], ids=["busy-loop", "sleep"])
+@pytest.mark.parametrize(
+    "code",
+    [
+        "while True:\n    pass\n",
+        "import time\ntime.sleep(3600)\n",
+    ],
+    ids=["busy-loop", "sleep"],
+)
 def test_timeout_kills_and_removes(backend, tmp_path, code, sandbox_containers):
     limits = Limits(wall_seconds=3, memory_bytes=256 * MiB)
     started = time.monotonic()
@@ -180,13 +209,17 @@ def test_timeout_kills_and_removes(backend, tmp_path, code, sandbox_containers):
 def test_no_secrets_no_socket_no_root(backend, tmp_path, monkeypatch):
     secret = "dsr-test-secret-7f3a9c"
     monkeypatch.setenv("DSR_GATEWAY_SECRET", secret)
-    result = run_code(backend, tmp_path, probe('''
+    result = run_code(
+        backend,
+        tmp_path,
+        probe("""
         def every_environ():
             found = []
             for pid in os.listdir("/proc"):
                 if pid.isdigit():
                     try:
-                        found.append(open(f"/proc/{pid}/environ", "rb").read().decode(errors="replace"))
+                        raw = open(f"/proc/{pid}/environ", "rb").read()
+                        found.append(raw.decode(errors="replace"))
                     except OSError:
                         pass
             return found
@@ -202,7 +235,8 @@ def test_no_secrets_no_socket_no_root(backend, tmp_path, monkeypatch):
         attempt("unshare_mnt", syscall("unshare", 0x00020000))
         attempt("ptrace_init", syscall("ptrace", 16, 1, None, None))
         attempt("setuid0", lambda: os.setuid(0))
-    '''))
+    """),
+    )
     r = stdout_json(result)
     everything = result.execution.stdout.data.decode()
     assert secret not in everything
@@ -223,7 +257,10 @@ def test_output_tricks_are_refused(backend, tmp_path):
     data = tmp_path / "data"
     data.mkdir()
     (data / "secret.parquet").write_bytes(b"raw rows")
-    result = run_code(backend, tmp_path, '''
+    result = run_code(
+        backend,
+        tmp_path,
+        """
         import os
         os.symlink("/etc/passwd", "/output/passwd")
         os.symlink("/data/secret.parquet", "/output/rows")
@@ -234,17 +271,24 @@ def test_output_tricks_are_refused(backend, tmp_path):
         os.makedirs("/output/sub/deeper")
         open("/output/sub/deeper/ok.csv", "w").write("a,b\\n")
         open("/output/..evil", "w").write("x")
-    ''', data_dir=data)
+    """,
+        data_dir=data,
+    )
     col = result.collection
     names = sorted(f.name for f in col.files)
     # The first of the two hard-linked names is a regular file; the second is a link.
     assert names == ["..evil", "real.txt", "sub/deeper/ok.csv"] or names == [
-        "..evil", "hardlink.txt", "sub/deeper/ok.csv"]
+        "..evil",
+        "hardlink.txt",
+        "sub/deeper/ok.csv",
+    ]
     kinds = sorted(r.kind for r in col.refused)
     # Under gVisor a FIFO lives inside the sandbox and never reaches the
     # volume; on runc it reaches it and is refused. Either way it is not taken.
-    assert kinds in (["fifo", "hardlink", "symlink", "symlink", "symlink"],
-                     ["hardlink", "symlink", "symlink", "symlink"])
+    assert kinds in (
+        ["fifo", "hardlink", "symlink", "symlink", "symlink"],
+        ["hardlink", "symlink", "symlink", "symlink"],
+    )
     out = tmp_path / "out"
     for p in out.rglob("*"):
         assert not p.is_symlink()
@@ -257,11 +301,16 @@ def test_output_tricks_are_refused(backend, tmp_path):
 
 def test_ten_thousand_tiny_files_are_capped(backend, tmp_path):
     limits = Limits(output_files=100, wall_seconds=120, memory_bytes=512 * MiB)
-    result = run_code(backend, tmp_path, '''
+    result = run_code(
+        backend,
+        tmp_path,
+        """
         for i in range(10_000):
             with open(f"/output/f{i:05d}.txt", "w") as f:
                 f.write("x")
-    ''', limits=limits)
+    """,
+        limits=limits,
+    )
     assert result.execution.exit_class == ExitClass.SUCCEEDED
     col = result.collection
     assert len(col.files) == 100
@@ -270,13 +319,19 @@ def test_ten_thousand_tiny_files_are_capped(backend, tmp_path):
 
 
 def test_one_huge_file_is_refused(backend, tmp_path):
-    limits = Limits(output_bytes=48 * MiB, output_file_bytes=8 * MiB, wall_seconds=60,
-                    memory_bytes=512 * MiB)
-    result = run_code(backend, tmp_path, '''
+    limits = Limits(
+        output_bytes=48 * MiB, output_file_bytes=8 * MiB, wall_seconds=60, memory_bytes=512 * MiB
+    )
+    result = run_code(
+        backend,
+        tmp_path,
+        """
         with open("/output/huge.bin", "wb") as f:
             f.write(b"\\1" * (40 * 1024 * 1024))
         open("/output/small.txt", "w").write("ok")
-    ''', limits=limits)
+    """,
+        limits=limits,
+    )
     col = result.collection
     assert [f.name for f in col.files] == ["small.txt"]
     assert [r.reason for r in col.refused] == ["file larger than the per-file cap"]
@@ -286,9 +341,13 @@ def test_one_huge_file_is_refused(backend, tmp_path):
 def test_sparse_file_cannot_flood_collection(backend, tmp_path):
     # A sparse file takes no tmpfs space but reads as a stream 25 times the cap
     # (the fsize ulimit stops anything larger at the source).
-    limits = Limits(output_bytes=8 * MiB, output_file_bytes=4 * MiB, wall_seconds=60,
-                    memory_bytes=512 * MiB)
-    result = run_code(backend, tmp_path, '''
+    limits = Limits(
+        output_bytes=8 * MiB, output_file_bytes=4 * MiB, wall_seconds=60, memory_bytes=512 * MiB
+    )
+    result = run_code(
+        backend,
+        tmp_path,
+        """
         with open("/output/sparse.bin", "wb") as f:
             f.truncate(200 * 1024 * 1024)
         try:
@@ -296,7 +355,9 @@ def test_sparse_file_cannot_flood_collection(backend, tmp_path):
                 f.truncate(50 * 1024 ** 3)
         except OSError:
             pass
-    ''', limits=limits)
+    """,
+        limits=limits,
+    )
     col = result.collection
     assert [f.size for f in col.files] in ([], [0])  # sparse2 stays empty at most
     assert col.refused_total >= 1
@@ -306,13 +367,18 @@ def test_sparse_file_cannot_flood_collection(backend, tmp_path):
 
 def test_ten_megabytes_of_stdout_are_capped(backend, tmp_path):
     limits = Limits(log_bytes=64 * 1024, wall_seconds=60, memory_bytes=512 * MiB)
-    result = run_code(backend, tmp_path, '''
+    result = run_code(
+        backend,
+        tmp_path,
+        """
         import sys
         chunk = "y" * 1023 + "\\n"
         for _ in range(10 * 1024):
             sys.stdout.write(chunk)
         sys.stderr.write("e" * 200_000)
-    ''', limits=limits)
+    """,
+        limits=limits,
+    )
     ex = result.execution
     assert ex.exit_class == ExitClass.SUCCEEDED
     assert len(ex.stdout.data) == 64 * 1024 and ex.stdout.truncated
@@ -331,7 +397,7 @@ def test_every_sandbox_is_gone_after_its_run(backend, tmp_path, sandbox_containe
     assert not [n for n in sandbox_containers() if result.job_id in n]
 
 
-CRASHER = '''
+CRASHER = """
 import sys
 from pathlib import Path
 from sandbox.backends.base import Limits, RunSpec
@@ -342,16 +408,19 @@ spec = RunSpec(job_id=sys.argv[2], job_dir=Path(sys.argv[3]), limits=Limits(wall
 handle = backend.prepare(spec)
 print("started", flush=True)
 backend.run(handle)
-'''
+"""
 
 
-def test_crash_of_the_caller_mid_run_is_cleaned_by_label(backend, runtime, tmp_path,
-                                                         docker_client, sandbox_containers):
+def test_crash_of_the_caller_mid_run_is_cleaned_by_label(
+    backend, runtime, tmp_path, docker_client, sandbox_containers
+):
     job_id = f"crash-{runtime}-{os.getpid()}"
     job_dir = make_job_dir(tmp_path, "import time\ntime.sleep(600)\n")
     caller = subprocess.Popen(
         [sys.executable, "-c", CRASHER, runtime, job_id, str(job_dir)],
-        stdout=subprocess.PIPE, cwd=ROOT, start_new_session=True,
+        stdout=subprocess.PIPE,
+        cwd=ROOT,
+        start_new_session=True,
     )
     try:
         assert caller.stdout is not None
@@ -359,7 +428,8 @@ def test_crash_of_the_caller_mid_run_is_cleaned_by_label(backend, runtime, tmp_p
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             running = docker_client.containers.list(
-                filters={"label": f"dsr.job={job_id}", "status": "running"})
+                filters={"label": f"dsr.job={job_id}", "status": "running"}
+            )
             if any(c.labels.get("dsr.role") == "job" for c in running):
                 break
             time.sleep(0.2)
@@ -407,9 +477,13 @@ def test_data_views_are_readable(backend, tmp_path):
     data = tmp_path / "data"
     data.mkdir()
     duckdb.sql("SELECT i AS id, i % 7 AS g FROM range(10000) t(i)").write_parquet(
-        str(data / "people.parquet"))
+        str(data / "people.parquet")
+    )
     open_up(data)
-    result = run_code(backend, tmp_path, '''
+    result = run_code(
+        backend,
+        tmp_path,
+        """
         import json
         from sandbox.sdk import connect
         con = connect()
@@ -420,7 +494,9 @@ def test_data_views_are_readable(backend, tmp_path):
         except Exception:
             escaped = False
         print(json.dumps({"n": n, "escaped": escaped}))
-    ''', data_dir=data)
+    """,
+        data_dir=data,
+    )
     assert stdout_json(result) == {"n": 10000, "escaped": False}
 
 
