@@ -18,6 +18,7 @@ network, packages come from a wheelhouse made on the host with `pip download`.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import os
 import platform
@@ -139,7 +140,12 @@ def _ensure_debootstrap() -> None:
         )
     log("installing debootstrap")
     env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-    subprocess.run(["apt-get", "install", "-y", "-qq", "debootstrap"], check=True, env=env)
+    subprocess.run(
+        ["apt-get", "install", "-y", "-qq", "debootstrap"],
+        check=True,
+        env=env,
+        stdout=subprocess.DEVNULL,
+    )
 
 
 def build_base(tag: str) -> None:
@@ -264,6 +270,8 @@ def build_deps(client: docker.DockerClient, tag: str) -> None:
         shutil.copy2(RUNNER_DIR / "Dockerfile.deps", ctx / "Dockerfile")
         log(f"building {tag} (offline pip install)")
         _build(client, ctx, "Dockerfile", tag, {"BASE": base_tag()})
+    # The build stage's image (wheels and all) is left untagged: remove it.
+    client.images.prune(filters={"dangling": True, "label": "dsr.stage=build"})
     log(f"deps image built in {time.monotonic() - started:.0f}s")
 
 
@@ -291,7 +299,19 @@ def ensure(force: bool = False) -> str:
     else:
         log(f"{runner} is up to date")
     client.images.get(runner).tag(RUNNER_REPO, "latest")
+    _untag_superseded(client, runner)
     return runner
+
+
+def _untag_superseded(client: docker.DockerClient, current: str) -> None:
+    """Drop runner tags of earlier sources (an image still in use stays)."""
+    for image in client.images.list(name=RUNNER_REPO):
+        for tag in image.tags:
+            if tag in (current, f"{RUNNER_REPO}:latest"):
+                continue
+            # An image used by a container, or already gone, stays as it is.
+            with contextlib.suppress(docker.errors.APIError):
+                client.images.remove(tag)
 
 
 def main(argv: list[str] | None = None) -> int:
