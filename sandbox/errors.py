@@ -34,3 +34,20 @@ class SpecError(SandboxError):
 
 class BackendError(SandboxError):
     """The backend failed to create, run or remove a container."""
+
+
+class RegistryError(SandboxError):
+    """A dataset cannot be registered or found (bad file, bad encoding, unknown name)."""
+
+
+class PolicyError(SandboxError):
+    """An exposure policy is invalid. ``problems`` lists each one, naming field and line."""
+
+    def __init__(self, message: str, problems: list[str] | None = None) -> None:
+        self.problems = problems or []
+        detail = "".join(f"\n  - {p}" for p in self.problems)
+        super().__init__(message + detail)
+
+
+class ViewError(SandboxError):
+    """An authorized view cannot be built (grant outside the policy, missing dataset)."""
