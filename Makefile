@@ -28,7 +28,8 @@ image: setup engine
 run: image
 	$(BIN)/dsr engine status
 	$(BIN)/dsr smoke
-	@echo "run: engine up, runner image $$($(BIN)/python images/build.py tag) built, smoke job passed."
+	$(BIN)/dsr demo
+	@echo "run: engine up, runner image $$($(BIN)/python images/build.py tag) built, smoke and demo jobs passed."
 	@echo "run: the gateway service is not part of this build yet; the sandbox runtime is ready."
 
 # The engine and image are set up when this machine can; where it cannot, the
@@ -44,6 +45,7 @@ check: setup
 
 bench: image
 	$(BIN)/python benchmarks/backend_latency.py
+	$(BIN)/python benchmarks/views_throughput.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache

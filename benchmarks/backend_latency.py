@@ -73,14 +73,20 @@ def measure(runtime: str, runs: int, jobs: dict[str, Path], data: Path, work: Pa
         # One warm-up run (page cache, image layers), not counted.
         times: list[float] = []
         for i in range(runs + 1):
-            spec = RunSpec(job_id=f"bench-{runtime}-{name}-{i}".replace("_", "-"),
-                           job_dir=job_dir, data_dir=data, limits=limits)
+            spec = RunSpec(
+                job_id=f"bench-{runtime}-{name}-{i}".replace("_", "-"),
+                job_dir=job_dir,
+                data_dir=data,
+                limits=limits,
+            )
             started = time.monotonic()
             result = execute(backend, spec, work / f"out-{runtime}-{name}-{i}")
             elapsed = time.monotonic() - started
             if result.execution.exit_class != ExitClass.SUCCEEDED:
-                raise SystemExit(f"{runtime} {name}: {result.execution.detail} "
-                                 f"{result.execution.stderr.data[-500:]!r}")
+                raise SystemExit(
+                    f"{runtime} {name}: {result.execution.detail} "
+                    f"{result.execution.stderr.data[-500:]!r}"
+                )
             if i:
                 times.append(elapsed)
         out[name] = {
@@ -90,8 +96,11 @@ def measure(runtime: str, runs: int, jobs: dict[str, Path], data: Path, work: Pa
             "min_s": round(min(times), 3),
             "max_s": round(max(times), 3),
         }
-        print(f"{runtime:6} {name:16} median {out[name]['median_s']:.3f}s "
-              f"p95 {out[name]['p95_s']:.3f}s over {len(times)} runs", file=sys.stderr)
+        print(
+            f"{runtime:6} {name:16} median {out[name]['median_s']:.3f}s "
+            f"p95 {out[name]['p95_s']:.3f}s over {len(times)} runs",
+            file=sys.stderr,
+        )
     return out
 
 
@@ -103,24 +112,31 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="dsr-bench-"))
     try:
         jobs, data = make_dirs(work)
-        results = {rt: measure(rt, args.runs, jobs, data, work)
-                   for rt in args.runtimes.split(",")}
+        results = {rt: measure(rt, args.runs, jobs, data, work) for rt in args.runtimes.split(",")}
     finally:
         shutil.rmtree(work, ignore_errors=True)
     report = {
         "benchmark": "backend_latency",
         "what": "wall time per job through DockerBackend: create, start, run, collect, remove",
         "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": {"cpus": __import__("os").cpu_count(), "python": platform.python_version(),
-                    "kernel": platform.release()},
+        "machine": {
+            "cpus": __import__("os").cpu_count(),
+            "python": platform.python_version(),
+            "kernel": platform.release(),
+        },
         "results": results,
     }
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "backend_latency.json").write_text(json.dumps(report, indent=2) + "\n")
-    lines = ["# Backend latency (create to removed)", "",
-             f"Measured {report['measured_at']} on {report['machine']['cpus']} cores; "
-             f"{args.runs} runs each after one warm-up.", "",
-             "| runtime | job | median (s) | p95 (s) |", "|---|---|---|---|"]
+    lines = [
+        "# Backend latency (create to removed)",
+        "",
+        f"Measured {report['measured_at']} on {report['machine']['cpus']} cores; "
+        f"{args.runs} runs each after one warm-up.",
+        "",
+        "| runtime | job | median (s) | p95 (s) |",
+        "|---|---|---|---|",
+    ]
     for rt, per_job in results.items():
         for name, r in per_job.items():
             lines.append(f"| {rt} | {name} | {r['median_s']:.3f} | {r['p95_s']:.3f} |")

@@ -124,6 +124,123 @@ def smoke(
         _fail("the smoke job did not succeed: " + (ex.detail or ex.stderr.data.decode()[-500:]))
 
 
+DEMO_JOB = textwrap.dedent(
+    """\
+    from sandbox.sdk import catalog, connect
+
+    con = connect()
+    print("views:", [v["name"] for v in catalog()["views"]])
+    rows = con.sql(
+        "SELECT r.district_code, count(DISTINCT r.person_id) AS people, sum(s.amount) AS paid "
+        "FROM residents r JOIN social_insurance s USING (person_id) "
+        "GROUP BY 1 HAVING count(DISTINCT r.person_id) >= 10 ORDER BY 1"
+    ).fetchall()
+    with open("/output/contributions_by_district.csv", "w") as f:
+        f.write("district_code,people,paid\\n")
+        for district, people, paid in rows:
+            f.write(f"{district},{people},{paid:.2f}\\n")
+    print(f"{len(rows)} districts written")
+    """
+)
+ENTITY_COLUMNS = {
+    "residents": "person_id",
+    "enterprises": "credit_code",
+    "social_insurance": "person_id",
+    "tax_payments": "credit_code",
+}
+
+
+@app.command()
+def demo(
+    residents: int = typer.Option(20_000, min=100, help="residents in the synthetic city"),
+    runtime: str = typer.Option(None, help="runsc, runc or auto (default: the setting)"),
+) -> None:
+    """A provider's side end to end: synthetic city, policies, views, dummy views, a job."""
+    import os
+    import secrets
+
+    from sandbox.demo import generate_city
+    from sandbox.dummy import DummyBuilder
+    from sandbox.policy import PolicyStore
+    from sandbox.registry import Registry
+    from sandbox.views import DatasetScope, Grant, ViewBuilder
+
+    settings, backend = _backend(runtime)
+    root = settings.data_dir.resolve() / "demo"
+    city = root / "city"
+    try:
+        if not (city / "residents.parquet").exists():
+            typer.echo(f"generating a synthetic city of {residents:,} residents in {city}")
+            generate_city(city, residents=residents, enterprises=max(residents // 10, 100))
+        registry, policies = Registry(root / "store"), PolicyStore(root / "store")
+        exposure = Path(__file__).resolve().parent.parent / "policies" / "exposure"
+        for name, entity in ENTITY_COLUMNS.items():
+            dv = registry.register(
+                city / f"{name}.parquet", name=name, entity_column=entity, provider="demo-bureau"
+            )
+            pv = policies.apply(
+                (exposure / f"{name}.yaml").read_text(encoding="utf-8"),
+                {c.name: c.type for c in dv.columns},
+                dataset=name,
+                author="demo-provider",
+            )
+            typer.echo(
+                f"dataset {name}: {dv.row_count:,} rows, version {dv.version}, policy {pv.version}"
+            )
+        grant = Grant(
+            grant_id=f"demo-{os.getpid()}",
+            operator="demo-operator",
+            scenario="employment",
+            scopes=(
+                DatasetScope("residents", ("gender", "birth_date", "district_code")),
+                DatasetScope("social_insurance", ("month", "amount")),
+            ),
+            key=secrets.token_bytes(32),
+            key_id="demo-key",
+        )
+        views = ViewBuilder(registry, policies, root / "cache")
+        real = views.build(grant)
+        dummy = DummyBuilder(views, root / "cache").build(grant, rows=2000)
+        for v in real.views:
+            typer.echo(
+                f"view {v.name}: {v.rows:,} rows, columns {', '.join(c.name for c in v.columns)}"
+            )
+        work = Path(tempfile.mkdtemp(prefix="dsr-demo-"))
+        (work / "job").mkdir()
+        (work / "job" / "main.py").write_text(DEMO_JOB)
+        for p in (work, work / "job", work / "job" / "main.py"):
+            p.chmod(0o755 if p.is_dir() else 0o644)
+        for label, vs in (("dummy", dummy), ("real", real)):
+            spec = RunSpec(
+                job_id=f"demo-{label}-{os.getpid()}",
+                job_dir=work / "job",
+                data_dir=vs.directory,
+                limits=settings.limits(),
+            )
+            result = execute(backend, spec, work / f"out-{label}")
+            ex = result.execution
+            typer.echo(
+                f"job on {label} views ({result.runtime}): {ex.exit_class} "
+                f"in {result.wall_seconds:.2f}s; outputs "
+                f"{[f.name for f in result.collection.files]}"
+            )
+            if label == "dummy":  # dummy runs return their full logs
+                for stream in (ex.stdout, ex.stderr):
+                    typer.echo(textwrap.indent(stream.data.decode(errors="replace"), "  | "))
+            else:
+                typer.echo("  (logs of a real-data run are withheld)")
+            if ex.exit_class != ExitClass.SUCCEEDED:
+                _fail(f"the demo job failed on {label} views: {ex.detail}")
+        destroyed = views.destroy_grant(grant.grant_id)
+        typer.echo(
+            f"grant revoked: {len(destroyed)} view set(s) destroyed, record "
+            f"sha256 {destroyed[0].sha256[:16]}..."
+        )
+        shutil.rmtree(work, ignore_errors=True)
+    except SandboxError as e:
+        _fail(str(e))
+
+
 @app.command()
 def reconcile(
     json_output: bool = typer.Option(False, "--json", help="print JSON"),

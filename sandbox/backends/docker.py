@@ -420,9 +420,21 @@ class DockerBackend:
             return _backend_failure(f"cannot inspect the finished job: {e}")
         exit_code = state.get("ExitCode")
         oom = bool(state.get("OOMKilled"))
+        oom_detail = "killed by the memory limit"
         if not oom and exit_code == 137 and not timed_out:
-            # A SIGKILL we did not send, with the memory limit hit: the OOM killer.
-            oom = usage.memory_failcnt > 0 or usage.memory_peak >= limits.memory_bytes * 0.95
+            # A SIGKILL the backend did not send. The engine's OOM event can
+            # arrive after the exit (seen under gVisor on a loaded host): look
+            # again, and otherwise still report the memory limit, the only
+            # other sender of SIGKILL here.
+            time.sleep(0.3)
+            try:
+                job.reload()
+                oom = bool(job.attrs["State"].get("OOMKilled"))
+            except _DOCKER_ERRORS:
+                pass
+            if not oom:
+                oom = True
+                oom_detail = "killed by SIGKILL, not by the backend: the memory limit"
         pids_exhausted = usage.pids_peak >= limits.pids - 2
         # Under gVisor a process storm can end the whole sandbox: exit status 2
         # and not a byte on stderr. (A job that exits 2 silently on purpose is
@@ -431,7 +443,7 @@ class DockerBackend:
         if timed_out:
             exit_class, detail = ExitClass.TIMED_OUT, "killed at the wall-clock limit"
         elif oom:
-            exit_class, detail = ExitClass.OOM_KILLED, "killed by the memory limit"
+            exit_class, detail = ExitClass.OOM_KILLED, oom_detail
         elif exit_code == 0:
             exit_class, detail = ExitClass.SUCCEEDED, ""
         elif pids_exhausted or sandbox_died:
