@@ -14,8 +14,14 @@ DSR = [sys.executable, "-m", "sandbox.cli"]
 
 
 def dsr(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*DSR, *args], capture_output=True, text=True, cwd=ROOT,
-                          env={**os.environ, **(env or {})}, timeout=600)
+    return subprocess.run(
+        [*DSR, *args],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env={**os.environ, **(env or {})},
+        timeout=600,
+    )
 
 
 def test_bad_runtime_is_a_message_not_a_traceback():
