@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from sandbox.fsutil import sha256_file
+
 HOW = "overwritten with zeros, flushed to disk, then unlinked"
 
 
@@ -28,14 +30,6 @@ class DestructionRecord:
     how: str
     sha256: str  # over the destroyed files' hashes, in path order
     files: tuple[tuple[str, str], ...]  # (path, sha256) of each destroyed file
-
-
-def _hash(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        while block := f.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _overwrite(path: Path) -> None:
@@ -72,7 +66,7 @@ def destroy_files(
     """Destroy ``paths`` (hashing each first) and optionally the directory holding them."""
     done: list[tuple[str, str]] = []
     for path in sorted(paths):
-        digest = _hash(path)
+        digest = sha256_file(path)
         _overwrite(path)
         shown = path
         if shown_from is not None and shown_as is not None:

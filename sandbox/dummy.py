@@ -35,6 +35,7 @@ import pyarrow as pa
 
 from sandbox import identifiers
 from sandbox.errors import ViewError
+from sandbox.fsutil import sha256_file
 from sandbox.policy import (
     Categories,
     ColumnClass,
@@ -44,7 +45,7 @@ from sandbox.policy import (
     NumberRange,
     Visibility,
 )
-from sandbox.views import Grant, View, ViewBuilder, ViewSet, _catalog, _sha256
+from sandbox.views import Grant, View, ViewBuilder, ViewSet, _catalog
 
 _SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何林罗高郑梁谢宋唐许韩冯邓曹彭曾肖田董袁潘"
 _GIVEN = "伟芳娜敏静丽强磊军洋勇艳杰娟涛明超秀霞平刚桂英华玉兰萍红建文辉力斌宇浩凯"
@@ -218,7 +219,7 @@ class DummyBuilder:
             view.rows,
             view.columns,
             view.path,
-            _sha256(view.path),
+            sha256_file(view.path),
         )
 
     @staticmethod

@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from enum import StrEnum
@@ -30,6 +28,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from sandbox.errors import PolicyError
+from sandbox.fsutil import write_atomic
 
 DOMINANCE_DEFAULTS = {"p": 0.10, "n": 2, "k": 0.90}
 
@@ -386,7 +385,7 @@ class PolicyStore:
             "applied_at": applied.isoformat(),
             "text": text,
         }
-        _atomic_write(meta_path, json.dumps(meta, ensure_ascii=False, indent=2))
+        write_atomic(meta_path, json.dumps(meta, ensure_ascii=False, indent=2).encode())
         return PolicyVersion(dataset, version, policy, text, author, applied, meta_path)
 
     def _load(self, meta_path: Path) -> PolicyVersion:
@@ -419,14 +418,3 @@ class PolicyStore:
         if not versions:
             raise PolicyError(f"dataset {dataset!r} has no exposure policy")
         return versions[-1]
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

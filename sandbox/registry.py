@@ -39,6 +39,7 @@ from typing import Any
 from sandbox import ingest
 from sandbox.destruction import DestructionRecord, destroy_tree
 from sandbox.errors import RegistryError
+from sandbox.fsutil import write_atomic
 from sandbox.ingest import ColumnInfo as ColumnInfo  # re-exported: part of DatasetVersion
 
 NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
@@ -124,7 +125,7 @@ class Registry:
             )
             with (built / DATA_FILE).open("rb") as f:
                 os.fsync(f.fileno())
-            _write_atomic(built / META_FILE, json.dumps(_to_json(meta), indent=2).encode())
+            write_atomic(built / META_FILE, json.dumps(_to_json(meta), indent=2).encode())
             final.parent.mkdir(exist_ok=True)
             try:
                 os.rename(built, final)
@@ -218,12 +219,3 @@ def _from_json(d: dict[str, Any], path: Path) -> DatasetVersion:
     fields["columns"] = tuple(ColumnInfo(**c) for c in d["columns"])
     fields["registered_at"] = registered_at.astimezone(UTC)
     return DatasetVersion(**fields, path=path)
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with tmp.open("wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)

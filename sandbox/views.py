@@ -37,6 +37,7 @@ import duckdb
 
 from sandbox.destruction import DestructionRecord, destroy_tree
 from sandbox.errors import PolicyError, RegistryError, ViewError
+from sandbox.fsutil import sha256_file
 from sandbox.policy import (
     Bands,
     ExposurePolicy,
@@ -348,7 +349,7 @@ class ViewBuilder:
             int(rows),
             tuple(columns),
             target,
-            _sha256(target),
+            sha256_file(target),
         )
 
     def load(self, directory: Path, grant_id: str, key: str, cache_hit: bool) -> ViewSet:
@@ -425,11 +426,3 @@ def _catalog(views: list[View]) -> dict[str, Any]:
             for v in views
         ]
     }
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        while block := f.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()

@@ -234,6 +234,10 @@ class Backend(Protocol):
         """Remove the sandbox and everything of it. Removing a missing sandbox is fine."""
         ...
 
+    def sandboxes(self) -> list[str]:
+        """The job ids that have anything left on this backend, sorted. Changes nothing."""
+        ...
+
     def reconcile(self, keep: CollectionOf[str] = ()) -> list[str]:
         """Remove every sandbox of this backend whose job id is not in ``keep``.
 

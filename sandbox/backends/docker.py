@@ -559,7 +559,7 @@ class DockerBackend:
     def cleanup(self, handle: RunHandle) -> None:
         self._remove_all(handle.job_id)
 
-    def reconcile(self, keep: CollectionOf[str] = ()) -> list[str]:
+    def sandboxes(self) -> list[str]:
         label = f"{LABEL_MANAGED}=true"
         try:
             containers = self._client.containers.list(all=True, filters={"label": label})
@@ -568,7 +568,10 @@ class DockerBackend:
             raise BackendError("cannot list sandbox containers") from e
         job_ids = {c.labels.get(LABEL_JOB, "") for c in containers}
         job_ids |= {(v.attrs.get("Labels") or {}).get(LABEL_JOB, "") for v in volumes}
-        removed = sorted(j for j in job_ids if j and j not in keep)
+        return sorted(j for j in job_ids if j)
+
+    def reconcile(self, keep: CollectionOf[str] = ()) -> list[str]:
+        removed = [j for j in self.sandboxes() if j not in keep]
         for job_id in removed:
             self._remove_all(job_id)
         return removed

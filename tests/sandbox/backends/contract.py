@@ -76,7 +76,15 @@ class BackendContract:
         assert backend.run(handle).exit_class == ExitClass.BACKEND_ERROR
         col = backend.collect(handle, tmp_path / "out")
         assert col.files == () and not col.complete
-        assert "contract-clean" not in backend.reconcile(keep=())
+        assert "contract-clean" not in backend.sandboxes()
+
+    def test_sandboxes_lists_prepared_runs_and_reconcile_removes_them(self, backend, tmp_path):
+        handle = backend.prepare(spec(tmp_path, "print(1)\n", "contract-list"))
+        assert "contract-list" in backend.sandboxes()
+        others = set(backend.sandboxes()) - {"contract-list"}
+        assert backend.reconcile(keep=others) == ["contract-list"]
+        assert "contract-list" not in backend.sandboxes()
+        backend.cleanup(handle)  # still fine
 
     def test_outputs_of_one_run_never_reach_another(self, backend, tmp_path):
         writer = spec(tmp_path / "w", "open('/output/leak', 'w').write('a')\n", "contract-w")
