@@ -56,7 +56,51 @@ if runtimes.get("runsc") != want:
 PY
 }
 
+# The sandbox's seccomp profile: the engine's own default profile (taken from
+# Debian's source package of this engine, never kept in this repository) with
+# ptrace, process_vm_readv/writev and io_uring removed. Containers get it
+# through the backend; under gVisor --oci-seccomp applies it inside the sandbox.
+SECCOMP_PROFILE=${DSR_SECCOMP_PROFILE:-/etc/dsr/seccomp.json}
+ensure_seccomp_profile() {
+  [ -s "$SECCOMP_PROFILE" ] && return 0
+  if [ "$(id -u)" != 0 ]; then
+    say "warning: ${SECCOMP_PROFILE} is missing; run this script as root to make it"
+    return 0
+  fi
+  local tmp deb
+  tmp=$(mktemp -d)
+  (cd "$tmp" && apt-get download -qq golang-github-docker-docker-dev >/dev/null 2>&1) || {
+    apt-get update -qq && (cd "$tmp" && apt-get download -qq golang-github-docker-docker-dev)
+  }
+  deb=$(ls "$tmp"/golang-github-docker-docker-dev_*.deb)
+  dpkg-deb --fsys-tarfile "$deb" \
+    | tar -xO ./usr/share/gocode/src/github.com/docker/docker/profiles/seccomp/default.json \
+    > "$tmp/default.json"
+  mkdir -p "$(dirname "$SECCOMP_PROFILE")"
+  python3 - "$tmp/default.json" "$SECCOMP_PROFILE" <<'PY'
+import json, os, sys
+source, target = sys.argv[1], sys.argv[2]
+DENY = {"ptrace", "process_vm_readv", "process_vm_writev",
+        "io_uring_setup", "io_uring_enter", "io_uring_register"}
+profile = json.load(open(source))
+for rule in profile["syscalls"]:
+    if rule.get("action") == "SCMP_ACT_ALLOW":
+        rule["names"] = [n for n in rule["names"] if n not in DENY]
+profile["syscalls"] = [r for r in profile["syscalls"] if r["names"]]
+allowed = {n for r in profile["syscalls"] if r.get("action") == "SCMP_ACT_ALLOW"
+           for n in r["names"]}
+assert not allowed & DENY and len(allowed) > 250, "unexpected engine profile"
+tmp = target + ".tmp"
+with open(tmp, "w") as f:
+    json.dump(profile, f, indent=1)
+os.replace(tmp, target)
+PY
+  rm -rf "$tmp"
+  say "wrote the sandbox seccomp profile ${SECCOMP_PROFILE}"
+}
+
 if engine_answers; then
+  ensure_seccomp_profile
   if [ "$(id -u)" = 0 ] && [ -x /usr/bin/runsc ] && [ "$(register_runsc)" = changed ]; then
     say "registered runsc in ${DAEMON_JSON}; reloading dockerd"
     pkill -HUP -x dockerd
@@ -97,6 +141,7 @@ fi
 
 for _ in $(seq "$WAIT_SECONDS"); do
   if engine_answers; then
+    ensure_seccomp_profile
     report
     exit 0
   fi

@@ -1,9 +1,9 @@
 """Container entrypoint: run one job inside the sandbox.
 
-Stage 4 of the data flow, the in-container side. The backend starts the
-container with an idle init and then executes ``python3 -m sandbox.runner``
-as the analyst's uid. This module reads ``/job/job.json`` (optional; kind and
-entry file), runs the submitted code and exits with its status.
+Stage 4 of the data flow, the in-container side. ``python3 -m sandbox.runner``
+is the job container's main process, running as the analyst's uid. It reads
+``/job/job.json`` (optional; kind and entry file), runs the submitted code and
+exits with its status.
 
 Invariants:
 - Everything here runs with the analyst's privileges and is therefore *not*

@@ -22,11 +22,13 @@ class SandboxSettings(BaseSettings):
     # falls back to runc with a logged warning; "runsc" or "runc" insist.
     runtime: Literal["auto", "runsc", "runc"] = "auto"
     image: str = "dsr-runner:latest"
-    # The analyst's uid inside the container, and the idle init's (different,
-    # so the job cannot signal or trace it).
+    # The analyst's uid inside the container (never 0).
     job_uid: int = Field(default=1000, gt=0)
-    init_uid: int = Field(default=65534, gt=0)
     data_dir: Path = Path("var")
+    # The engine's default seccomp profile less ptrace, process_vm_* and
+    # io_uring, made by images/engine-setup.sh. Without it the engine's own
+    # default applies (with a logged warning).
+    seccomp_profile: Path | None = Path("/etc/dsr/seccomp.json")
     docker_timeout_seconds: float = 120.0
 
     memory_bytes: int = 1 * GiB

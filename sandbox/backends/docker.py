@@ -13,7 +13,8 @@ Each run has three engine objects, named after the job id and labelled so
   and parses the stream as hostile input. Job code never runs there.
 
 Hardening of the job container: no network (``network_mode=none``),
-read-only root, ``cap_drop=ALL``, ``no-new-privileges``, a non-root uid,
+read-only root, ``cap_drop=ALL``, ``no-new-privileges``, the engine's seccomp
+profile less ptrace, process_vm_* and io_uring, a non-root uid,
 memory with swap equal to memory, pids, CPU quota, nofile/fsize/core
 ulimits, a loopback-only resolver, tmpfs ``/tmp`` and tmpfs-volume
 ``/output`` with size caps (nosuid, nodev, noexec), ``/data`` and ``/job``
@@ -57,6 +58,7 @@ from sandbox.backends.base import (
 from sandbox.collect import CollectLimits, collect_archive
 from sandbox.errors import (
     BackendError,
+    ConfigurationError,
     EngineUnavailable,
     ImageMissing,
     RuntimeUnavailable,
@@ -205,8 +207,27 @@ class DockerBackend:
                     "runsc runs without --oci-seccomp: the engine's seccomp profile is "
                     "not applied inside gVisor; rerun images/engine-setup.sh"
                 )
+        self._seccomp = self._load_seccomp(settings.seccomp_profile)
         self._executions: dict[str, Execution] = {}
         self._collections: dict[str, Collection] = {}
+
+    @staticmethod
+    def _load_seccomp(path: Path | None) -> str | None:
+        """The sandbox's seccomp profile as the engine wants it (inline JSON)."""
+        if path is None:
+            return None
+        try:
+            profile = json.loads(path.read_text())
+        except FileNotFoundError:
+            log.warning(
+                "seccomp profile %s is missing (run images/engine-setup.sh); "
+                "containers get the engine's default profile, which allows ptrace",
+                path,
+            )
+            return None
+        except (OSError, ValueError) as e:
+            raise ConfigurationError(f"seccomp profile {path} is unreadable: {e}") from e
+        return json.dumps(profile, separators=(",", ":"))
 
     @staticmethod
     def _choose_runtime(wanted: str, available: set[str]) -> str:
@@ -292,7 +313,8 @@ class DockerBackend:
             "dns": ["127.0.0.1"],
             "read_only": True,
             "cap_drop": ["ALL"],
-            "security_opt": ["no-new-privileges:true"],
+            "security_opt": ["no-new-privileges:true"]
+            + ([f"seccomp={self._seccomp}"] if self._seccomp else []),
             "privileged": False,
             "mem_limit": memory,
             "memswap_limit": memory,

@@ -31,6 +31,23 @@ def test_running_twice_changes_nothing(docker_client):
     assert daemon_json.read_bytes() == before
 
 
+def test_seccomp_profile_is_the_engine_default_less_ptrace(docker_client):
+    profile = json.loads(Path("/etc/dsr/seccomp.json").read_text())
+    allowed = {
+        n for r in profile["syscalls"] if r["action"] == "SCMP_ACT_ALLOW" for n in r["names"]
+    }
+    assert profile["defaultAction"] == "SCMP_ACT_ERRNO"  # an allowlist, as the engine's
+    assert not allowed & {
+        "ptrace",
+        "process_vm_readv",
+        "process_vm_writev",
+        "io_uring_setup",
+        "io_uring_enter",
+        "io_uring_register",
+    }
+    assert {"read", "write", "openat", "clone", "mmap", "futex"} <= allowed
+
+
 def test_runsc_is_registered_with_no_network_and_seccomp(docker_client):
     runsc = docker_client.info()["Runtimes"]["runsc"]
     assert runsc.get("runtimeArgs") == ["--network=none", "--oci-seccomp"]

@@ -233,7 +233,22 @@ def test_no_secrets_no_socket_no_root(backend, tmp_path, monkeypatch):
         attempt("mount", syscall("mount", b"none", b"/tmp", b"tmpfs", 0, None))
         attempt("unshare_user", syscall("unshare", 0x10000000))
         attempt("unshare_mnt", syscall("unshare", 0x00020000))
-        attempt("ptrace_init", syscall("ptrace", 16, 1, None, None))
+        import time
+        child = os.fork()
+        if child == 0:
+            time.sleep(30)
+            os._exit(0)
+        attempt("ptrace_child", syscall("ptrace", 16, child, None, None))  # PTRACE_ATTACH
+        attempt("ptrace_seize", syscall("ptrace", 0x4206, child, None, None))
+        buf = ctypes.create_string_buffer(8)
+        iov = (ctypes.c_void_p * 2)(ctypes.cast(buf, ctypes.c_void_p), 8)
+        attempt("process_vm_readv", lambda: (
+            libc.process_vm_readv(child, iov, 1, iov, 1, 0) >= 0 or
+            (_ for _ in ()).throw(OSError(ctypes.get_errno(), "readv"))))
+        attempt("io_uring", lambda: (
+            libc.syscall(425, 8, buf) >= 0 or
+            (_ for _ in ()).throw(OSError(ctypes.get_errno(), "io_uring_setup"))))
+        os.kill(child, 9)
         attempt("setuid0", lambda: os.setuid(0))
     """),
     )
@@ -245,7 +260,16 @@ def test_no_secrets_no_socket_no_root(backend, tmp_path, monkeypatch):
     uid, euid, gid = eval(r["uid"]["value"])  # a tuple of ints we printed ourselves
     assert uid != 0 and euid != 0 and gid != 0
     assert r["caps"]["value"].endswith("0000000000000000\\n']")
-    for name in ("mount", "unshare_user", "unshare_mnt", "ptrace_init", "setuid0"):
+    for name in (
+        "mount",
+        "unshare_user",
+        "unshare_mnt",
+        "ptrace_child",
+        "ptrace_seize",
+        "process_vm_readv",
+        "io_uring",
+        "setuid0",
+    ):
         assert not r[name]["ok"], f"{name} succeeded inside the sandbox"
         assert r[name]["errno"] in (errno.EPERM, errno.EACCES, errno.ENOSYS, errno.EINVAL)
 
