@@ -51,3 +51,7 @@ class PolicyError(SandboxError):
 
 class ViewError(SandboxError):
     """An authorized view cannot be built (grant outside the policy, missing dataset)."""
+
+
+class LedgerError(SandboxError):
+    """The differencing ledger cannot do what was asked (bad input, unreadable store)."""
