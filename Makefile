@@ -46,6 +46,7 @@ check: setup
 bench: image
 	$(BIN)/python benchmarks/backend_latency.py
 	$(BIN)/python benchmarks/views_throughput.py
+	$(BIN)/python benchmarks/ledger_check.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache

@@ -7,6 +7,9 @@ result). These errors mean the runtime itself could not do what was asked.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 
 class SandboxError(Exception):
     """Base of every error this package raises on purpose."""
@@ -55,3 +58,15 @@ class ViewError(SandboxError):
 
 class LedgerError(SandboxError):
     """The differencing ledger cannot do what was asked (bad input, unreadable store)."""
+
+
+class SqlRejected(SandboxError):
+    """An SQL product failed the static checks. ``rejections`` lists every problem found.
+
+    Each rejection (``sandbox.sqlcheck.Rejection``) names the clause and the rule.
+    """
+
+    def __init__(self, rejections: Sequence[Any]) -> None:
+        self.rejections = list(rejections)
+        detail = "".join(f"\n  - {r.message} [{r.rule}]" for r in self.rejections)
+        super().__init__("the SQL product was rejected" + detail)
