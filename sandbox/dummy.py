@@ -20,12 +20,8 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import json
-import os
 import random
-import shutil
 import string
-import tempfile
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
@@ -43,9 +39,19 @@ from sandbox.policy import (
     DateRange,
     Format,
     NumberRange,
+    PolicyVersion,
     Visibility,
 )
-from sandbox.views import Grant, View, ViewBuilder, ViewSet, _catalog
+from sandbox.registry import DatasetVersion
+from sandbox.views import (
+    DatasetScope,
+    Grant,
+    View,
+    ViewBuilder,
+    ViewSet,
+    _catalog,
+    publish_view_set,
+)
 
 _SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何林罗高郑梁谢宋唐许韩冯邓曹彭曾肖田董袁潘"
 _GIVEN = "伟芳娜敏静丽强磊军洋勇艳杰娟涛明超秀霞平刚桂英华玉兰萍红建文辉力斌宇浩凯"
@@ -152,37 +158,24 @@ class DummyBuilder:
             key=rng.randbytes(32),
             key_id="dummy",
         )
-        self._root.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(dir=self._root, prefix=".build-"))
-        try:
+
+        def build_set(tmp: Path) -> dict[str, Any]:
             views = [
                 self._one(tmp, throwaway, scope, dataset, policy, rows, rng, pools)
                 for scope, dataset, policy in resolved
             ]
-            catalog = {**_catalog(views), "dummy": True, "seed": seed}
-            (tmp / "catalog.json").write_text(
-                json.dumps(catalog, ensure_ascii=False, indent=2), encoding="utf-8"
-            )
-            for p in (tmp, *tmp.iterdir()):
-                p.chmod(0o755 if p.is_dir() else 0o644)
-            try:
-                os.rename(tmp, final)
-            except OSError:
-                if not (final / "catalog.json").is_file():
-                    raise
-                shutil.rmtree(tmp, ignore_errors=True)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
+            return {**_catalog(views), "dummy": True, "seed": seed}
+
+        publish_view_set(self._root, final, build_set)
         return self._views.load(final, grant.grant_id, key, cache_hit=False)
 
     def _one(
         self,
         out: Path,
         grant: Grant,
-        scope: Any,
-        dataset: Any,
-        policy: Any,
+        scope: DatasetScope,
+        dataset: DatasetVersion,
+        policy: PolicyVersion,
         rows: int,
         rng: random.Random,
         pools: _Pools,

@@ -27,7 +27,7 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -259,14 +259,9 @@ class ViewBuilder:
         final = self._root / key
         if (final / "catalog.json").is_file():
             return self.load(final, grant.grant_id, key, cache_hit=True)
-        self._root.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(dir=self._root, prefix=".build-"))
-        try:
+
+        def build_set(tmp: Path) -> dict[str, Any]:
             views = [self.write_view(tmp, grant, s, d, p) for s, d, p in resolved]
-            catalog = _catalog(views)
-            (tmp / "catalog.json").write_text(
-                json.dumps(catalog, ensure_ascii=False, indent=2), encoding="utf-8"
-            )
             # Which grant an entry belongs to lives beside it, not in the
             # directory mounted into containers. Written first, so no entry
             # exists without it (destroy_grant finds it by this file).
@@ -276,17 +271,9 @@ class ViewBuilder:
                 "built_at": datetime.now(UTC).isoformat(),
             }
             (self._root / f"{key}.json").write_text(json.dumps(meta))
-            for p in (tmp, *tmp.iterdir()):
-                p.chmod(0o755 if p.is_dir() else 0o644)  # readable by the sandbox uid
-            try:
-                os.rename(tmp, final)
-            except OSError:
-                if not (final / "catalog.json").is_file():  # not a concurrent twin: real error
-                    raise
-                shutil.rmtree(tmp, ignore_errors=True)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
+            return _catalog(views)
+
+        publish_view_set(self._root, final, build_set)
         return self.load(final, grant.grant_id, key, cache_hit=False)
 
     def _connect(self, spill: Path) -> duckdb.DuckDBPyConnection:
@@ -397,6 +384,33 @@ class ViewBuilder:
                 records.append(destroy_tree(what, entry))
             meta_path.unlink()
         return records
+
+
+def publish_view_set(root: Path, final: Path, build: Callable[[Path], dict[str, Any]]) -> None:
+    """Build a view set in a fresh directory under ``root`` and rename it to ``final``.
+
+    ``build`` writes the views into the directory it is given and returns the
+    catalog. The set appears whole or not at all; a twin built concurrently
+    wins quietly.
+    """
+    root.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=root, prefix=".build-"))
+    try:
+        catalog = build(tmp)
+        (tmp / "catalog.json").write_text(
+            json.dumps(catalog, ensure_ascii=False, indent=2), encoding="utf-8"
+        )
+        for p in (tmp, *tmp.iterdir()):
+            p.chmod(0o755 if p.is_dir() else 0o644)  # readable by the sandbox uid
+        try:
+            os.rename(tmp, final)
+        except OSError:
+            if not (final / "catalog.json").is_file():  # not a concurrent twin: a real error
+                raise
+            shutil.rmtree(tmp, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
 
 
 def _catalog(views: list[View]) -> dict[str, Any]:
