@@ -70,3 +70,15 @@ class SqlRejected(SandboxError):
         self.rejections = list(rejections)
         detail = "".join(f"\n  - {r.message} [{r.rule}]" for r in self.rejections)
         super().__init__("the SQL product was rejected" + detail)
+
+
+class ScreenRejected(SandboxError):
+    """A Python job failed the screen. ``findings`` lists every problem found.
+
+    The screen is a lint for the operator's benefit; the container is the boundary.
+    """
+
+    def __init__(self, findings: Sequence[Any]) -> None:
+        self.findings = tuple(findings)
+        detail = "".join(f"\n  - {f}" for f in self.findings)
+        super().__init__("the Python job was rejected by the screen" + detail)

@@ -207,17 +207,19 @@ class DockerBackend:
                     "runsc runs without --oci-seccomp: the engine's seccomp profile is "
                     "not applied inside gVisor; rerun images/engine-setup.sh"
                 )
-        self._seccomp = self._load_seccomp(settings.seccomp_profile)
+        self._seccomp = self._load_seccomp(settings.seccomp_profile, self.runtime)
         self._executions: dict[str, Execution] = {}
         self._collections: dict[str, Collection] = {}
 
     @staticmethod
-    def _load_seccomp(path: Path | None) -> str | None:
+    def _load_seccomp(path: Path | None, runtime: str) -> str | None:
         """The sandbox's seccomp profile as the engine wants it (inline JSON)."""
         if path is None:
             return None
         try:
             profile = json.loads(path.read_text())
+            if runtime == "runsc":
+                profile = gvisor_profile(profile)
         except FileNotFoundError:
             log.warning(
                 "seccomp profile %s is missing (run images/engine-setup.sh); "
@@ -597,6 +599,29 @@ class DockerBackend:
         for job_id in removed:
             self._remove_all(job_id)
         return removed
+
+
+def gvisor_profile(profile: dict[str, Any]) -> dict[str, Any]:
+    """The profile as gVisor needs it: ``clone3`` allowed instead of refused with ENOSYS.
+
+    The engine's profile answers ``clone3`` with ENOSYS so that glibc falls back
+    to ``clone``, whose flags seccomp can filter. gVisor's ``--oci-seccomp``
+    ignores per-rule error numbers and answers EPERM, and then glibc cannot
+    start a thread at all (so numpy, DuckDB and pandas fail). Letting
+    ``clone3`` through to gVisor's own kernel gives the same result safely:
+    this gVisor does not implement it and answers ENOSYS itself, and if a later
+    one does, a namespace it creates is gVisor's, not the host's. Under runc
+    the profile is left as it is: there ``clone3`` would reach the host kernel.
+    """
+    rules = []
+    for rule in profile["syscalls"]:
+        if "clone3" in rule["names"] and rule.get("action") != "SCMP_ACT_ALLOW":
+            rule = {**rule, "names": [n for n in rule["names"] if n != "clone3"]}
+            if not rule["names"]:
+                continue
+        rules.append(rule)
+    rules.append({"names": ["clone3"], "action": "SCMP_ACT_ALLOW", "args": []})
+    return {**profile, "syscalls": rules}
 
 
 def _pump(stream: _RawStream, stdout: _CappedBuffer, stderr: _CappedBuffer) -> None:

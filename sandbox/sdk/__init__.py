@@ -4,6 +4,12 @@
     con = connect()                      # DuckDB, one view per /data/<view>.parquet
     con.sql("SELECT district, count(*) FROM residents GROUP BY district")
 
+    from sandbox.sdk import publish_table
+    publish_table("by_district.csv", frame, group_by=["district"], measures=[], count="n")
+
+The ``publish_*`` functions (``sandbox/sdk/publish.py``) write to ``/output``
+and declare each file in ``/output/manifest.json``; nothing else is released.
+
 The connection reads only ``/data``: external access is disabled and the
 configuration locked once the views are registered. (The container has no
 network and a read-only root anyway; this keeps DuckDB's own file functions
@@ -16,9 +22,27 @@ import json
 from pathlib import Path
 from typing import Any
 
+from sandbox.sdk.publish import (
+    PublishError,
+    publish_figure,
+    publish_model,
+    publish_model_from,
+    publish_table,
+    publish_text,
+)
+
 DATA_DIR = Path("/data")
 
-__all__ = ["catalog", "connect"]
+__all__ = [
+    "PublishError",
+    "catalog",
+    "connect",
+    "publish_figure",
+    "publish_model",
+    "publish_model_from",
+    "publish_table",
+    "publish_text",
+]
 
 
 def catalog(data_dir: Path = DATA_DIR) -> dict[str, Any]:
