@@ -6,13 +6,12 @@ import hashlib
 import json
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
+import pyarrow as pa
 import pytest
 
-pd = pytest.importorskip("pandas")
-pa = pytest.importorskip("pyarrow")
-np = pytest.importorskip("numpy")
-
-from sandbox.sdk import (  # noqa: E402
+from sandbox.sdk import (
     PublishError,
     publish_figure,
     publish_model,
@@ -176,7 +175,8 @@ def test_model_misuse(tmp_path, kwargs, message):
 
 
 def test_model_from_statsmodels_ols(tmp_path):
-    sm = pytest.importorskip("statsmodels.api")
+    import statsmodels.api as sm
+
     rng = np.random.default_rng(0)
     x = rng.normal(size=40)
     y = 1.0 + 2.0 * x + rng.normal(scale=0.1, size=40)
@@ -201,7 +201,6 @@ def test_model_from_statsmodels_ols(tmp_path):
 
 
 def test_figure(tmp_path):
-    pytest.importorskip("matplotlib")
     from matplotlib.figure import Figure
 
     figure = Figure(figsize=(4, 3))
@@ -220,7 +219,6 @@ def test_figure(tmp_path):
 
 
 def test_figure_defaults_to_the_current_one(tmp_path):
-    pytest.importorskip("matplotlib")
     import matplotlib
 
     matplotlib.use("Agg")
