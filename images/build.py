@@ -37,8 +37,14 @@ import docker.errors
 ROOT = Path(__file__).resolve().parent.parent
 RUNNER_DIR = ROOT / "images" / "runner"
 LOCK = RUNNER_DIR / "requirements.lock"
-# In-container code: the runner entrypoint and the SDK, nothing host-side.
-IN_CONTAINER = ("sandbox/__init__.py", "sandbox/runner.py", "sandbox/sdk")
+# In-container code: the runner entrypoint, its guard and the SDK, nothing host-side.
+IN_CONTAINER = (
+    "sandbox/__init__.py",
+    "sandbox/runner.py",
+    "sandbox/guard.py",
+    "sandbox/sqlrun.py",
+    "sandbox/sdk",
+)
 
 SUITE = "bookworm"
 VARIANT = "minbase"

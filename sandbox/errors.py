@@ -82,3 +82,12 @@ class ScreenRejected(SandboxError):
         self.findings = tuple(findings)
         detail = "".join(f"\n  - {f}" for f in self.findings)
         super().__init__("the Python job was rejected by the screen" + detail)
+
+
+class EvidenceUnavailable(SandboxError):
+    """An SQL product's entities cannot be followed to its output rows, so no
+    trusted evidence exists for it; its output is never released automatically."""
+
+
+class CheckError(SandboxError):
+    """Outputs cannot be checked (unreadable collection, missing evidence file)."""

@@ -163,6 +163,14 @@ class OutputCaps(_Strict):
     max_files: Annotated[int, Field(ge=1)] = 20
 
 
+class ModelRules(_Strict):
+    """When a model summary is held: too few residual degrees of freedom, or too many
+    parameters for its number of observations (a model that can restore its rows)."""
+
+    min_df: Annotated[int, Field(ge=1)] = 10
+    max_params_fraction: Annotated[float, Field(gt=0, le=1)] = 0.2
+
+
 class RowFilter(_Strict):
     """Rows kept in every view: ``column op value`` (structured, never raw SQL)."""
 
@@ -190,6 +198,10 @@ class ExposurePolicy(_Strict):
     small_cell_action: Literal["suppress", "block"] = "suppress"
     auto_release: Literal["sql_only", "checked", "never"] = "sql_only"
     output_caps: OutputCaps = OutputCaps()
+    models: ModelRules = ModelRules()
+    # Run Python jobs under RestrictedPython's guards in the container too (a second
+    # layer over the container, never instead of it).
+    restricted_python: bool = False
     row_filters: list[RowFilter] = []
     columns: Annotated[dict[str, ColumnPolicy], Field(min_length=1)]
 

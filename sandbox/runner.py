@@ -3,15 +3,18 @@
 Stage 4 of the data flow, the in-container side. ``python3 -m sandbox.runner``
 is the job container's main process, running as the analyst's uid. It reads
 ``/job/job.json`` (optional; kind and entry file), runs the submitted code and
-exits with its status.
+exits with its status. With ``"guard": "restricted"`` in ``job.json`` a Python
+job runs under RestrictedPython's guards (``sandbox/guard.py``): a second,
+friendly layer of lint, never the boundary.
 
 Invariants:
 - Everything here runs with the analyst's privileges and is therefore *not*
   trusted by the host: the backend believes only what the engine reports
   (exit code, OOM, wall time) and what it collects from ``/output`` itself.
 - The exit status is the job's: 0 success, the code's own ``SystemExit``
-  status, 1 for an uncaught exception (traceback on stderr), 65 for a job
-  description the runner cannot read.
+  status, 1 for an uncaught exception (traceback on stderr) or a guard
+  finding, 65 for a job description the runner cannot read (an unknown guard
+  included).
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from pathlib import Path
 
 JOB_DIR = Path("/job")
 EXIT_BAD_JOB = 65
+GUARDS = ("restricted",)  # values of job.json's "guard"; absent or null: no guard
 
 
 def _job_description(job_dir: Path) -> dict[str, object]:
@@ -37,11 +41,16 @@ def _job_description(job_dir: Path) -> dict[str, object]:
     return loaded
 
 
-def _run_python(job_dir: Path, entry: str) -> int:
+def _run_python(job_dir: Path, entry: str, *, restricted: bool = False) -> int:
     script = (job_dir / entry).resolve()
     if script.parent != job_dir.resolve() or not script.is_file():
         print(f"runner: entry file {entry!r} is not a file in /job", file=sys.stderr)
         return EXIT_BAD_JOB
+    if restricted:
+        # Imported only here: an unguarded job does not need RestrictedPython.
+        from sandbox.guard import run_restricted
+
+        return run_restricted(script, [str(script)])
     sys.argv = [str(script)]
     sys.path.insert(0, str(job_dir))
     try:
@@ -73,11 +82,20 @@ def main(job_dir: Path = JOB_DIR) -> int:
         print(f"runner: cannot read job.json: {e}", file=sys.stderr)
         return EXIT_BAD_JOB
     kind = job.get("kind", "python")
+    if kind == "sql":
+        # A checked SQL product: trusted code of ours runs it (sandbox/sqlrun.py).
+        from sandbox.sqlrun import run_sql
+
+        return run_sql(job_dir, job)
     entry = job.get("entry", "main.py")
     if kind != "python" or not isinstance(entry, str):
         print(f"runner: unsupported job kind {kind!r}", file=sys.stderr)
         return EXIT_BAD_JOB
-    return _run_python(job_dir, entry)
+    guard = job.get("guard")
+    if guard is not None and guard not in GUARDS:
+        print(f"runner: unknown guard {guard!r} (known: {', '.join(GUARDS)})", file=sys.stderr)
+        return EXIT_BAD_JOB
+    return _run_python(job_dir, entry, restricted=guard == "restricted")
 
 
 if __name__ == "__main__":

@@ -128,7 +128,7 @@ def hmac_sql(column_sql: str) -> str:
     return f"sha256($opad || unhex(sha256($ipad || encode(CAST({column_sql} AS VARCHAR)))))"
 
 
-def _pads(key: bytes) -> dict[str, bytes]:
+def hmac_pads(key: bytes) -> dict[str, bytes]:
     block = hashlib.sha256(key).digest() if len(key) > 64 else key
     block = block.ljust(64, b"\0")
     return {"ipad": bytes(b ^ 0x36 for b in block), "opad": bytes(b ^ 0x5C for b in block)}
@@ -299,7 +299,7 @@ class ViewBuilder:
     ) -> View:
         """Write one view of ``dataset`` into ``out`` and describe it."""
         sql, params, notes = view_query(policy.policy, scope)
-        params = {**params, **_pads(grant.key), "source": str(dataset.path)}
+        params = {**params, **hmac_pads(grant.key), "source": str(dataset.path)}
         target = out / f"{scope.dataset}.parquet"
         spill = Path(tempfile.mkdtemp(dir=out.parent, prefix=".spill-"))
         con = self._connect(spill)

@@ -1,0 +1,385 @@
+"""Rewrite a checked SQL product so that it also returns trusted evidence.
+
+Between stage 2 (the static check) and stage 4 (the run): the analyst's
+query is rewritten, on the trusted side, so that every output row also
+carries
+
+- ``__dsr_ent_<dataset>``: the list of distinct entities (per-grant
+  pseudonyms of the entity column) of each dataset behind the row;
+- ``__dsr_top_<i>`` / ``__dsr_tot_<i>``: for the argument of each SUM or AVG
+  in the output, the largest absolute per-entity contributions to the row
+  (descending, as many as the dominance rule needs) and their total;
+- ``__dsr_row``: the row's position, so the released columns keep the
+  analyst's order.
+
+Threshold and dominance rules can then be exact: the numbers come from our
+SQL, not from the analyst. The analyst's requested columns are what is
+released; the evidence columns stay on the trusted side.
+
+How entities are followed: every source in a FROM clause exposes, per
+dataset, either a scalar entity expression (a view, or a row-level CTE or
+subquery over one: the entity column is threaded through as an extra
+column) or a list of entities (an aggregated CTE or subquery: its groups'
+entity lists, flattened where they are used). The outer query aggregates
+these per row. Per-entity contributions come from a second grouping over the
+outer query's own FROM, WHERE and GROUP BY (GROUP BY ROLLUP/CUBE/GROUPING
+SETS included: the entity is appended, which SQL crosses with every grouping
+set), matched to output rows on the grouping keys and GROUPING().
+
+Invariants:
+- The released columns are computed by the analyst's (checked) expressions
+  unchanged; only columns are added, never rows removed or values changed.
+- A query the rewrite cannot follow raises ``EvidenceUnavailable``: without
+  trusted evidence an output is never released automatically.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from sqlglot import exp, parse_one
+
+from sandbox.errors import EvidenceUnavailable
+from sandbox.sqlcheck.grammar import DIALECT
+from sandbox.sqlcheck.model import CheckedQuery
+
+PREFIX = "__dsr_"
+ROW = "__dsr_row"
+
+
+@dataclass(frozen=True)
+class Measure:
+    """The evidence of one SUM/AVG argument: its dataset and evidence columns."""
+
+    dataset: str
+    top: str
+    total: str
+
+
+@dataclass(frozen=True)
+class EvidenceQuery:
+    """A checked query rewritten to carry evidence; run ``sql``, release ``output_columns``."""
+
+    sql: str
+    output_columns: tuple[str, ...]
+    entity_columns: Mapping[str, str]  # dataset -> column holding the row's entity list
+    measures: Mapping[str, tuple[Measure, ...]]  # output column -> its SUM/AVG arguments
+    additive: frozenset[str]  # output columns that are a plain COUNT or SUM
+    dimensions: tuple[str, ...] = ()  # output columns holding no aggregate: the row's keys
+    top_n: int = 2
+    datasets: tuple[str, ...] = field(default=())
+
+
+@dataclass(frozen=True)
+class _Item:
+    dataset: str
+    expr: exp.Expr  # a column of the source (scalar entity or entity list)
+    is_list: bool
+
+
+def _col(name: str, table: str | None = None) -> exp.Column:
+    return exp.column(name, table=table, quoted=True)
+
+
+def _aggregated(select: exp.Select) -> bool:
+    if select.args.get("group") is not None:
+        return True
+    for projection in select.expressions:
+        for node in projection.find_all(exp.AggFunc):
+            if not _inside_subquery(node, projection) and not _windowed(node, projection):
+                return True
+    return False
+
+
+def _inside_subquery(node: exp.Expr, stop: exp.Expr) -> bool:
+    parent = node.parent
+    while parent is not None and parent is not stop:
+        if isinstance(parent, exp.Subquery | exp.Select):
+            return True
+        parent = parent.parent
+    return False
+
+
+def _windowed(node: exp.Expr, stop: exp.Expr) -> bool:
+    parent = node.parent
+    while parent is not None and parent is not stop:
+        if isinstance(parent, exp.Window):
+            return True
+        parent = parent.parent
+    return False
+
+
+def _entity_list(items: list[_Item]) -> exp.Expr:
+    """One aggregate: the distinct entities of ``items`` (all of one dataset) in a group."""
+    parts = []
+    for item in items:
+        if item.is_list:
+            parts.append(f"coalesce(flatten(list({item.expr.sql(dialect=DIALECT)})), [])")
+        else:
+            e = item.expr.sql(dialect=DIALECT)
+            parts.append(f"coalesce(list(DISTINCT {e}) FILTER (WHERE {e} IS NOT NULL), [])")
+    return parse_one(f"list_distinct(flatten([{', '.join(parts)}]))", dialect=DIALECT)
+
+
+class _Rewriter:
+    def __init__(self, ctes: Mapping[str, exp.Expr], entities: Mapping[str, str]) -> None:
+        self._ctes = ctes
+        self._entities = entities
+        self._exposed: dict[str, list[tuple[str, str, bool]]] = {}
+        self._names = itertools.count()
+
+    def fresh(self, stem: str) -> str:
+        return f"{PREFIX}{stem}{next(self._names)}"
+
+    def sources(self, select: exp.Select) -> dict[str, list[_Item]]:
+        """Per FROM/JOIN alias of ``select``: the entity items it exposes."""
+        found: dict[str, list[_Item]] = {}
+        joins = select.args.get("joins") or []
+        from_ = select.args.get("from_") or select.args.get("from")
+        for source in ([from_.this] if from_ is not None else []) + [j.this for j in joins]:
+            alias = source.alias_or_name
+            if isinstance(source, exp.Table):
+                name = source.name
+                if name in self._ctes and not source.db:
+                    exposed = self._expose_cte(name)
+                elif name in self._entities:
+                    exposed = [(name, self._entities[name], False)]
+                else:
+                    raise EvidenceUnavailable(f"source {alias} cannot be followed")
+            elif isinstance(source, exp.Subquery) and isinstance(source.this, exp.Select):
+                exposed = self._expose(source.this)
+            else:
+                raise EvidenceUnavailable(f"source {alias} cannot be followed")
+            found[alias] = [_Item(d, _col(c, alias), is_list) for d, c, is_list in exposed]
+        return found
+
+    def _expose_cte(self, name: str) -> list[tuple[str, str, bool]]:
+        if name not in self._exposed:
+            body = self._ctes[name]
+            if not isinstance(body, exp.Select):
+                raise EvidenceUnavailable(f"CTE {name} is a set operation")
+            self._exposed[name] = self._expose(body)
+        return self._exposed[name]
+
+    def _expose(self, select: exp.Select) -> list[tuple[str, str, bool]]:
+        """Add entity columns to an inner SELECT; return (dataset, column, is_list)."""
+        if select.args.get("distinct") is not None:
+            raise EvidenceUnavailable("a DISTINCT subquery cannot carry entities")
+        items = [i for group in self.sources(select).values() for i in group]
+        out = []
+        if _aggregated(select):
+            for dataset, group in _by_dataset(items).items():
+                name = self.fresh("l")
+                select.append("expressions", exp.alias_(_entity_list(group), name, quoted=True))
+                out.append((dataset, name, True))
+        else:
+            for item in items:
+                name = self.fresh("e")
+                select.append("expressions", exp.alias_(item.expr.copy(), name, quoted=True))
+                out.append((item.dataset, name, item.is_list))
+        return out
+
+
+def _by_dataset(items: list[_Item]) -> dict[str, list[_Item]]:
+    grouped: dict[str, list[_Item]] = {}
+    for item in items:
+        grouped.setdefault(item.dataset, []).append(item)
+    return grouped
+
+
+def _group_keys(select: exp.Select) -> tuple[list[exp.Expr], bool]:
+    """The grouping expressions of ``select`` and whether grouping sets are involved."""
+    group = select.args.get("group")
+    if group is None:
+        return [], False
+    if group.args.get("all"):
+        plain = [
+            p.unalias() if isinstance(p, exp.Alias) else p
+            for p in select.expressions
+            if not any(True for _ in p.find_all(exp.AggFunc))
+        ]
+        return [k.copy() for k in plain], False
+    keys: list[exp.Expr] = []
+    sets = False
+    nodes = list(group.expressions)
+    for arg in ("rollup", "cube", "grouping_sets"):  # older sqlglot keeps them apart
+        nodes.extend(group.args.get(arg) or [])
+    for node in nodes:
+        if isinstance(node, exp.Rollup | exp.Cube | exp.GroupingSets):
+            sets = True
+            for inner in node.expressions:
+                keys.extend(inner.expressions if isinstance(inner, exp.Tuple) else [inner])
+        else:
+            keys.append(node)
+    unique = {k.sql(dialect=DIALECT): k for k in keys}
+    return [k.copy() for k in unique.values()], sets
+
+
+def _measure_args(projection: exp.Expr) -> list[exp.Expr]:
+    found = []
+    for node in projection.find_all(exp.Sum, exp.Avg):
+        if _inside_subquery(node, projection) or _windowed(node, projection):
+            continue
+        if isinstance(node.this, exp.Distinct):
+            continue  # SUM(DISTINCT x) is not a sum of contributions
+        found.append(node.this)
+    return found
+
+
+def _measure_dataset(arg: exp.Expr, sources: Mapping[str, list[_Item]]) -> _Item | None:
+    """The scalar entity of the source the measure's columns come from."""
+    tables = {c.table for c in arg.find_all(exp.Column)}
+    if len(tables) != 1:
+        return None
+    scalars = [i for i in sources.get(tables.pop(), []) if not i.is_list]
+    return scalars[0] if len(scalars) == 1 else None
+
+
+def rewrite(checked: CheckedQuery, entity_columns: Mapping[str, str], top_n: int) -> EvidenceQuery:
+    """Rewrite ``checked`` to carry evidence (``entity_columns``: view -> entity column).
+
+    Raises ``EvidenceUnavailable`` for a query whose entities cannot be followed.
+    """
+    tree = parse_one(checked.sql, dialect=DIALECT)
+    if not isinstance(tree, exp.Select):
+        raise EvidenceUnavailable("a set operation at the top cannot carry evidence")
+    outputs = tuple(p.alias_or_name for p in tree.expressions)
+    if len(set(outputs)) != len(outputs) or any(o.startswith(PREFIX) for o in outputs):
+        raise EvidenceUnavailable("output column names must be unique and not start with __dsr_")
+    if tree.args.get("distinct") is not None:
+        raise EvidenceUnavailable("SELECT DISTINCT at the top cannot carry evidence")
+    with_key = "with_" if "with_" in tree.arg_types else "with"
+    with_ = tree.args.get(with_key)
+    ctes = {c.alias_or_name: c.this for c in (with_.expressions if with_ else [])}
+    tree.set(with_key, None)
+    rewriter = _Rewriter(ctes, entity_columns)
+    sources = rewriter.sources(tree)
+    items = [i for group in sources.values() for i in group]
+    if not items:
+        raise EvidenceUnavailable("no entity could be followed to the output")
+
+    keys, sets = _group_keys(tree)
+    main = tree.copy()
+    key_names = [f"{PREFIX}g{i}" for i in range(len(keys))]
+    for key, name in zip(keys, key_names, strict=True):
+        main.append("expressions", exp.alias_(key.copy(), name, quoted=True))
+    if sets:
+        grouping = exp.Anonymous(this="GROUPING", expressions=[k.copy() for k in keys])
+        main.append("expressions", exp.alias_(grouping, f"{PREFIX}gid", quoted=True))
+        key_names.append(f"{PREFIX}gid")
+    entity_out = {}
+    for dataset, group in sorted(_by_dataset(items).items()):
+        name = f"{PREFIX}ent_{dataset}"
+        main.append("expressions", exp.alias_(_entity_list(group), name, quoted=True))
+        entity_out[dataset] = name
+
+    measures: dict[str, list[Measure]] = {}
+    per_dataset: dict[str, tuple[_Item, list[tuple[exp.Expr, str]]]] = {}
+    counter = itertools.count()
+    for projection, out in zip(tree.expressions, outputs, strict=True):
+        for arg in _measure_args(projection):
+            item = _measure_dataset(arg, sources)
+            if item is None:
+                continue
+            i = next(counter)
+            per_dataset.setdefault(item.expr.sql(dialect=DIALECT), (item, []))[1].append(
+                (arg, f"{PREFIX}c{i}")
+            )
+            measures.setdefault(out, []).append(
+                Measure(item.dataset, f"{PREFIX}top{i}", f"{PREFIX}tot{i}")
+            )
+
+    cte_sql = [f"{_quote(n)} AS ({b.sql(dialect=DIALECT)})" for n, b in ctes.items()]
+    cte_sql.append(f"{PREFIX}main AS ({main.sql(dialect=DIALECT)})")
+    joins = []
+    evidence_cols = [f"m.{_quote(c)}" for c in entity_out.values()]
+    for j, (item, args) in enumerate(per_dataset.values()):
+        per = _per_entity(tree, keys, sets, item, args)
+        alias = f"c{j}"
+        tops = ", ".join(
+            f"max(abs({_quote(c)}), {int(top_n)}) AS {_quote(c.replace('_c', '_top', 1))}, "
+            f"sum(abs({_quote(c)})) AS {_quote(c.replace('_c', '_tot', 1))}"
+            for _, c in args
+        )
+        group_by = ", ".join(_quote(k) for k in key_names)
+        cte_sql.append(f"{PREFIX}per{j} AS ({per})")
+        cte_sql.append(
+            f"{PREFIX}con{j} AS (SELECT {', '.join([*map(_quote, key_names), tops])} "
+            f"FROM {PREFIX}per{j}" + (f" GROUP BY {group_by})" if key_names else ")")
+        )
+        on = " AND ".join(
+            f"m.{_quote(k)} IS NOT DISTINCT FROM {alias}.{_quote(k)}" for k in key_names
+        )
+        joins.append(f"LEFT JOIN {PREFIX}con{j} AS {alias} ON {on or 'TRUE'}")
+        for _, c in args:
+            for kind in ("_top", "_tot"):
+                evidence_cols.append(f"{alias}.{_quote(c.replace('_c', kind, 1))}")
+    released = [f"m.{_quote(o)}" for o in outputs]
+    sql = (
+        f"WITH {', '.join(cte_sql)} SELECT {', '.join(released + evidence_cols)} "
+        f"FROM (SELECT *, row_number() OVER () AS {ROW} FROM {PREFIX}main) AS m "
+        f"{' '.join(joins)} ORDER BY m.{ROW}"
+    )
+    return EvidenceQuery(
+        sql=sql,
+        output_columns=outputs,
+        entity_columns=entity_out,
+        measures={k: tuple(v) for k, v in measures.items()},
+        additive=frozenset(_additive(tree, outputs)),
+        dimensions=tuple(
+            o
+            for p, o in zip(tree.expressions, outputs, strict=True)
+            if not any(True for _ in p.find_all(exp.AggFunc, exp.Window))
+        ),
+        top_n=top_n,
+        datasets=tuple(sorted(entity_out)),
+    )
+
+
+def _per_entity(
+    outer: exp.Select,
+    keys: list[exp.Expr],
+    sets: bool,
+    item: _Item,
+    args: list[tuple[exp.Expr, str]],
+) -> str:
+    """Per group and entity, the sum of each measure argument (same FROM, WHERE, GROUP BY)."""
+    select = exp.Select()
+    for key, i in zip(keys, itertools.count(), strict=False):
+        select.append("expressions", exp.alias_(key.copy(), f"{PREFIX}g{i}", quoted=True))
+    if sets:
+        grouping = exp.Anonymous(this="GROUPING", expressions=[k.copy() for k in keys])
+        select.append("expressions", exp.alias_(grouping, f"{PREFIX}gid", quoted=True))
+    for arg, name in args:
+        select.append("expressions", exp.alias_(exp.Sum(this=arg.copy()), name, quoted=True))
+    for arg_name in ("from_", "from", "joins", "where"):
+        if arg_name not in select.arg_types:
+            continue
+        value = outer.args.get(arg_name)
+        if value is not None:
+            copied = [v.copy() for v in value] if isinstance(value, list) else value.copy()
+            select.set(arg_name, copied)
+    group = outer.args.get("group")
+    if group is None or group.args.get("all"):
+        new_group = exp.Group(expressions=[k.copy() for k in keys] + [item.expr.copy()])
+    else:
+        new_group = group.copy()
+        new_group.set("expressions", [*new_group.expressions, item.expr.copy()])
+    select.set("group", new_group)
+    sql: str = select.sql(dialect=DIALECT)
+    return sql
+
+
+def _additive(tree: exp.Select, outputs: tuple[str, ...]) -> list[str]:
+    found = []
+    for projection, out in zip(tree.expressions, outputs, strict=True):
+        inner = projection.unalias() if isinstance(projection, exp.Alias) else projection
+        if isinstance(inner, exp.Count | exp.Sum) and not isinstance(inner.this, exp.Distinct):
+            found.append(out)
+    return found
+
+
+def _quote(identifier: str) -> str:
+    return '"' + identifier.replace('"', '""') + '"'
