@@ -23,8 +23,10 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import hashlib
 import io
 import json
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -49,6 +51,7 @@ from sandbox.checks import (
     check_outputs,
     worst,
 )
+from sandbox.checks.files import MANIFEST as MANIFEST_RULE
 from sandbox.checks.model import Kind
 from sandbox.checks.values import cents, norm
 from sandbox.errors import CheckError
@@ -59,6 +62,7 @@ from sandbox.sqlcheck.evidence import EvidenceQuery
 MANIFEST = "manifest.json"
 RESULT_NAME = "result.csv"
 _KINDS = {"table", "model", "figure", "text"}
+_PLAIN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")  # as the SDK writes them
 _AUTO_ORDER = {"checked": 0, "sql_only": 1, "never": 2}
 
 
@@ -85,6 +89,40 @@ class JobReport:
 
     def all_findings(self) -> list[Finding]:
         return [*self.findings, *(f for o in self.outputs for f in o.findings)]
+
+    def to_dict(self) -> dict[str, Any]:
+        """The report as stored for the review queue: rules and places, never values."""
+
+        def finding(f: Finding) -> dict[str, Any]:
+            return {
+                "rule": f.rule,
+                "verdict": str(f.verdict),
+                "file": f.file,
+                "row": f.row,
+                "column": f.column,
+                "message": f.message,
+            }
+
+        return {
+            "verdict": str(self.verdict),
+            "decision": self.decision,
+            "findings": [finding(f) for f in self.findings],
+            "outputs": [
+                {
+                    "file": o.output.file,
+                    "kind": o.output.kind,
+                    "source": o.output.source,
+                    "sha256": hashlib.sha256(o.content).hexdigest(),
+                    "bytes": len(o.content),
+                    "verdict": str(o.verdict),
+                    "suppressed_rows": sorted(o.output.suppressed),
+                    "findings": [finding(f) for f in o.findings],
+                }
+                for o in self.outputs
+            ],
+            "ledger_cells": len(self.cells),
+            "ledger_ids": list(self.ledger_ids),
+        }
 
 
 def decide(verdict: Verdict) -> str:
@@ -141,15 +179,20 @@ def read_python_outputs(files: Mapping[str, bytes]) -> tuple[list[Output], list[
         if not isinstance(entries, list):
             raise TypeError("outputs is not a list")
     except (UnicodeDecodeError, ValueError, KeyError, TypeError):
-        findings.append(_finding(MANIFEST, Verdict.FAIL, MANIFEST, "the manifest cannot be read"))
+        findings.append(_finding(MANIFEST_RULE, Verdict.FAIL, MANIFEST, "the manifest cannot be read"))
         return [], findings
     outputs = []
     declared: set[str] = set()
     for entry in entries:
         file = entry.get("file") if isinstance(entry, dict) else None
-        if not isinstance(file, str) or file in declared or file == MANIFEST:
+        if (
+            not isinstance(file, str)
+            or not _PLAIN_NAME.fullmatch(file)
+            or file in declared
+            or file == MANIFEST
+        ):
             findings.append(
-                _finding(MANIFEST, Verdict.FAIL, MANIFEST, "a manifest entry is invalid")
+                _finding(MANIFEST_RULE, Verdict.FAIL, MANIFEST, "a manifest entry is invalid")
             )
             continue
         declared.add(file)
@@ -157,7 +200,7 @@ def read_python_outputs(files: Mapping[str, bytes]) -> tuple[list[Output], list[
         content = files.get(file)
         if content is None:
             findings.append(
-                _finding(MANIFEST, Verdict.FAIL, file, "declared in the manifest but not found")
+                _finding(MANIFEST_RULE, Verdict.FAIL, file, "declared in the manifest but not found")
             )
             continue
         outputs.append(_python_output(file, content, entry))

@@ -48,6 +48,7 @@ from sandbox.checks.fingerprints import FingerprintIndex, FingerprintStore, buil
 from sandbox.dummy import DummyBuilder
 from sandbox.entitymap import EntityMaps
 from sandbox.errors import CheckError, EvidenceUnavailable, ScreenRejected, SqlRejected
+from sandbox.fsutil import write_atomic
 from sandbox.ledger import Ledger
 from sandbox.policy import ExposurePolicy, Visibility
 from sandbox.registry import DatasetVersion
@@ -182,7 +183,22 @@ class Pipeline:
             operator=grant.operator,
             query=code if kind == "sql" else "",
         )
+        self._store(job_id, report)
         return replace(outcome, status=report.decision, report=report)
+
+    def _store(self, job_id: str, report: JobReport) -> None:
+        """Keep the checked outputs and the report beside the job, for review and release.
+
+        ``outputs/`` holds the bytes that would be released (after suppression);
+        ``report.json`` the findings and each output's SHA-256.
+        """
+        root = self._work / "jobs" / job_id
+        outputs = root / "outputs"
+        outputs.mkdir(parents=True, exist_ok=True)
+        for checked in report.outputs:
+            write_atomic(outputs / checked.output.file, checked.content)
+        body = json.dumps(report.to_dict(), ensure_ascii=False, indent=2).encode()
+        write_atomic(root / "report.json", body)
 
     def _plan_sql(self, code: str, policies: Mapping[str, ExposurePolicy]) -> _Plan:
         checked = check_sql(code, policies)

@@ -63,6 +63,7 @@ import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from sandbox.destruction import DestructionRecord, destroy_files
 from sandbox.fsutil import write_atomic
 from sandbox.policy import ColumnClass, ExposurePolicy, Visibility, policy_version
 from sandbox.registry import DatasetVersion
@@ -522,3 +523,16 @@ class FingerprintStore:
                 index.save(path)
         self._loaded[path] = index
         return index
+
+    def destroy(self, dataset: str, version: str) -> DestructionRecord | None:
+        """Destroy the cached indexes of one dataset version (as sensitive as the data).
+
+        Call it with ``Registry.destroy`` of the same version; None when none was built.
+        """
+        folder = self.root / dataset
+        paths = sorted(folder.glob(f"{version}-*.npz")) if folder.is_dir() else []
+        for path in paths:
+            self._loaded.pop(path, None)
+        if not paths:
+            return None
+        return destroy_files(f"identifier fingerprints of {dataset} version {version}", paths)

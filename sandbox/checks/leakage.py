@@ -123,6 +123,16 @@ def cell_text(column: pa.ChunkedArray | pa.Array) -> pa.Array:
     return pc.fill_null(text, "")
 
 
+def _fractional(column: pa.ChunkedArray | pa.Array) -> pa.Array:
+    """Which cells are numbers with a fractional part."""
+    if isinstance(column, pa.ChunkedArray):
+        column = column.combine_chunks()
+    if not pa.types.is_floating(column.type):
+        return pa.array(np.zeros(len(column), dtype=bool))
+    values = column.cast(pa.float64())
+    return pc.fill_null(pc.not_equal(pc.floor(values), values), False)
+
+
 def _shown(value: Any) -> str | None:
     if isinstance(value, bytes):
         return value.decode("utf-8", "replace")
@@ -142,6 +152,15 @@ def _table(index: FingerprintIndex, table: pa.Table) -> list[Place]:
         return places
     cells = pa.concat_arrays([cell_text(c) for c in table.columns])  # column after column
     lower = normalise(cells, strip=False)
+    # A number with a fraction is a measure: scanned on its own, but never joined to its
+    # neighbours (a count beside a mean reads as a mobile number about once in 10^5 rows).
+    fraction = pa.concat_arrays([_fractional(c) for c in table.columns])
+    joinable = pc.if_else(fraction, pa.scalar("~", pa.large_string()), lower)
+    if pc.any(fraction).as_py():
+        alone = index.find(pc.if_else(fraction, lower, ""), np.arange(0, rows * cols + 1))
+        for flat, _, _ in alone.tolist():
+            places.append((flat % rows, label[flat // rows], f"the cell holds {WHAT}"))
+        lower = joinable
     order = pa.array((np.arange(cols)[None, :] * rows + np.arange(rows)[:, None]).ravel())
     by_row = index.find(lower.take(order), np.arange(0, rows * cols + 1, cols))
     for row, first, last in by_row.tolist():

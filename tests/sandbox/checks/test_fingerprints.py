@@ -295,3 +295,14 @@ def test_concurrent_builders_agree_and_leave_one_whole_file(city: City, tmp_path
     folder = tmp_path / "fingerprints" / "residents"
     assert sorted(p.suffix for p in folder.iterdir()) == [".lock", ".npz"]  # no temp files
     assert FingerprintIndex.load(next(folder.glob("*.npz"))).exact.size == results[0].exact.size
+
+
+def test_store_destroys_a_versions_indexes(city: City, tmp_path: Path) -> None:
+    version, policy = city.registry.get("enterprises"), city.policies.get("enterprises").policy
+    store = FingerprintStore(tmp_path)
+    store.get(version, policy)
+    path = store.path(version, policy)
+    record = store.destroy("enterprises", version.version)
+    assert record is not None and not path.exists()
+    assert [p for p, _ in record.files] == [str(path)]
+    assert store.destroy("enterprises", version.version) is None
