@@ -168,3 +168,15 @@ def test_released_sql_table_is_the_analysts_columns_only(city: City) -> None:
     header = next(csv.reader(io.StringIO(checked.content.decode())))
     assert header == ["district_code", "residents"]
     assert "__dsr" not in checked.content.decode()
+
+
+def test_dummy_runs_show_logs_and_are_not_checked(city: City) -> None:
+    code = PY_HEAD + textwrap.dedent(
+        """
+        print("rows:", con.sql("SELECT count(*) FROM enterprises").fetchall()[0][0])
+        """
+    )
+    outcome = city.pipeline.run(enterprise_grant(), "python", code, "util-dummy", dummy=True)
+    assert outcome.status == "dummy", describe(outcome)
+    assert outcome.report is None and not outcome.logs_withheld
+    assert outcome.run is not None and b"rows: " in outcome.run.execution.stdout.data
