@@ -179,7 +179,9 @@ def read_python_outputs(files: Mapping[str, bytes]) -> tuple[list[Output], list[
         if not isinstance(entries, list):
             raise TypeError("outputs is not a list")
     except (UnicodeDecodeError, ValueError, KeyError, TypeError):
-        findings.append(_finding(MANIFEST_RULE, Verdict.FAIL, MANIFEST, "the manifest cannot be read"))
+        findings.append(
+            _finding(MANIFEST_RULE, Verdict.FAIL, MANIFEST, "the manifest cannot be read")
+        )
         return [], findings
     outputs = []
     declared: set[str] = set()
@@ -200,7 +202,9 @@ def read_python_outputs(files: Mapping[str, bytes]) -> tuple[list[Output], list[
         content = files.get(file)
         if content is None:
             findings.append(
-                _finding(MANIFEST_RULE, Verdict.FAIL, file, "declared in the manifest but not found")
+                _finding(
+                    MANIFEST_RULE, Verdict.FAIL, file, "declared in the manifest but not found"
+                )
             )
             continue
         outputs.append(_python_output(file, content, entry))

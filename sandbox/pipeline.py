@@ -59,6 +59,7 @@ from sandbox.sqlrun import RESULT
 from sandbox.views import Grant, ViewBuilder, ViewSet
 
 Kind = Literal["sql", "python"]
+SQL_RESULT_BYTES = 1024 * 1024 * 1024  # an SQL product's result with its evidence, at most
 
 
 @dataclass(frozen=True)
@@ -283,9 +284,17 @@ class Pipeline:
             path.chmod(0o755)
         for child in job_dir.iterdir():
             child.chmod(0o644)
-        spec = RunSpec(
-            job_id=job_id, job_dir=job_dir, data_dir=view_set.directory, limits=self._limits
-        )
+        limits = self._limits
+        if description.get("kind") == "sql":
+            # The result carries every row's entity list (about 35 bytes per entity,
+            # compressed): our own query's output, not the analyst's, so the caps widen.
+            limits = replace(
+                limits,
+                output_bytes=max(limits.output_bytes, SQL_RESULT_BYTES),
+                output_file_bytes=max(limits.output_file_bytes, SQL_RESULT_BYTES),
+                fsize_bytes=max(limits.fsize_bytes, SQL_RESULT_BYTES),
+            )
+        spec = RunSpec(job_id=job_id, job_dir=job_dir, data_dir=view_set.directory, limits=limits)
         try:
             return execute(self._backend, spec, root / "out")
         except OSError as e:

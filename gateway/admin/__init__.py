@@ -1,0 +1,1 @@
+"""The administrators' routes: accounts and tokens."""

@@ -1,0 +1,58 @@
+"""The gateway's settings, read once from ``DSR_GATEWAY_*`` environment variables.
+
+Passed into what needs them (dependency injection); nothing reads the
+environment behind the caller's back. Bad values fail when the settings are
+loaded, not at the first request.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from gateway.errors import ConfigurationError
+from gateway.store.engine import SQLITE_DRIVERS, normalise_url, sqlite_in_memory
+
+DATABASE_FILE = "gateway.sqlite"
+
+
+class GatewaySettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="DSR_GATEWAY_", extra="ignore")
+
+    environment: Literal["development", "production"] = "development"
+    # Where the embedded default keeps its files; made absolute on load, so the
+    # store does not move when the working directory changes.
+    data_dir: Path = Path("var")
+    # Empty means the embedded default: SQLite at <data_dir>/gateway.sqlite.
+    # Otherwise sqlite:///<path> (a relative path is made absolute on load) or
+    # postgresql+psycopg://user@host/dbname (postgresql:// means psycopg too).
+    database_url: str = ""
+
+    @field_validator("data_dir")
+    @classmethod
+    def _absolute_data_dir(cls, value: Path) -> Path:
+        path = value.expanduser().resolve()
+        if path.exists() and not path.is_dir():
+            raise ValueError(f"{path} exists and is not a directory")
+        return path
+
+    @model_validator(mode="after")
+    def _resolve_database_url(self) -> GatewaySettings:
+        if not self.database_url.strip():
+            path = self.data_dir / DATABASE_FILE
+            self.database_url = f"sqlite:///{path}"
+            return self
+        try:
+            url = normalise_url(self.database_url.strip())
+        except ConfigurationError as e:
+            raise ValueError(str(e)) from e
+        if url.drivername in SQLITE_DRIVERS:
+            if sqlite_in_memory(url):
+                raise ValueError("an in-memory SQLite database loses the audit log on restart")
+            if "uri" not in url.query and url.database:
+                url = url.set(database=str(Path(url.database).expanduser().resolve()))
+        self.database_url = url.render_as_string(hide_password=False)
+        return self
