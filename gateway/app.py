@@ -10,6 +10,8 @@ status codes in one place, and no response ever carries a traceback.
 from __future__ import annotations
 
 import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Request
@@ -19,7 +21,23 @@ from gateway.admin.router import router as admin_router
 from gateway.audit.router import router as audit_router
 from gateway.auth import current_account
 from gateway.errors import AuditError, ConfigurationError, GatewayError, StoreError
+from gateway.grants.errors import GrantConflict, GrantError, GrantForbidden, UnknownGrant
+from gateway.grants.router import router as grants_router
+from gateway.grants.service import grant_service, on_suspend
 from gateway.identity import Account, AccountExists, IdentityError, UnknownAccount
+from gateway.jobs.errors import Conflict, Forbidden, NotConfigured, NotFound
+from gateway.jobs.router import router as jobs_router
+from gateway.jobs.service import cancel_queued_for_grant
+from gateway.jobs.worker import JobRuntime, start_worker, stop_worker
+from gateway.products.router import router as products_router
+from gateway.requests.errors import (
+    IllegalRequestTransition,
+    RequestError,
+    RequestForbidden,
+    UnknownRequest,
+)
+from gateway.requests.router import router as requests_router
+from gateway.reviews.router import router as reviews_router
 from gateway.settings import GatewaySettings
 from gateway.store import make_engine, migrate
 from sandbox.registry import Registry
@@ -28,6 +46,18 @@ log = logging.getLogger("dsr.gateway")
 
 # Most specific first.
 _STATUS: tuple[tuple[type[GatewayError], int], ...] = (
+    (UnknownGrant, 404),
+    (GrantForbidden, 403),
+    (GrantConflict, 409),
+    (GrantError, 422),
+    (UnknownRequest, 404),
+    (RequestForbidden, 403),
+    (IllegalRequestTransition, 409),
+    (RequestError, 422),
+    (NotFound, 404),
+    (Forbidden, 403),
+    (Conflict, 409),
+    (NotConfigured, 503),
     (AccountExists, 409),
     (UnknownAccount, 404),
     (IdentityError, 422),
@@ -41,12 +71,31 @@ def _status(error: GatewayError) -> int:
     return next((code for kind, code in _STATUS if isinstance(error, kind)), 400)
 
 
-def create_app(settings: GatewaySettings | None = None) -> FastAPI:
+def create_app(
+    settings: GatewaySettings | None = None, runtime: JobRuntime | None = None
+) -> FastAPI:
+    """The gateway; ``runtime`` (see ``gateway.runtime.build_runtime``) runs jobs."""
     settings = settings or GatewaySettings()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     engine = make_engine(settings.database_url)
     migrate(engine)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # The job worker runs where whoever built the app gave it a sandbox
+        # (app.state.runtime) and a grant resolver (app.state.grant_resolver);
+        # app.state.worker_autostart = False leaves starting it to the caller.
+        state = app.state
+        configured = getattr(state, "runtime", None) and getattr(state, "grant_resolver", None)
+        if configured and getattr(state, "worker_autostart", True):
+            start_worker(app)
+        try:
+            yield
+        finally:
+            stop_worker(app)
+
     app = FastAPI(
+        lifespan=lifespan,
         title="Data-sandbox runtime gateway",
         version="1",
         description="Operators submit jobs under grants; providers, reviewers, "
@@ -55,6 +104,15 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.engine = engine
     app.state.registry = Registry(settings.data_dir)
+    if runtime is not None:
+        app.state.runtime = runtime
+    # Jobs find their grant through the grant service (expiry enforced on every use);
+    # suspending a grant cancels its queued jobs in the same transaction.
+    app.state.grant_resolver = lambda conn, grant_id: grant_service(app).active_grant(
+        conn, grant_id
+    )
+    if cancel_queued_for_grant not in on_suspend:
+        on_suspend.append(cancel_queued_for_grant)
 
     @app.exception_handler(GatewayError)
     async def domain_error(request: Request, error: GatewayError) -> JSONResponse:
@@ -79,4 +137,9 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
 
     app.include_router(admin_router)
     app.include_router(audit_router)
+    app.include_router(jobs_router)
+    app.include_router(reviews_router)
+    app.include_router(products_router)
+    app.include_router(grants_router)
+    app.include_router(requests_router)
     return app

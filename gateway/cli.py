@@ -152,9 +152,11 @@ def gateway_serve(
     host: Annotated[str, typer.Option(help="loopback by default")] = "127.0.0.1",
     port: int = 8700,
 ) -> None:
-    """Serve the gateway (uvicorn)."""
+    """Serve the gateway (uvicorn), with a job worker on the local engine."""
     import uvicorn
 
     from gateway.app import create_app
+    from gateway.runtime import build_runtime
 
-    uvicorn.run(create_app(), host=host, port=port, log_level="info")
+    settings = GatewaySettings()
+    uvicorn.run(create_app(settings, build_runtime(settings)), host=host, port=port)

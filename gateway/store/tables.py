@@ -147,3 +147,162 @@ scope_rules = sa.Table(
     sa.UniqueConstraint("ptype", *(f"v{i}" for i in range(FIELDS)), name="uq_scope_rules_line"),
     sa.Index("ix_scope_rules_grant", "ptype", "v1"),
 )
+
+
+# Grants (gateway.grants): one operator, one scenario, exactly the datasets and
+# columns in ``scopes`` ([{"dataset", "columns"}], sorted), for a fixed term.
+# ``pseudonym_key`` is the grant's view key (hex of 32 random bytes): a secret
+# of the trusted side, never shown through the API or written to the audit
+# log; ``key_id`` names it. State changes only through
+# gateway.grants.service.GrantService.transition (with their audit event).
+grants = sa.Table(
+    "grants",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column(
+        "operator", sa.String(100), sa.ForeignKey("accounts.name"), nullable=False, index=True
+    ),
+    sa.Column("scenario", sa.String(200), nullable=False),
+    sa.Column("purpose", sa.Text(), nullable=False),
+    sa.Column("scopes", sa.JSON(), nullable=False),
+    sa.Column("state", sa.String(16), nullable=False, index=True),
+    sa.Column("valid_from", UTCDateTime(), nullable=False),
+    sa.Column("valid_until", UTCDateTime(), nullable=False),
+    sa.Column("pseudonym_key", sa.String(64), nullable=False),
+    sa.Column("key_id", sa.String(32), nullable=False),
+    sa.Column("request_id", sa.String(64), nullable=True),
+    sa.Column("created_by", sa.String(100), nullable=False),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("state_changed_at", UTCDateTime(), nullable=False),
+    sa.Column("state_reason", sa.Text(), nullable=False),
+)
+
+
+# Data requests (gateway.requests): what an operator asks for (content, use,
+# scenario, purpose, datasets and columns) and where its review stands.
+# ``step_started_at`` is when the current step began (its deadline counts from
+# there); ``approvals`` the sorted providers who approved so far; a rejection
+# keeps its ``reason`` and ``legal_basis``; a supplied request names its grant.
+data_requests = sa.Table(
+    "data_requests",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column(
+        "operator", sa.String(100), sa.ForeignKey("accounts.name"), nullable=False, index=True
+    ),
+    sa.Column("scenario", sa.String(200), nullable=False),
+    sa.Column("purpose", sa.Text(), nullable=False),
+    sa.Column("content", sa.Text(), nullable=False),
+    sa.Column("intended_use", sa.Text(), nullable=False),
+    sa.Column("scopes", sa.JSON(), nullable=False),
+    sa.Column("state", sa.String(32), nullable=False, index=True),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("step_started_at", UTCDateTime(), nullable=False),
+    sa.Column("approvals", sa.JSON(), nullable=False),
+    sa.Column("reason", sa.Text(), nullable=True),
+    sa.Column("legal_basis", sa.Text(), nullable=True),
+    sa.Column("grant_id", sa.String(64), sa.ForeignKey("grants.id"), nullable=True),
+)
+
+
+# Jobs (gateway.jobs). ``state`` is the coarse state (gateway.jobs.model.State,
+# changed only by ``transition``); ``outcome`` the detailed code of the last
+# change. What the run and the checks found is in ``job_outcomes``, apart from
+# the state. ``code`` is kept so the worker can run it and reviewers can read it.
+jobs = sa.Table(
+    "jobs",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("operator", sa.String(100), sa.ForeignKey("accounts.name"), nullable=False),
+    sa.Column("grant_id", sa.String(200), nullable=False),
+    sa.Column("kind", sa.String(8), nullable=False),
+    sa.Column("dummy", sa.Boolean(), nullable=False),
+    sa.Column("code", sa.Text(), nullable=False),
+    sa.Column("code_sha256", sa.String(64), nullable=False),
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("outcome", sa.String(32), nullable=False),
+    sa.Column("attempts", sa.Integer(), nullable=False),
+    sa.Column("datasets", sa.JSON(), nullable=False),  # sorted dataset names of the grant
+    sa.Column("submitted_at", UTCDateTime(), nullable=False),
+    sa.Column("started_at", UTCDateTime(), nullable=True),
+    sa.Column("finished_at", UTCDateTime(), nullable=True),
+    sa.Column("updated_at", UTCDateTime(), nullable=False),
+    sa.Index(None, "state", "submitted_at"),
+    sa.Index(None, "operator", "submitted_at"),
+    sa.Index(None, "grant_id", "state"),
+)
+
+# One row per job that reached the sandbox or a static check: exit class,
+# durations, resource use, findings (rule ids, places, messages; never values),
+# the output manifest and the versions checked against. Logs only of dummy runs.
+job_outcomes = sa.Table(
+    "job_outcomes",
+    metadata,
+    sa.Column("job_id", sa.String(64), sa.ForeignKey("jobs.id"), primary_key=True),
+    sa.Column("exit_class", sa.String(32), nullable=True),
+    sa.Column("exit_code", sa.Integer(), nullable=True),
+    sa.Column("runtime", sa.String(16), nullable=True),
+    sa.Column("run_seconds", sa.Float(), nullable=True),
+    sa.Column("sandbox_seconds", sa.Float(), nullable=True),
+    sa.Column("memory_peak_bytes", sa.BigInteger(), nullable=True),
+    sa.Column("pids_peak", sa.Integer(), nullable=True),
+    sa.Column("verdict", sa.String(8), nullable=True),
+    sa.Column("findings", sa.JSON(), nullable=False),
+    sa.Column("rejections", sa.JSON(), nullable=False),
+    sa.Column("outputs", sa.JSON(), nullable=False),
+    sa.Column("dataset_versions", sa.JSON(), nullable=False),
+    sa.Column("policy_versions", sa.JSON(), nullable=False),
+    sa.Column("stdout", sa.Text(), nullable=True),
+    sa.Column("stderr", sa.Text(), nullable=True),
+    sa.Column("recorded_at", UTCDateTime(), nullable=False),
+)
+
+# Security review of a held or blocked job (gateway.reviews): one review per
+# job, opened when first looked at; votes are never changed or removed.
+reviews = sa.Table(
+    "reviews",
+    metadata,
+    sa.Column("job_id", sa.String(64), sa.ForeignKey("jobs.id"), primary_key=True),
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("required", sa.Integer(), nullable=False),
+    sa.Column("opened_at", UTCDateTime(), nullable=False),
+    sa.Column("closed_at", UTCDateTime(), nullable=True),
+)
+
+review_votes = sa.Table(
+    "review_votes",
+    metadata,
+    sa.Column("id", sa.Integer(), primary_key=True, autoincrement=True),
+    sa.Column("job_id", sa.String(64), sa.ForeignKey("reviews.job_id"), nullable=False),
+    sa.Column("reviewer", sa.String(100), sa.ForeignKey("accounts.name"), nullable=False),
+    sa.Column("decision", sa.String(8), nullable=False),
+    sa.Column("reason", sa.Text(), nullable=False),
+    sa.Column("at", UTCDateTime(), nullable=False),
+    sa.UniqueConstraint("job_id", "reviewer"),
+)
+
+# Registered data products (gateway.products): from a released job, with its
+# lineage; valid for a term, renewable.
+products = sa.Table(
+    "products",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("registration_code", sa.String(40), nullable=False),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("description", sa.Text(), nullable=False),
+    sa.Column("category", sa.String(32), nullable=False),
+    sa.Column("operator", sa.String(100), sa.ForeignKey("accounts.name"), nullable=False),
+    sa.Column("job_id", sa.String(64), sa.ForeignKey("jobs.id"), nullable=False),
+    sa.Column("grant_id", sa.String(200), nullable=False),
+    sa.Column("code_sha256", sa.String(64), nullable=False),
+    sa.Column("datasets", sa.JSON(), nullable=False),
+    sa.Column("dataset_versions", sa.JSON(), nullable=False),
+    sa.Column("policy_versions", sa.JSON(), nullable=False),
+    sa.Column("manifest", sa.JSON(), nullable=False),
+    sa.Column("manifest_sha256", sa.String(64), nullable=False),
+    sa.Column("registered_at", UTCDateTime(), nullable=False),
+    sa.Column("valid_until", UTCDateTime(), nullable=False),
+    sa.Column("renewed_at", UTCDateTime(), nullable=True),
+    sa.UniqueConstraint("registration_code"),
+    sa.UniqueConstraint("job_id"),
+)

@@ -1,0 +1,69 @@
+"""Request and response bodies of the grant routes. The pseudonym key is never in them."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, StringConstraints
+
+from gateway.grants.model import GrantRecord
+
+Reason = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
+
+
+class ScopeOut(BaseModel):
+    dataset: str
+    columns: list[str]
+
+
+class GrantOut(BaseModel):
+    id: str
+    operator: str
+    scenario: str
+    purpose: str
+    datasets: list[ScopeOut]
+    state: str
+    valid_from: datetime
+    valid_until: datetime
+    in_term: bool  # now within [valid_from, valid_until)
+    key_id: str
+    request_id: str | None
+    created_by: str
+    created_at: datetime
+    state_changed_at: datetime
+    state_reason: str
+
+    @classmethod
+    def of(cls, g: GrantRecord, now: datetime | None = None) -> GrantOut:
+        now = now or datetime.now(UTC)
+        return cls(
+            id=g.id,
+            operator=g.operator,
+            scenario=g.scenario,
+            purpose=g.purpose,
+            datasets=[ScopeOut(dataset=s.dataset, columns=list(s.columns)) for s in g.scopes],
+            state=g.state.value,
+            valid_from=g.valid_from,
+            valid_until=g.valid_until,
+            in_term=g.valid_from <= now < g.valid_until,
+            key_id=g.key_id,
+            request_id=g.request_id,
+            created_by=g.created_by,
+            created_at=g.created_at,
+            state_changed_at=g.state_changed_at,
+            state_reason=g.state_reason,
+        )
+
+
+class StateChangeIn(BaseModel):
+    """Why the grant is suspended, resumed or revoked (recorded in the audit log)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    reason: Reason
+
+
+class EmergencyStopOut(BaseModel):
+    dataset: str
+    suspended: list[str]

@@ -1,0 +1,44 @@
+"""Errors of jobs, reviews and products. They know nothing of HTTP: the
+gateway's one handler maps the three kinds below to 404, 403 and 409."""
+
+from __future__ import annotations
+
+from gateway.errors import GatewayError
+
+
+class NotFound(GatewayError):
+    """No such job, review or product."""
+
+
+class Forbidden(GatewayError):
+    """The caller may not do this to this object (another operator's job, a
+    reviewer's own job, a scope denial)."""
+
+
+class Conflict(GatewayError):
+    """The object is not in a state that allows this (a move the state table
+    refuses, a second vote, an inactive grant)."""
+
+
+class NotConfigured(GatewayError):
+    """The gateway was started without a sandbox pipeline or a grant resolver."""
+
+
+class UnknownJob(NotFound):
+    """No job of that id."""
+
+
+class NotYourJob(Forbidden):
+    """The job was submitted by another operator."""
+
+
+class ScopeRefused(Forbidden):
+    """The scope policy denied the submission (the decision is audited)."""
+
+
+class InvalidTransition(Conflict):
+    """The state table does not allow this move, or the job moved meanwhile."""
+
+
+class GrantUnavailable(Conflict):
+    """The grant is unknown, suspended, revoked or expired."""

@@ -1,0 +1,383 @@
+"""The worker pool: queued jobs through ``Pipeline.run``, outcomes recorded.
+
+A few threads (``concurrency``, default 2) each claim the oldest queued job
+(``queued -> running``, a conditional update, so no job is taken twice, also
+across processes on PostgreSQL), run it through the pipeline, record
+``job.run`` (``running -> checking``) and then the outcome row, the
+``verdict`` and the final state in one transaction.
+
+Start-up reconciles what a crash left: jobs found ``running`` or
+``checking`` are re-queued once and failed (``interrupted``) the second
+time; every sandbox the backend still holds is removed (``reconcile``).
+Reconciling assumes this is the only worker of the store: run one worker
+process per store.
+
+Invariants:
+- A failed job (non-zero exit, a timeout, a static rejection, even an
+  exception in the pipeline) ends in a state with an outcome code; the
+  worker thread goes on.
+- Real-run logs are never stored; dummy-run logs are.
+- The cells of a held or blocked SQL product are kept beside its outputs
+  (``cells.json``, trusted side only) for the ledger at approval.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from fastapi import FastAPI
+from sqlalchemy import Engine
+
+from gateway.audit import append
+from gateway.jobs.errors import InvalidTransition, NotConfigured
+from gateway.jobs.model import TRANSITIONS, Job, Outcome, State, get_job, list_jobs, transition
+from gateway.jobs.service import SYSTEM, GrantResolver, outcome_values, record_outcome
+from gateway.store.tables import jobs
+from sandbox.backends.base import Backend, ExitClass
+from sandbox.checking import JobReport
+from sandbox.fsutil import write_atomic
+from sandbox.ledger import Cell, Ledger
+from sandbox.pipeline import JobOutcome, Pipeline
+from sandbox.views import Grant, ViewBuilder
+
+log = logging.getLogger("dsr.gateway.jobs")
+
+MAX_ATTEMPTS = 2  # a job left running by a restart is re-queued once
+CELLS = "cells.json"
+
+
+@dataclass(frozen=True)
+class JobRuntime:
+    """What the gateway needs of the sandbox: the pipeline, and the parts of it that
+    review and start-up use directly (policies, the ledger, the backend, the work dir)."""
+
+    pipeline: Pipeline
+    views: ViewBuilder
+    ledger: Ledger
+    backend: Backend
+    work_dir: Path
+
+    def job_root(self, job_id: str) -> Path:
+        return self.work_dir / "jobs" / job_id
+
+
+@dataclass(frozen=True)
+class Reconciled:
+    requeued: tuple[str, ...] = ()
+    failed: tuple[str, ...] = ()
+    removed_sandboxes: tuple[str, ...] = field(default=())
+
+
+_EXIT_OUTCOME = {
+    ExitClass.FAILED: Outcome.JOB_FAILED,
+    ExitClass.TIMED_OUT: Outcome.TIMED_OUT,
+    ExitClass.OOM_KILLED: Outcome.OOM_KILLED,
+    ExitClass.RESOURCE_EXHAUSTED: Outcome.RESOURCE_EXHAUSTED,
+    ExitClass.BACKEND_ERROR: Outcome.BACKEND_ERROR,
+}
+
+
+def final_state(outcome: JobOutcome) -> tuple[State, Outcome]:
+    """The state and outcome code a pipeline outcome ends in."""
+    exit_class = outcome.exit_class
+    if outcome.status == "rejected":
+        return State.REJECTED, Outcome.STATIC_REJECTED
+    if outcome.status == "released":
+        return State.RELEASED, Outcome.CHECKS_PASSED
+    if outcome.status == "held":
+        return State.HELD, Outcome.CHECKS_REVIEW
+    if outcome.status == "blocked":
+        return State.BLOCKED, Outcome.CHECKS_FAILED
+    if outcome.status == "dummy" and exit_class == ExitClass.SUCCEEDED:
+        return State.COMPLETED, Outcome.DUMMY_FINISHED
+    if exit_class is None or exit_class == ExitClass.SUCCEEDED:
+        return State.FAILED, Outcome.NO_RESULT
+    return State.FAILED, _EXIT_OUTCOME[exit_class]
+
+
+def save_cells(root: Path, report: JobReport, k: dict[str, int], grant_id: str) -> None:
+    """The ledger cells of a held or blocked SQL product, for ``record_release`` later."""
+    body = {
+        "grant_id": grant_id,
+        "k": k,
+        "cells": [
+            {"dataset": c.dataset, "entities": sorted(c.entities), "location": c.location}
+            for c in report.cells
+        ],
+    }
+    write_atomic(root / CELLS, json.dumps(body).encode())
+
+
+def load_cells(root: Path) -> tuple[tuple[Cell, ...], dict[str, int]]:
+    path = root / CELLS
+    if not path.is_file():
+        return (), {}
+    body: dict[str, Any] = json.loads(path.read_text())
+    cells = tuple(
+        Cell(c["dataset"], frozenset(c["entities"]), c["location"]) for c in body["cells"]
+    )
+    return cells, {str(d): int(v) for d, v in body["k"].items()}
+
+
+class JobWorker:
+    """A pool of threads running queued jobs. ``start`` reconciles, then runs; ``stop`` waits."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        runtime: JobRuntime,
+        resolver: GrantResolver,
+        *,
+        concurrency: int = 2,
+        poll_seconds: float = 1.0,
+    ) -> None:
+        if concurrency < 1:
+            raise ValueError("concurrency must be at least 1")
+        self._engine = engine
+        self._runtime = runtime
+        self._resolve = resolver
+        self._concurrency = concurrency
+        self._poll = poll_seconds
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._threads: list[threading.Thread] = []
+
+    @property
+    def running(self) -> bool:
+        return any(t.is_alive() for t in self._threads)
+
+    def start(self) -> Reconciled:
+        """Reconcile what a previous process left, then start the threads."""
+        if self.running:
+            return Reconciled()
+        reconciled = self.reconcile()
+        self._stop.clear()
+        self._threads = [
+            threading.Thread(target=self._loop, name=f"dsr-job-worker-{i}", daemon=True)
+            for i in range(self._concurrency)
+        ]
+        for thread in self._threads:
+            thread.start()
+        return reconciled
+
+    def stop(self, timeout: float | None = None) -> None:
+        """Stop taking jobs and wait for the running ones to finish."""
+        self._stop.set()
+        self._wake.set()
+        for thread in self._threads:
+            thread.join(timeout)
+        self._threads = []
+
+    def wake(self) -> None:
+        """A job was queued: look now rather than at the next poll."""
+        self._wake.set()
+
+    def reconcile(self) -> Reconciled:
+        """Jobs left running or checking: re-queued once, then failed; stray sandboxes removed."""
+        requeued, failed = [], []
+        with self._engine.begin() as conn:
+            for job in list_jobs(conn, states=frozenset({State.RUNNING, State.CHECKING})):
+                if job.attempts < MAX_ATTEMPTS:
+                    transition(conn, job.id, State.QUEUED, actor=SYSTEM, outcome=Outcome.REQUEUED)
+                    requeued.append(job.id)
+                else:
+                    transition(
+                        conn, job.id, State.FAILED, actor=SYSTEM, outcome=Outcome.INTERRUPTED
+                    )
+                    failed.append(job.id)
+        removed = self._remove_orphans()
+        if requeued or failed or removed:
+            log.warning(
+                "reconciled: %d re-queued, %d failed, %d sandboxes removed",
+                len(requeued),
+                len(failed),
+                len(removed),
+            )
+        return Reconciled(tuple(requeued), tuple(failed), tuple(removed))
+
+    def _remove_orphans(self) -> list[str]:
+        """Remove the sandboxes of this store's jobs (none runs yet); an engine shared
+        with other stores or tools keeps theirs."""
+        backend = self._runtime.backend
+        present = backend.sandboxes()
+        if not present:
+            return []
+        with self._engine.connect() as conn:
+            ours = {
+                str(r[0]) for r in conn.execute(sa.select(jobs.c.id).where(jobs.c.id.in_(present)))
+            }
+        return backend.reconcile(keep=[j for j in present if j not in ours])
+
+    # -- one job ------------------------------------------------------------------
+
+    def claim(self) -> Job | None:
+        """Take the oldest queued job (``queued -> running``), or None."""
+        for _ in range(5):
+            with self._engine.begin() as conn:
+                row = conn.execute(
+                    sa.select(jobs.c.id)
+                    .where(jobs.c.state == State.QUEUED.value)
+                    .order_by(jobs.c.submitted_at, jobs.c.id)
+                    .limit(1)
+                    .with_for_update(skip_locked=True)
+                ).first()
+                if row is None:
+                    return None
+                try:
+                    return transition(
+                        conn, str(row[0]), State.RUNNING, actor=SYSTEM, outcome=Outcome.STARTED
+                    )
+                except InvalidTransition:
+                    continue  # taken or cancelled meanwhile
+        return None
+
+    def run_one(self) -> Job | None:
+        """Claim and run one job to its end (for tests and the loop); the job as it ended."""
+        job = self.claim()
+        if job is None:
+            return None
+        try:
+            self.process(job)
+        except Exception:  # never lose the thread; the job must still end
+            log.exception("job %s: recording its outcome failed", job.id)
+            self._fail(job, Outcome.INTERNAL_ERROR)
+        with self._engine.connect() as conn:
+            return get_job(conn, job.id)
+
+    def process(self, job: Job) -> None:
+        """Run a claimed (``running``) job through the pipeline and record how it ended."""
+        try:
+            with self._engine.begin() as conn:
+                grant = self._resolve(conn, job.grant_id)
+        except Exception as e:
+            log.info("job %s: grant %s cannot be used: %s", job.id, job.grant_id, e)
+            self._fail(job, Outcome.GRANT_UNAVAILABLE)
+            return
+        try:
+            outcome = self._runtime.pipeline.run(
+                grant,
+                job.kind,  # type: ignore[arg-type]  # "sql" | "python", checked at submission
+                job.code,
+                job.id,
+                dummy=job.dummy,
+            )
+        except Exception:
+            log.exception("job %s could not be run", job.id)
+            self._fail(job, Outcome.INTERNAL_ERROR)
+            return
+        state, code = final_state(outcome)
+        if state in (State.HELD, State.BLOCKED) and outcome.report and outcome.report.cells:
+            save_cells(
+                self._runtime.job_root(job.id), outcome.report, self._ledger_k(grant, outcome),
+                grant.grant_id,
+            )  # fmt: skip
+        with self._engine.begin() as conn:
+            transition(conn, job.id, State.CHECKING, actor=SYSTEM, outcome=Outcome.RAN)
+            if outcome.run is not None:
+                append(
+                    conn,
+                    "job.run",
+                    SYSTEM,
+                    grant_id=job.grant_id,
+                    datasets=outcome.datasets or job.datasets,
+                    detail=_run_detail(job, outcome),
+                )
+        with self._engine.begin() as conn:
+            values = outcome_values(outcome)
+            record_outcome(conn, job.id, values)
+            if outcome.report is not None:
+                append(
+                    conn,
+                    "verdict",
+                    SYSTEM,
+                    grant_id=job.grant_id,
+                    datasets=outcome.datasets or job.datasets,
+                    detail={
+                        "job": job.id,
+                        "verdict": values["verdict"],
+                        "decision": outcome.report.decision,
+                        "rules": sorted({f["rule"] for f in values["findings"]}),
+                        "outputs": [
+                            {"file": o["file"], "sha256": o["sha256"], "verdict": o["verdict"]}
+                            for o in values["outputs"]
+                        ],
+                        "policy_versions": values["policy_versions"],
+                        "ledger_cells": len(outcome.report.cells),
+                    },
+                )
+            transition(conn, job.id, state, actor=SYSTEM, outcome=code)
+
+    def _ledger_k(self, grant: Grant, outcome: JobOutcome) -> dict[str, int]:
+        policies = {s.dataset: p.policy for s, _, p in self._runtime.views.resolve(grant)}
+        return {d: policies[d].k for d in outcome.datasets if d in policies}
+
+    def _fail(self, job: Job, code: Outcome) -> None:
+        with self._engine.begin() as conn:
+            current = get_job(conn, job.id)
+            if State.FAILED in TRANSITIONS[current.state]:
+                transition(conn, job.id, State.FAILED, actor=SYSTEM, outcome=code)
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                job = self.run_one()
+            except Exception:  # the store is away: wait and try again
+                log.exception("the job worker could not take a job")
+                job = None
+            if job is None:
+                self._wake.wait(self._poll)
+                self._wake.clear()
+
+
+def _run_detail(job: Job, outcome: JobOutcome) -> dict[str, Any]:
+    run = outcome.run
+    assert run is not None
+    e = run.execution
+    return {
+        "job": job.id,
+        "dummy": job.dummy,
+        "runtime": run.runtime,
+        "exit_class": e.exit_class.value,
+        "exit_code": e.exit_code,
+        "run_seconds": round(e.wall_seconds, 3),
+        "sandbox_seconds": round(run.wall_seconds, 3),
+        "memory_peak_bytes": e.memory_peak_bytes,
+        "pids_peak": e.pids_peak,
+        "outputs": len(run.collection.files),
+        "refused": run.collection.refused_total,
+        "output_sha256": [f.sha256 for f in run.collection.files],
+        "logs_withheld": outcome.logs_withheld,
+    }
+
+
+# -- the application's worker ----------------------------------------------------------
+
+
+def start_worker(app: FastAPI, *, concurrency: int = 2, poll_seconds: float = 1.0) -> JobWorker:
+    """Start the app's worker (``app.state.runtime`` and ``app.state.grant_resolver``
+    must be set); idempotent."""
+    worker: JobWorker | None = getattr(app.state, "worker", None)
+    if worker is not None and worker.running:
+        return worker
+    runtime = getattr(app.state, "runtime", None)
+    resolver = getattr(app.state, "grant_resolver", None)
+    if runtime is None or resolver is None:
+        raise NotConfigured("the job worker needs app.state.runtime and app.state.grant_resolver")
+    worker = JobWorker(
+        app.state.engine, runtime, resolver, concurrency=concurrency, poll_seconds=poll_seconds
+    )
+    worker.start()
+    app.state.worker = worker
+    return worker
+
+
+def stop_worker(app: FastAPI, timeout: float | None = None) -> None:
+    worker: JobWorker | None = getattr(app.state, "worker", None)
+    if worker is not None:
+        worker.stop(timeout)

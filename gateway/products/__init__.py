@@ -1,0 +1,1 @@
+"""Data products: registered from released jobs, with their lineage."""

@@ -1,0 +1,1 @@
+"""Data requests: an operator asks, the administrator and the providers review on deadlines."""

@@ -1,0 +1,152 @@
+"""Data request routes: operators ask and follow theirs; administrators review the
+form; providers review what touches their datasets; a grant supplies the request."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request
+from sqlalchemy import Connection
+
+from gateway.auth import read, requires, write
+from gateway.identity import Account, Role
+from gateway.requests.model import RequestRecord
+from gateway.requests.schemas import (
+    FormalReviewIn,
+    ProviderReviewIn,
+    RequestIn,
+    RequestOut,
+    SupplyIn,
+)
+from gateway.requests.service import RequestService, request_service
+
+router = APIRouter(prefix="/v1", tags=["requests"])
+Reader = Annotated[Connection, Depends(read)]
+Writer = Annotated[Connection, Depends(write)]
+
+
+def service(request: Request) -> RequestService:
+    return request_service(request.app)
+
+
+Service = Annotated[RequestService, Depends(service)]
+
+
+def _out(requests: RequestService, record: RequestRecord) -> RequestOut:
+    return RequestOut.of(record, requests.deadline(record))
+
+
+@router.post("/requests", response_model=RequestOut, status_code=201)
+def submit(
+    body: RequestIn,
+    account: Annotated[Account, Depends(requires(Role.OPERATOR))],
+    requests: Service,
+    conn: Writer,
+) -> RequestOut:
+    """Ask for data: content, use, scenario, purpose and exactly the columns needed."""
+    record = requests.create(
+        conn,
+        operator=account.name,
+        scenario=body.scenario,
+        purpose=body.purpose,
+        content=body.content,
+        use=body.use,
+        scopes=[(s.dataset, s.columns) for s in body.datasets],
+    )
+    return _out(requests, record)
+
+
+@router.get("/requests", response_model=list[RequestOut])
+def list_requests(
+    account: Annotated[Account, Depends(requires(Role.OPERATOR, Role.PROVIDER, Role.ADMIN))],
+    requests: Service,
+    conn: Reader,
+    pending: bool = False,
+) -> list[RequestOut]:
+    """Operators: their own; providers: those touching their datasets; administrators: all.
+
+    ``pending=true``: only those waiting for something the caller may do next.
+    Each shows its current step's deadline and whether it is overdue.
+    """
+    if account.has(Role.ADMIN):
+        found = requests.find(conn)
+    else:
+        mine = requests.find(conn, operator=account.name) if account.has(Role.OPERATOR) else []
+        theirs = (
+            requests.find(conn, datasets=requests.grants.provider_datasets(account.name))
+            if account.has(Role.PROVIDER)
+            else []
+        )
+        found = list({r.id: r for r in [*mine, *theirs]}.values())
+    if pending:
+        found = [r for r in found if requests.pending_for(account, r)]
+    now = datetime.now(UTC)
+    return [RequestOut.of(r, requests.deadline(r, now)) for r in found]
+
+
+@router.get("/requests/{request_id}", response_model=RequestOut)
+def get_request(
+    request_id: str,
+    account: Annotated[Account, Depends(requires(Role.OPERATOR, Role.PROVIDER, Role.ADMIN))],
+    requests: Service,
+    conn: Reader,
+) -> RequestOut:
+    record = requests.get(conn, request_id)
+    requests.check_read(account, record)
+    return _out(requests, record)
+
+
+@router.post("/requests/{request_id}/formal-review", response_model=RequestOut)
+def formal_review(
+    request_id: str,
+    body: FormalReviewIn,
+    account: Annotated[Account, Depends(requires(Role.ADMIN))],
+    requests: Service,
+    conn: Writer,
+) -> RequestOut:
+    """Pass, or reject with the reason and its legal basis (5 working days)."""
+    record = requests.formal_review(
+        conn,
+        request_id,
+        account.name,
+        passed=body.decision == "pass",
+        reason=body.reason,
+        legal_basis=body.legal_basis,
+    )
+    return _out(requests, record)
+
+
+@router.post("/requests/{request_id}/provider-review", response_model=RequestOut)
+def provider_review(
+    request_id: str,
+    body: ProviderReviewIn,
+    account: Annotated[Account, Depends(requires(Role.PROVIDER))],
+    requests: Service,
+    conn: Writer,
+) -> RequestOut:
+    """Approve, or reject with the reason and its legal basis (10 working days)."""
+    record = requests.provider_review(
+        conn,
+        request_id,
+        account.name,
+        approved=body.decision == "approve",
+        reason=body.reason,
+        legal_basis=body.legal_basis,
+    )
+    return _out(requests, record)
+
+
+@router.post("/requests/{request_id}/supply", response_model=RequestOut, status_code=201)
+def supply(
+    request_id: str,
+    body: SupplyIn,
+    account: Annotated[Account, Depends(requires(Role.ADMIN, Role.PROVIDER))],
+    requests: Service,
+    conn: Writer,
+) -> RequestOut:
+    """Issue the grant (20 working days); the request then names it."""
+    record = requests.supply(
+        conn, request_id, account, valid_from=body.valid_from, valid_until=body.valid_until
+    )
+    return _out(requests, record)

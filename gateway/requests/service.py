@@ -1,0 +1,392 @@
+"""Data requests: the operator states content, use, scenario, purpose and the data needed;
+the administrator reviews the form, the providers review the substance, then a grant
+supplies it.
+
+Invariants:
+
+- :meth:`RequestService.transition` is the only state change: it validates the
+  move against ``TRANSITIONS``, persists it (the step's start time too, from
+  which its deadline counts) and writes the ``request.state`` event, in the
+  caller's transaction.
+- A rejection carries a non-empty reason and legal basis, or it is refused.
+- Provider review passes only when the provider of every requested dataset
+  has approved (one approval covers all of that provider's datasets); each
+  approval is audited as it comes.
+- A request asks only for what a grant could hold: known datasets, columns
+  visible under the current exposure policy (checked again at supply).
+- Supplying creates the grant and marks the request ``supplied`` with the
+  grant's id, in one transaction.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import Connection
+
+from gateway.audit import append
+from gateway.grants.service import GrantService, check_scopes, grant_service
+from gateway.identity import Account, Role
+from gateway.requests.deadlines import deadline_after
+from gateway.requests.errors import (
+    IllegalRequestTransition,
+    RequestError,
+    RequestForbidden,
+    UnknownRequest,
+)
+from gateway.requests.model import DEADLINE_DAYS, STEP, TRANSITIONS, RequestRecord, State
+from gateway.store.tables import data_requests
+from sandbox.views import DatasetScope
+
+DEADLINES_SETTING = "request_deadline_days"  # app.state attribute overriding DEADLINE_DAYS
+
+
+def _now(now: datetime | None) -> datetime:
+    if now is None:
+        return datetime.now(UTC)
+    if now.tzinfo is None or now.utcoffset() is None:
+        raise RequestError("times must be timezone-aware")
+    return now.astimezone(UTC)
+
+
+def _text(value: str | None) -> str:
+    return (value or "").strip()
+
+
+def _record(row: sa.Row[Any]) -> RequestRecord:
+    m = row._mapping
+    return RequestRecord(
+        id=m["id"],
+        operator=m["operator"],
+        scenario=m["scenario"],
+        purpose=m["purpose"],
+        content=m["content"],
+        use=m["intended_use"],
+        scopes=tuple(DatasetScope(s["dataset"], tuple(s["columns"])) for s in m["scopes"]),
+        state=State(m["state"]),
+        created_at=m["created_at"],
+        step_started_at=m["step_started_at"],
+        approvals=tuple(m["approvals"]),
+        reason=m["reason"],
+        legal_basis=m["legal_basis"],
+        grant_id=m["grant_id"],
+    )
+
+
+@dataclass(frozen=True)
+class Deadline:
+    step: str
+    due: datetime
+    overdue: bool
+
+
+@dataclass
+class RequestService:
+    grants: GrantService
+    deadline_days: Mapping[State, int] = field(default_factory=lambda: dict(DEADLINE_DAYS))
+
+    # -- reading ------------------------------------------------------------------
+
+    def get(self, conn: Connection, request_id: str) -> RequestRecord:
+        row = conn.execute(sa.select(data_requests).where(data_requests.c.id == request_id)).first()
+        if row is None:
+            raise UnknownRequest(f"no data request {request_id!r}")
+        return _record(row)
+
+    def find(
+        self,
+        conn: Connection,
+        *,
+        operator: str | None = None,
+        datasets: Iterable[str] | None = None,
+    ) -> list[RequestRecord]:
+        """Requests, oldest first: of ``operator``, touching any of ``datasets``."""
+        stmt = sa.select(data_requests).order_by(data_requests.c.created_at, data_requests.c.id)
+        if operator is not None:
+            stmt = stmt.where(data_requests.c.operator == operator)
+        found = [_record(r) for r in conn.execute(stmt)]
+        if datasets is not None:
+            wanted = set(datasets)
+            found = [r for r in found if wanted & set(r.datasets)]
+        return found
+
+    def deadline(self, request: RequestRecord, now: datetime | None = None) -> Deadline | None:
+        """The current step's deadline (None once supplied or rejected)."""
+        days = self.deadline_days.get(request.state)
+        if days is None:
+            return None
+        due = deadline_after(request.step_started_at, days)
+        return Deadline(STEP[request.state], due, _now(now) >= due)
+
+    def providers(self, request: RequestRecord) -> set[str]:
+        """The providers whose approval the request needs (one per dataset, maybe shared)."""
+        found = {self.grants.provider_of(d) for d in request.datasets}
+        return {p for p in found if p is not None}
+
+    def pending_for(self, account: Account, request: RequestRecord) -> bool:
+        """Whether ``request`` waits for something ``account`` may do next."""
+        if account.has(Role.ADMIN) and request.state in (State.SUBMITTED, State.PROVIDER_APPROVED):
+            return True
+        if account.has(Role.PROVIDER) and account.name in self.providers(request):
+            if request.state == State.FORMAL_REVIEW_PASSED:
+                return account.name not in request.approvals
+            return request.state == State.PROVIDER_APPROVED
+        return (
+            account.has(Role.OPERATOR)
+            and account.name == request.operator
+            and (bool(TRANSITIONS[request.state]))
+        )
+
+    def check_read(self, account: Account, request: RequestRecord) -> None:
+        """Rule: a request is read by its operator, its datasets' providers and administrators."""
+        if not (
+            account.has(Role.ADMIN)
+            or (account.has(Role.OPERATOR) and account.name == request.operator)
+            or (account.has(Role.PROVIDER) and account.name in self.providers(request))
+        ):
+            raise RequestForbidden(f"{account.name} may not read data request {request.id}")
+
+    # -- the one state change ------------------------------------------------------
+
+    def transition(
+        self,
+        conn: Connection,
+        request_id: str,
+        to: State,
+        actor: str,
+        *,
+        reason: str | None = None,
+        legal_basis: str | None = None,
+        grant_id: str | None = None,
+        now: datetime | None = None,
+    ) -> RequestRecord:
+        """Move the request to ``to``; a rejection needs ``reason`` and ``legal_basis``."""
+        now = _now(now)
+        to = State(to)
+        row = conn.execute(
+            sa.select(data_requests).where(data_requests.c.id == request_id).with_for_update()
+        ).first()
+        if row is None:
+            raise UnknownRequest(f"no data request {request_id!r}")
+        request = _record(row)
+        if to not in TRANSITIONS[request.state]:
+            raise IllegalRequestTransition(
+                f"data request {request_id} cannot go from {request.state} to {to}"
+                + (f": {request.state} is final" if not TRANSITIONS[request.state] else "")
+            )
+        reason, legal_basis = _text(reason), _text(legal_basis)
+        if to == State.REJECTED and not (reason and legal_basis):
+            raise RequestError("a rejection must give its reason and its legal basis (both)")
+        if to == State.SUPPLIED and not grant_id:
+            raise RequestError("a supplied request names the grant that supplies it")
+        conn.execute(
+            data_requests.update()
+            .where(data_requests.c.id == request_id)
+            .values(
+                state=to.value,
+                step_started_at=now,
+                reason=reason or None,
+                legal_basis=legal_basis or None,
+                grant_id=grant_id,
+            )
+        )
+        detail: dict[str, Any] = {"from": request.state.value, "to": to.value}
+        if reason:
+            detail["reason"] = reason
+        if legal_basis:
+            detail["legal_basis"] = legal_basis
+        if grant_id:
+            detail["grant"] = grant_id
+        detail = {"request": request_id, **detail}
+        append(
+            conn,
+            "request.state",
+            actor,
+            grant_id=grant_id,
+            datasets=request.datasets,
+            detail=detail,
+        )
+        return self.get(conn, request_id)
+
+    # -- steps ----------------------------------------------------------------------
+
+    def create(
+        self,
+        conn: Connection,
+        *,
+        operator: str,
+        scenario: str,
+        purpose: str,
+        content: str,
+        use: str,
+        scopes: Iterable[tuple[str, Sequence[str]]],
+        now: datetime | None = None,
+    ) -> RequestRecord:
+        """Submit a request (state ``submitted``) with its ``request.state`` event."""
+        now = _now(now)
+        fields = {"scenario": scenario, "purpose": purpose, "content": content, "use": use}
+        missing = [k for k, v in fields.items() if not _text(v)]
+        if missing:
+            raise RequestError(f"a data request states its {', '.join(missing)}")
+        checked = check_scopes(self.grants.registry, self.grants.policies, scopes)
+        request_id = "r-" + secrets.token_hex(8)
+        conn.execute(
+            data_requests.insert().values(
+                id=request_id,
+                operator=operator,
+                scenario=_text(scenario),
+                purpose=_text(purpose),
+                content=_text(content),
+                intended_use=_text(use),
+                scopes=[{"dataset": s.dataset, "columns": list(s.columns)} for s in checked],
+                state=State.SUBMITTED.value,
+                created_at=now,
+                step_started_at=now,
+                approvals=[],
+                reason=None,
+                legal_basis=None,
+                grant_id=None,
+            )
+        )
+        append(
+            conn,
+            "request.state",
+            operator,
+            datasets=[s.dataset for s in checked],
+            detail={
+                "request": request_id,
+                "from": None,
+                "to": State.SUBMITTED.value,
+                "scenario": _text(scenario),
+                "columns": {s.dataset: list(s.columns) for s in checked},
+            },
+        )
+        return self.get(conn, request_id)
+
+    def formal_review(
+        self,
+        conn: Connection,
+        request_id: str,
+        actor: str,
+        *,
+        passed: bool,
+        reason: str | None = None,
+        legal_basis: str | None = None,
+        now: datetime | None = None,
+    ) -> RequestRecord:
+        to = State.FORMAL_REVIEW_PASSED if passed else State.REJECTED
+        return self.transition(
+            conn, request_id, to, actor, reason=reason, legal_basis=legal_basis, now=now
+        )
+
+    def provider_review(
+        self,
+        conn: Connection,
+        request_id: str,
+        provider: str,
+        *,
+        approved: bool,
+        reason: str | None = None,
+        legal_basis: str | None = None,
+        now: datetime | None = None,
+    ) -> RequestRecord:
+        """One provider's decision: a rejection ends the request; the last approval passes it."""
+        request = self.get(conn, request_id)
+        needed = self.providers(request)
+        if provider not in needed:
+            raise RequestForbidden(
+                f"{provider} provides none of the datasets of data request {request_id}"
+            )
+        if request.state != State.FORMAL_REVIEW_PASSED:
+            raise IllegalRequestTransition(
+                f"data request {request_id} is {request.state}: provider review needs "
+                f"{State.FORMAL_REVIEW_PASSED}"
+            )
+        if not approved:
+            return self.transition(
+                conn,
+                request_id,
+                State.REJECTED,
+                provider,
+                reason=reason,
+                legal_basis=legal_basis,
+                now=now,
+            )
+        if provider in request.approvals:
+            raise IllegalRequestTransition(f"{provider} approved data request {request_id} already")
+        approvals = sorted({*request.approvals, provider})
+        conn.execute(
+            data_requests.update()
+            .where(data_requests.c.id == request_id)
+            .values(approvals=approvals)
+        )
+        waiting = sorted(needed - set(approvals))
+        if not waiting:
+            return self.transition(conn, request_id, State.PROVIDER_APPROVED, provider, now=now)
+        append(
+            conn,
+            "request.state",
+            provider,
+            datasets=request.datasets,
+            detail={
+                "request": request_id,
+                "from": request.state.value,
+                "to": request.state.value,
+                "approved_by": provider,
+                "waiting_for": waiting,
+            },
+        )
+        return self.get(conn, request_id)
+
+    def supply(
+        self,
+        conn: Connection,
+        request_id: str,
+        account: Account,
+        *,
+        valid_until: datetime,
+        valid_from: datetime | None = None,
+        now: datetime | None = None,
+    ) -> RequestRecord:
+        """Issue the grant the request asked for and mark it ``supplied``.
+
+        Rule: administrators, and providers of one of the requested datasets, supply.
+        """
+        request = self.get(conn, request_id)
+        if not (
+            account.has(Role.ADMIN)
+            or (account.has(Role.PROVIDER) and account.name in self.providers(request))
+        ):
+            raise RequestForbidden(
+                f"{account.name} provides none of the datasets of data request {request_id}"
+            )
+        if State.SUPPLIED not in TRANSITIONS[request.state]:
+            raise IllegalRequestTransition(
+                f"data request {request_id} cannot go from {request.state} to {State.SUPPLIED}"
+            )
+        grant = self.grants.create(
+            conn,
+            operator=request.operator,
+            scenario=request.scenario,
+            purpose=request.purpose,
+            scopes=[(s.dataset, s.columns) for s in request.scopes],
+            valid_from=valid_from,
+            valid_until=valid_until,
+            actor=account.name,
+            request_id=request_id,
+            now=now,
+        )
+        return self.transition(
+            conn, request_id, State.SUPPLIED, account.name, grant_id=grant.id, now=now
+        )
+
+
+def request_service(app: Any) -> RequestService:
+    """The application's request service (deadlines from ``app.state`` if set there)."""
+    days = {**DEADLINE_DAYS, **getattr(app.state, DEADLINES_SETTING, {})}
+    return RequestService(grant_service(app), days)

@@ -1,0 +1,1 @@
+"""Security review of held and blocked jobs: evidence, values, votes."""

@@ -1,0 +1,430 @@
+"""Grants: the state table, suspension, revocation with destruction, expiry, the 3-year
+maximum, minimum necessary columns, and the routes' access matrix (SQLite and PostgreSQL)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+
+from gateway.app import create_app
+from gateway.audit.chain import iter_events
+from gateway.grants.errors import GrantError, GrantInactive, IllegalGrantTransition
+from gateway.grants.model import MAX_GRANT_DAYS, TRANSITIONS, GrantRecord, State
+from gateway.grants.service import GrantService, grant_service
+from gateway.identity import Role, create_account, issue_token
+from gateway.scope import ScopePolicy, column_object
+from gateway.settings import GatewaySettings
+from gateway.store.tables import grants as grants_table
+from sandbox.entitymap import EntityMaps, ledger_secret
+from sandbox.policy import PolicyStore
+from sandbox.views import ViewBuilder
+
+ROLES = [r.value for r in Role]
+
+# The grant routes, and who may use them (see test_app.py for the format).
+ACCESS: dict[tuple[str, str], str | frozenset[str]] = {
+    ("GET", "/v1/grants"): frozenset({"operator", "provider", "admin"}),
+    ("GET", "/v1/grants/{grant_id}"): frozenset({"admin", "provider"}),
+    ("POST", "/v1/grants/{grant_id}/suspend"): frozenset({"admin", "provider"}),
+    ("POST", "/v1/grants/{grant_id}/resume"): frozenset({"admin", "provider"}),
+    ("POST", "/v1/grants/{grant_id}/revoke"): frozenset({"admin", "provider"}),
+    ("POST", "/v1/datasets/{name}/emergency-stop"): frozenset({"admin"}),
+}
+SAMPLE_PATH = {"{grant_id}": "g-0000000000000000", "{name}": "nothing_here"}
+SAMPLE_BODY: dict[tuple[str, str], Any] = {
+    ("POST", "/v1/grants/{grant_id}/suspend"): {"reason": "x"},
+    ("POST", "/v1/grants/{grant_id}/resume"): {"reason": "x"},
+    ("POST", "/v1/grants/{grant_id}/revoke"): {"reason": "x"},
+    ("POST", "/v1/datasets/{name}/emergency-stop"): {"reason": "x"},
+}
+
+PEOPLE_POLICY = """\
+dataset: people
+entity_column: person_id
+k: 2
+columns:
+  person_id: {class: identifier, level: 4, visibility: join_key}
+  name: {class: identifier, level: 4, visibility: hidden}
+  age: {class: quasi_identifier, level: 2, visibility: group_key}
+  income: {class: sensitive, level: 3, visibility: aggregate_only}
+"""
+PEOPLE_CSV = "person_id,name,age,income\n" + "".join(
+    f"{110101199001010000 + i},name{i},{20 + i % 40},{1000 + 37 * i}\n" for i in range(30)
+)
+COLUMNS = ("age", "income")
+T0 = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)  # a Monday, 10:00 in Beijing
+
+
+@dataclass
+class World:
+    app: FastAPI
+    client: TestClient
+    tokens: dict[str, str]
+
+    @property
+    def grants(self) -> GrantService:
+        return grant_service(self.app)
+
+    @property
+    def engine(self) -> sa.Engine:
+        engine: sa.Engine = self.app.state.engine
+        return engine
+
+    @property
+    def data_dir(self) -> Path:
+        path: Path = self.app.state.settings.data_dir
+        return path
+
+    def headers(self, who: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.tokens[who]}"}
+
+
+def register(app: FastAPI, name: str = "people", provider: str = "provider-1") -> None:
+    """A tiny dataset in the app's registry, with its exposure policy applied."""
+    data_dir: Path = app.state.settings.data_dir
+    src = data_dir / f"{name}.csv"
+    src.write_text(PEOPLE_CSV, encoding="utf-8")
+    version = app.state.registry.register(
+        src, name=name, entity_column="person_id", provider=provider
+    )
+    PolicyStore(data_dir).apply(
+        PEOPLE_POLICY.replace("dataset: people", f"dataset: {name}"),
+        {c.name: c.type for c in version.columns},
+        dataset=name,
+        author=provider,
+    )
+
+
+def make_world(store_url: str, tmp_path: Path) -> Iterator[World]:
+    """A gateway with an account per role (plus provider-2, operator-2) and two datasets:
+    ``people`` from provider-1 and ``tax`` from provider-2."""
+    app = create_app(GatewaySettings(data_dir=tmp_path / "var", database_url=store_url))
+    tokens = {}
+    with app.state.engine.begin() as conn:
+        for role in ROLES:
+            create_account(conn, f"{role}-1", {role}, actor="test")
+            tokens[role] = issue_token(conn, f"{role}-1", actor="test")
+        create_account(conn, "provider-2", {"provider"}, actor="test")
+        tokens["provider-2"] = issue_token(conn, "provider-2", actor="test")
+        create_account(conn, "operator-2", {"operator"}, actor="test")
+        tokens["operator-2"] = issue_token(conn, "operator-2", actor="test")
+    register(app)
+    register(app, "tax", provider="provider-2")
+    with TestClient(app) as client:
+        yield World(app, client, tokens)
+    app.state.engine.dispose()
+
+
+@pytest.fixture
+def world(store_url: str, tmp_path: Path) -> Iterator[World]:
+    yield from make_world(store_url, tmp_path)
+
+
+def issue(
+    w: World,
+    *,
+    scenario: str = "elderly care planning",
+    columns: tuple[str, ...] = COLUMNS,
+    dataset: str = "people",
+    operator: str = "operator-1",
+    days: int = 365,
+    now: datetime | None = None,
+) -> GrantRecord:
+    now = now or datetime.now(UTC)
+    with w.engine.begin() as conn:
+        return w.grants.create(
+            conn,
+            operator=operator,
+            scenario=scenario,
+            purpose="plan care homes by district",
+            scopes=[(dataset, columns)],
+            valid_until=now + timedelta(days=days),
+            valid_from=now,
+            actor="admin-1",
+            now=now,
+        )
+
+
+def grant_at_state(w: World, state: State, scenario: str = "s") -> GrantRecord:
+    """A grant brought to ``state`` through legal moves only."""
+    g = issue(w, scenario=scenario)
+    if state == State.ACTIVE:
+        return g
+    with w.engine.begin() as conn:
+        return w.grants.transition(conn, g.id, state, "admin-1", "test")
+
+
+def allows(policy: ScopePolicy, g: GrantRecord, column: str = "age") -> bool:
+    return policy.can_access(g.operator, g.id, column_object("people", column), "read")
+
+
+def events(w: World, type_: str, grant_id: str) -> list[Any]:
+    with w.engine.connect() as conn:
+        return [e for e in iter_events(conn) if e.type == type_ and e.grant_id == grant_id]
+
+
+# -- the state table -------------------------------------------------------------------
+
+
+def test_every_state_has_an_entry_and_the_ends_are_final() -> None:
+    assert set(TRANSITIONS) == set(State)
+    assert TRANSITIONS[State.REVOKED] == set() and TRANSITIONS[State.EXPIRED] == set()
+    assert TRANSITIONS[State.ACTIVE] == {State.SUSPENDED, State.REVOKED, State.EXPIRED}
+    assert TRANSITIONS[State.SUSPENDED] == {State.ACTIVE, State.REVOKED, State.EXPIRED}
+
+
+def test_every_illegal_move_is_refused_and_names_it(world: World) -> None:
+    for i, start in enumerate(State):
+        for to in State:
+            if to in TRANSITIONS[start]:
+                continue
+            g = grant_at_state(world, start, scenario=f"s{i}-{to}")
+            with (
+                pytest.raises(IllegalGrantTransition, match=f"from {start} to {to}"),
+                world.engine.begin() as conn,
+            ):
+                world.grants.transition(conn, g.id, to, "admin-1", "test")
+            with world.engine.connect() as conn:
+                assert world.grants.get(conn, g.id).state == start
+
+
+def test_illegal_moves_answer_409_over_http(world: World) -> None:
+    g = grant_at_state(world, State.REVOKED)
+    for action in ("suspend", "resume", "revoke"):
+        r = world.client.post(
+            f"/v1/grants/{g.id}/{action}", headers=world.headers("admin"), json={"reason": "x"}
+        )
+        assert r.status_code == 409, r.text
+        assert "from revoked to" in r.json()["detail"]
+    active = issue(world, scenario="other")
+    r = world.client.post(
+        f"/v1/grants/{active.id}/resume", headers=world.headers("admin"), json={"reason": "x"}
+    )
+    assert r.status_code == 409 and "from active to active" in r.json()["detail"]
+    r = world.client.post(
+        f"/v1/grants/{active.id}/suspend", headers=world.headers("admin"), json={"reason": " "}
+    )
+    assert r.status_code == 422
+
+
+# -- suspension ------------------------------------------------------------------------
+
+
+def test_suspension_stops_at_once_calls_the_hooks_and_resume_restores(world: World) -> None:
+    called: list[str] = []
+    world.grants.on_suspend.append(lambda conn, grant_id: called.append(grant_id))
+    try:
+        g = issue(world)
+        policy = world.grants.scope
+        assert allows(policy, g) and allows(policy, g, "income")
+        assert not allows(policy, g, "name")  # never granted: minimum necessary
+        with world.engine.begin() as conn:
+            assert world.grants.active_grant(conn, g.id).key_id == g.key_id
+        r = world.client.post(
+            f"/v1/grants/{g.id}/suspend", headers=world.headers("provider"), json={"reason": "r"}
+        )
+        assert r.status_code == 200 and r.json()["state"] == "suspended"
+        assert called == [g.id]
+        assert not allows(policy, g)
+        assert world.app.state.scope is policy  # the app's one policy: job checks see it
+        # Persisted: another process loading the lines denies too.
+        assert not allows(ScopePolicy.from_engine(world.engine), g)
+        with pytest.raises(GrantInactive, match="suspended"):
+            world.grants.use(g.id)
+        r = world.client.post(
+            f"/v1/grants/{g.id}/resume", headers=world.headers("admin"), json={"reason": "fixed"}
+        )
+        assert r.status_code == 200 and r.json()["state"] == "active"
+        assert allows(policy, g) and allows(ScopePolicy.from_engine(world.engine), g)
+        assert world.grants.use(g.id).grant_id == g.id
+        moves = [(e.detail["from"], e.detail["to"]) for e in events(world, "grant.state", g.id)]
+        assert moves == [(None, "active"), ("active", "suspended"), ("suspended", "active")]
+    finally:
+        world.grants.on_suspend.clear()
+
+
+def test_a_failing_hook_undoes_the_whole_suspension(world: World) -> None:
+    def broken(conn: sa.Connection, grant_id: str) -> None:
+        raise RuntimeError("queue unavailable")
+
+    g = issue(world)
+    world.grants.on_suspend.append(broken)
+    try:
+        with pytest.raises(RuntimeError), world.engine.begin() as conn:
+            world.grants.transition(conn, g.id, State.SUSPENDED, "admin-1", "r")
+    finally:
+        world.grants.on_suspend.clear()
+    with world.engine.connect() as conn:
+        assert world.grants.get(conn, g.id).state == State.ACTIVE
+    assert allows(world.grants.scope, g)  # memory reloaded from the store
+    assert len(events(world, "grant.state", g.id)) == 1
+
+
+def test_providers_govern_only_grants_on_their_datasets(world: World) -> None:
+    g = issue(world)
+    other = world.client.post(
+        f"/v1/grants/{g.id}/suspend", headers=world.headers("provider-2"), json={"reason": "x"}
+    )
+    assert other.status_code == 403 and "not a provider" in other.json()["detail"]
+    unseen = world.client.get(f"/v1/grants/{g.id}", headers=world.headers("provider-2"))
+    assert unseen.status_code == 403
+    seen = world.client.get(f"/v1/grants/{g.id}", headers=world.headers("provider"))
+    assert seen.status_code == 200 and "pseudonym_key" not in seen.text
+    assert seen.json()["datasets"] == [{"dataset": "people", "columns": ["age", "income"]}]
+
+
+def test_emergency_stop_suspends_every_active_grant_on_the_dataset(world: World) -> None:
+    a = issue(world, scenario="a")
+    b = issue(world, scenario="b", operator="operator-2")
+    tax = issue(world, scenario="c", dataset="tax")
+    r = world.client.post(
+        "/v1/datasets/people/emergency-stop", headers=world.headers("admin"), json={"reason": "x"}
+    )
+    assert r.status_code == 200 and sorted(r.json()["suspended"]) == sorted([a.id, b.id])
+    with world.engine.connect() as conn:
+        states = {g.id: g.state for g in world.grants.find(conn)}
+    assert states == {a.id: State.SUSPENDED, b.id: State.SUSPENDED, tax.id: State.ACTIVE}
+    assert not allows(world.grants.scope, a) and not allows(world.grants.scope, b)
+
+
+# -- revocation and expiry ---------------------------------------------------------------
+
+
+def test_revocation_destroys_the_views_and_entity_maps_with_records(world: World) -> None:
+    g = issue(world)
+    cache = world.data_dir / "cache"
+    registry = world.app.state.registry
+    builder = ViewBuilder(registry, PolicyStore(world.data_dir), cache)
+    with world.engine.begin() as conn:
+        view_grant = world.grants.active_grant(conn, g.id)
+    built = builder.build(view_grant)
+    assert built.views and all(v.path.is_file() for v in built.views)
+    maps = EntityMaps(cache, ledger_secret(world.data_dir))
+    map_file = maps.build(view_grant, registry.get("people"))
+    files = [v.path for v in built.views] + [map_file]
+    r = world.client.post(
+        f"/v1/grants/{g.id}/revoke", headers=world.headers("admin"), json={"reason": "ended"}
+    )
+    assert r.status_code == 200 and r.json()["state"] == "revoked"
+    assert not any(p.exists() for p in files) and not built.directory.exists()
+    records = events(world, "destruction", g.id)
+    assert len(records) == 2
+    for e in records:
+        assert e.detail["files"] >= 1 and len(e.detail["sha256"]) == 64
+        assert e.detail["how"] and e.detail["when"] and e.detail["because"] == "revoked"
+    assert {"views", "entity"} == {e.detail["what"].split()[0] for e in records}
+    assert world.grants.scope.rules(g.id) == []
+    assert ScopePolicy.from_engine(world.engine).rules(g.id) == []
+    with pytest.raises(GrantInactive, match="revoked"):
+        world.grants.use(g.id)
+
+
+def test_expiry_is_enforced_on_use(world: World) -> None:
+    now = datetime.now(UTC)
+    g = issue(world, days=10, now=now)
+    assert world.grants.use(g.id, now + timedelta(days=9)).grant_id == g.id
+    with pytest.raises(GrantInactive, match="expired"):
+        world.grants.use(g.id, now + timedelta(days=10))
+    with world.engine.connect() as conn:
+        assert world.grants.get(conn, g.id).state == State.EXPIRED  # committed despite refusal
+    assert not allows(world.grants.scope, g)
+    assert events(world, "grant.state", g.id)[-1].detail["to"] == "expired"
+    with pytest.raises(GrantInactive, match="expired"):
+        world.grants.use(g.id, now)
+
+
+def test_expire_due_sweeps_live_grants_past_their_term(world: World) -> None:
+    now = datetime.now(UTC)
+    short = issue(world, scenario="short", days=1, now=now)
+    long = issue(world, scenario="long", days=100, now=now)
+    with world.engine.begin() as conn:
+        assert world.grants.expire_due(conn, now + timedelta(days=2)) == [short.id]
+        assert world.grants.get(conn, long.id).state == State.ACTIVE
+
+
+# -- issuing -----------------------------------------------------------------------------
+
+
+def test_a_grant_runs_at_most_three_years(world: World) -> None:
+    assert MAX_GRANT_DAYS == 1096
+    with pytest.raises(GrantError, match="at most 1096 days"):
+        issue(world, days=MAX_GRANT_DAYS + 1)
+    assert issue(world, days=MAX_GRANT_DAYS).state == State.ACTIVE
+
+
+def test_the_maximum_can_be_lowered_on_the_app(store_url: str, tmp_path: Path) -> None:
+    app = create_app(GatewaySettings(data_dir=tmp_path / "v", database_url=store_url))
+    app.state.grant_max_days = 365
+    try:
+        assert grant_service(app).max_days == 365
+    finally:
+        app.state.engine.dispose()
+
+
+def test_only_visible_listed_columns_are_granted(world: World) -> None:
+    with pytest.raises(GrantError, match="hidden by the exposure policy"):
+        issue(world, columns=("age", "name"))
+    with pytest.raises(GrantError, match="no column 'salary'"):
+        issue(world, columns=("salary",))
+    with pytest.raises(GrantError, match="no dataset"):
+        issue(world, dataset="unknown")
+    with pytest.raises(GrantError, match="not an enabled operator"):
+        issue(world, operator="auditor-1")
+    g = issue(world, columns=("age",))
+    objects = {r.object for r in world.grants.scope.rules(g.id)}
+    assert objects == {"dataset:people", "dataset:people/column:age"}
+    assert {r.action for r in world.grants.scope.rules(g.id)} == {"read", "aggregate", "join"}
+
+
+def test_one_scenario_one_authorization(world: World) -> None:
+    issue(world, scenario="same")
+    with pytest.raises(GrantError, match="one scenario, one authorization"):
+        issue(world, scenario="same")
+
+
+def test_the_key_is_stored_but_never_shown_or_audited(world: World) -> None:
+    g = issue(world)
+    with world.engine.connect() as conn:
+        key = conn.execute(
+            sa.select(grants_table.c.pseudonym_key).where(grants_table.c.id == g.id)
+        ).scalar_one()
+    assert len(bytes.fromhex(key)) == 32
+    listed = world.client.get("/v1/grants", headers=world.headers("operator"))
+    assert listed.status_code == 200 and [x["id"] for x in listed.json()] == [g.id]
+    assert key not in listed.text
+    assert world.client.get("/v1/grants", headers=world.headers("operator-2")).json() == []
+    with world.engine.connect() as conn:
+        assert all(key not in str(e.detail) for e in iter_events(conn))
+
+
+# -- the access matrix --------------------------------------------------------------------
+
+
+def call(client: TestClient, method: str, path: str, token: str | None) -> Any:
+    url = path
+    for key, value in SAMPLE_PATH.items():
+        url = url.replace(key, value)
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    return client.request(method, url, headers=headers, json=SAMPLE_BODY.get((method, path)))
+
+
+@pytest.mark.parametrize(("method", "path"), sorted(ACCESS))
+def test_access_matrix(world: World, method: str, path: str) -> None:
+    allowed = ACCESS[(method, path)]
+    for role in ROLES:
+        response = call(world.client, method, path, world.tokens[role])
+        if role in allowed:
+            assert response.status_code not in (401, 403, 500), (role, response.text)
+        else:
+            assert response.status_code == 403, (role, response.text)
+            assert "needs the role" in response.json()["detail"]
+    assert call(world.client, method, path, None).status_code == 401
+    assert call(world.client, method, path, "dsr_000000000000_" + "A" * 43).status_code == 401
