@@ -48,6 +48,7 @@ bench: image
 	$(BIN)/python benchmarks/views_throughput.py
 	$(BIN)/python benchmarks/ledger_check.py
 	$(BIN)/python benchmarks/checker_throughput.py
+	$(BIN)/python benchmarks/gateway_latency.py
 	@# ACRO runs in its own venv (~/.cache/dsr/acro-venv); skipped, with the reason, when it cannot be made.
 	$(BIN)/python benchmarks/acro_compare.py
 

@@ -30,6 +30,13 @@ from gateway.jobs.router import router as jobs_router
 from gateway.jobs.service import cancel_queued_for_grant
 from gateway.jobs.worker import JobRuntime, start_worker, stop_worker
 from gateway.products.router import router as products_router
+from gateway.providers.router import router as providers_router
+from gateway.providers.service import (
+    DatasetForbidden,
+    ProviderError,
+    UnknownDataset,
+    UploadTooLarge,
+)
 from gateway.requests.errors import (
     IllegalRequestTransition,
     RequestError,
@@ -54,6 +61,10 @@ _STATUS: tuple[tuple[type[GatewayError], int], ...] = (
     (RequestForbidden, 403),
     (IllegalRequestTransition, 409),
     (RequestError, 422),
+    (UnknownDataset, 404),
+    (DatasetForbidden, 403),
+    (UploadTooLarge, 413),
+    (ProviderError, 422),
     (NotFound, 404),
     (Forbidden, 403),
     (Conflict, 409),
@@ -142,4 +153,5 @@ def create_app(
     app.include_router(products_router)
     app.include_router(grants_router)
     app.include_router(requests_router)
+    app.include_router(providers_router)
     return app

@@ -67,6 +67,7 @@ def all_access() -> dict[tuple[str, str], str | frozenset[str]]:
     from tests.gateway.test_requests import ACCESS as REQUESTS
 
     union = {**ACCESS, **GRANTS, **REQUESTS}
+    union |= importlib.import_module("tests.gateway.test_providers").ACCESS
     try:
         union |= importlib.import_module("tests.gateway.test_jobs").ACCESS
     except ModuleNotFoundError as e:

@@ -1,0 +1,1 @@
+"""Providers' routes: register datasets and govern their exposure policies."""
