@@ -25,12 +25,16 @@ engine:
 image: setup engine
 	$(BIN)/python images/build.py ensure
 
+# The gateway with a seeded demo in var/ (accounts with printed tokens, the
+# synthetic city, a grant), served on 127.0.0.1:8700 until Ctrl-C.
 run: image
 	$(BIN)/dsr engine status
+	$(BIN)/dsr gateway demo
+
+# A job through the bare sandbox backend, then the providers' side without the gateway.
+smoke: image
 	$(BIN)/dsr smoke
 	$(BIN)/dsr demo
-	@echo "run: engine up, runner image $$($(BIN)/python images/build.py tag) built, smoke and demo jobs passed."
-	@echo "run: the gateway service is not part of this build yet; the sandbox runtime is ready."
 
 # The engine and image are set up when this machine can; where it cannot, the
 # tests that need them skip with the reason (in CI they fail instead).
@@ -49,6 +53,7 @@ bench: image
 	$(BIN)/python benchmarks/ledger_check.py
 	$(BIN)/python benchmarks/checker_throughput.py
 	$(BIN)/python benchmarks/gateway_latency.py
+	$(BIN)/python benchmarks/he_products.py
 	@# ACRO runs in its own venv (~/.cache/dsr/acro-venv); skipped, with the reason, when it cannot be made.
 	$(BIN)/python benchmarks/acro_compare.py
 

@@ -3,8 +3,9 @@ administrators and auditors.
 
 ``create_app(settings)`` builds it: the store is opened and migrated, routes
 are versioned under ``/v1``, OpenAPI is served at ``/openapi.json`` (and
-``/docs``). Domain errors know nothing of HTTP; ``_status`` maps them to
-status codes in one place, and no response ever carries a traceback.
+``/docs``). Before any route, a request's body size and text are checked
+(``gateway.inputs``). Domain errors know nothing of HTTP; ``_status`` maps
+them to status codes in one place, and no response ever carries a traceback.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from gateway.admin.router import router as admin_router
@@ -25,7 +27,8 @@ from gateway.grants.errors import GrantConflict, GrantError, GrantForbidden, Unk
 from gateway.grants.router import router as grants_router
 from gateway.grants.service import grant_service, on_suspend
 from gateway.identity import Account, AccountExists, IdentityError, UnknownAccount
-from gateway.jobs.errors import Conflict, Forbidden, NotConfigured, NotFound
+from gateway.inputs import BodyLimit, plain_text, validation_failed
+from gateway.jobs.errors import CodeRejected, Conflict, Forbidden, NotConfigured, NotFound
 from gateway.jobs.router import router as jobs_router
 from gateway.jobs.service import cancel_queued_for_grant
 from gateway.jobs.worker import JobRuntime, start_worker, stop_worker
@@ -68,6 +71,7 @@ _STATUS: tuple[tuple[type[GatewayError], int], ...] = (
     (NotFound, 404),
     (Forbidden, 403),
     (Conflict, 409),
+    (CodeRejected, 422),
     (NotConfigured, 503),
     (AccountExists, 409),
     (UnknownAccount, 404),
@@ -111,7 +115,11 @@ def create_app(
         version="1",
         description="Operators submit jobs under grants; providers, reviewers, "
         "administrators and auditors govern what leaves.",
+        dependencies=[Depends(plain_text)],
     )
+    # Dataset uploads stream to disk under their own cap (gateway.providers).
+    app.add_middleware(BodyLimit, limit=settings.max_body_bytes, exempt={("POST", "/v1/datasets")})
+    app.add_exception_handler(RequestValidationError, validation_failed)
     app.state.settings = settings
     app.state.engine = engine
     app.state.registry = Registry(settings.data_dir)
@@ -131,6 +139,9 @@ def create_app(
         if status >= 500:
             log.error("%s on %s %s: %s", type(error).__name__, request.method, request.url, error)
             return JSONResponse({"detail": "the gateway cannot serve this now"}, status)
+        problems = getattr(error, "problems", None)
+        if isinstance(problems, list):
+            return JSONResponse({"detail": {"message": str(error), "problems": problems}}, status)
         return JSONResponse({"detail": str(error)}, status)
 
     @app.exception_handler(Exception)

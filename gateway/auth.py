@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from typing import Annotated
+from urllib.parse import quote
 
 from fastapi import Depends, Header, HTTPException, Request
 from sqlalchemy import Connection, Engine
@@ -40,7 +41,8 @@ def read(request: Request) -> Iterator[Connection]:
 
 
 def _refuse(request: Request, token: str | None, why: str) -> HTTPException:
-    detail = {"route": request.url.path, "method": request.method, "why": why}
+    # Percent-encoded: a path may carry any character (a NUL the audit log refuses).
+    detail = {"route": quote(request.url.path), "method": request.method, "why": why}
     if token and (token_id := token_id_of(token)):
         detail["token"] = token_id
     if request.client is not None:

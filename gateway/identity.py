@@ -135,7 +135,14 @@ def issue_token(
     label: str = "",
     expires_at: datetime | None = None,
 ) -> str:
-    """A new token for ``account``, returned once; only its hash is stored."""
+    """A new token for ``account``, returned once; only its hash is stored.
+
+    ``expires_at``, when given, is timezone-aware and in the future."""
+    now = datetime.now(UTC)
+    if expires_at is not None and (expires_at.tzinfo is None or expires_at.utcoffset() is None):
+        raise IdentityError("expires_at must be timezone-aware (e.g. 2027-01-01T00:00:00Z)")
+    if expires_at is not None and expires_at <= now:
+        raise IdentityError("expires_at is in the past: the token would never work")
     get_account(conn, account)
     token_id = secrets.token_hex(6)
     secret = secrets.token_urlsafe(32)
@@ -145,7 +152,7 @@ def issue_token(
             account=account,
             secret_sha256=_secret_hash(secret),
             label=label,
-            created_at=datetime.now(UTC),
+            created_at=now,
             expires_at=expires_at,
             revoked_at=None,
         )

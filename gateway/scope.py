@@ -31,12 +31,17 @@ the lines by (grant, action) and each decision evaluates only that grant's
 lines for that action; decisions are also memoised until the next change.
 ``benchmarks/scope_enforce.py`` measures both.
 
-Several gateway processes each hold the policy in memory: a change made in
-one reaches the others at their next ``reload()``.
+Several gateway processes each hold the policy in memory. Over the store,
+every change bumps a revision in its transaction (``gateway.scope_store``);
+each decision call first compares the revision its memory holds with the
+committed one (one single-row read) and reloads when they differ, so a
+grant supplied, suspended or revoked in one process is in force in every
+other at its next decision.
 """
 
 from __future__ import annotations
 
+import logging
 import re
 import threading
 from collections.abc import Callable, Iterable, Sequence
@@ -54,6 +59,8 @@ from sandbox.registry import NAME_RE as DATASET_NAME_RE
 
 if TYPE_CHECKING:
     from sandbox.views import DatasetScope
+
+log = logging.getLogger("dsr.gateway.scope")
 
 POLICIES = Path(__file__).resolve().parent.parent / "policies"
 MODEL_PATH = POLICIES / "model.conf"
@@ -260,6 +267,24 @@ class ScopePolicy:
             self._enforcer.load_policy()
             self._check_loaded()
 
+    def _sync(self) -> None:
+        """Reload if the store's lines are at another revision than memory (under the lock).
+
+        Where the store cannot be read, the lines in memory decide: the caller's
+        own store access fails just the same, and the grant's state, read from
+        the store on every use, still stops a suspended or revoked grant."""
+        current = getattr(self._adapter, "current_revision", None)
+        if current is None:
+            return  # a file: nobody else changes it
+        try:
+            if current() == self._adapter.loaded_revision:
+                return
+            self.reload()
+        except ScopeRuleError:
+            raise
+        except Exception:
+            log.warning("the scope lines could not be re-read; deciding on those in memory")
+
     def _check_loaded(self) -> None:
         problems = [
             f"{', '.join(map(str, line))}: {problem}"
@@ -275,6 +300,7 @@ class ScopePolicy:
     def decide(self, subject: str, grant_id: str, obj: str, action: str) -> Decision:
         """May ``subject``, under ``grant_id``, use ``obj`` for ``action``? Never raises."""
         with self._lock:
+            self._sync()
             return self._decide(subject, grant_id, obj, action)
 
     def decide_many(
@@ -282,6 +308,7 @@ class ScopePolicy:
     ) -> list[Decision]:
         """One decision per distinct object (first-seen order): a job's full lineage."""
         with self._lock:
+            self._sync()
             return [self._decide(subject, grant_id, o, action) for o in dict.fromkeys(objects)]
 
     def check_access(self, subject: str, grant_id: str, obj: str, action: str) -> Decision:
@@ -336,6 +363,7 @@ class ScopePolicy:
         action: str,
     ) -> list[Decision]:
         with self._lock:
+            self._sync()
             decisions = []
             for dataset, column in dict.fromkeys(columns):
                 obj = dataset_object(dataset) if column is None else column_object(dataset, column)
@@ -369,6 +397,7 @@ class ScopePolicy:
     def rules(self, grant_id: str | None = None) -> list[Rule]:
         """Every line (of one grant, if given), sorted."""
         with self._lock:
+            self._sync()
             if grant_id is None:
                 lines = self._enforcer.get_policy()
             else:
@@ -519,6 +548,7 @@ class ScopePolicy:
 
     def _change(self, change: Callable[[], T]) -> T:
         with self._lock:
+            self._sync()  # a change computed on stale lines would write the wrong ones
             try:
                 return change()
             finally:

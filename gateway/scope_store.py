@@ -12,6 +12,11 @@ Invariants:
   added or removed entirely or not at all.
 - The table is part of the store's schema (``gateway.store.tables``),
   created by migration 0003.
+- Every write also bumps ``scope_revision`` (migration 0006) in its
+  transaction, and a load reads the revision with the lines from one
+  snapshot: ``loaded_revision`` is the revision the memory holds, or None
+  where it is unknown (another process wrote in between), so a process
+  compares it with ``current_revision()`` and reloads when they differ.
 """
 
 from __future__ import annotations
@@ -28,11 +33,13 @@ from sqlalchemy import (
     insert,
     or_,
     select,
+    update,
 )
 from sqlalchemy.engine import Connection
 
+from gateway.store.engine import read_transaction
 from gateway.store.migrations import migrate
-from gateway.store.tables import FIELD_LENGTH, FIELDS, scope_rules
+from gateway.store.tables import FIELD_LENGTH, FIELDS, scope_revision, scope_rules
 
 # The table lives in the store's schema (gateway/store/tables.py, migration 0003).
 _V = [scope_rules.c[f"v{i}"] for i in range(FIELDS)]
@@ -41,6 +48,47 @@ _V = [scope_rules.c[f"v{i}"] for i in range(FIELDS)]
 def create_scope_tables(engine: Engine) -> None:
     """Bring the store to the newest migration, ``scope_rules`` included (idempotent)."""
     migrate(engine)
+
+
+def read_revision(db: Connection) -> int:
+    """The scope lines' revision as ``db``'s transaction sees it."""
+    value = db.execute(select(scope_revision.c.revision).where(scope_revision.c.id == 1)).scalar()
+    return int(value) if value is not None else 0
+
+
+def bump_revision(db: Connection) -> int:
+    """Count one change of the lines, in ``db``'s transaction; the new revision.
+
+    The row lock this takes (PostgreSQL) or the database's write lock (SQLite)
+    orders concurrent writers, so each sees the revision the other left."""
+    db.execute(
+        update(scope_revision)
+        .where(scope_revision.c.id == 1)
+        .values(revision=scope_revision.c.revision + 1)
+    )
+    return read_revision(db)
+
+
+def load_lines(db: Connection, model: Any) -> int:
+    """Append every stored line to ``model``, oldest first; the revision they are at.
+
+    A line goes to its section ("p" lines to section p, "g" lines to g)
+    only if the model defines its ptype; each line is cut to the number
+    of fields the model declares, so unused trailing fields (stored as
+    "") never reach Casbin, while a field that is legitimately "" inside
+    the declared width is kept.
+    """
+    revision = read_revision(db)
+    rows = db.execute(select(scope_rules).order_by(scope_rules.c.id)).all()
+    sections = model.model
+    for row in rows:
+        section = sections.get(row.ptype[:1])
+        if section is None or row.ptype not in section:
+            continue
+        assertion = section[row.ptype]
+        width = len(assertion.tokens)
+        assertion.policy.append([getattr(row, f"v{i}") for i in range(width)])
+    return revision
 
 
 def _row(ptype: str, rule: Sequence[str]) -> dict[str, str]:
@@ -67,29 +115,27 @@ class ScopeRuleAdapter(Adapter):  # type: ignore[misc]  # the base class is unty
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        self.loaded_revision: int | None = None
 
     # -- reading ---------------------------------------------------------------
 
     def load_policy(self, model: Any) -> None:
-        """Append every stored line to ``model``, oldest first.
+        """Append every stored line to ``model`` (see :func:`load_lines`), from one
+        read-only snapshot, which never waits for a writer."""
+        with read_transaction(self.engine) as db:
+            self.loaded_revision = load_lines(db, model)
 
-        A line goes to its section ("p" lines to section p, "g" lines to g)
-        only if the model defines its ptype; each line is cut to the number
-        of fields the model declares, so unused trailing fields (stored as
-        "") never reach Casbin, while a field that is legitimately "" inside
-        the declared width is kept.
-        """
-        with self.engine.connect() as db:
-            rows = db.execute(select(scope_rules).order_by(scope_rules.c.id)).all()
-        sections = model.model
-        for row in rows:
-            ptype = row.ptype
-            section = sections.get(ptype[:1])
-            if section is None or ptype not in section:
-                continue
-            assertion = section[ptype]
-            width = len(assertion.tokens)
-            assertion.policy.append([getattr(row, f"v{i}") for i in range(width)])
+    def current_revision(self) -> int:
+        """The committed revision of the lines (one small read)."""
+        with read_transaction(self.engine) as db:
+            return read_revision(db)
+
+    def wrote(self, db: Connection) -> None:
+        """Bump the revision in ``db``'s transaction after a write. Memory stays known to
+        be current only if no other writer came between its load and this write."""
+        new = bump_revision(db)
+        known = self.loaded_revision is not None and new == self.loaded_revision + 1
+        self.loaded_revision = new if known else None
 
     # -- writing ---------------------------------------------------------------
 
@@ -106,6 +152,7 @@ class ScopeRuleAdapter(Adapter):  # type: ignore[misc]  # the base class is unty
             db.execute(delete(scope_rules))
             if rows:
                 db.execute(insert(scope_rules), rows)
+            self.wrote(db)
         return True
 
     def add_policy(self, sec: str, ptype: str, rule: Sequence[str]) -> bool:
@@ -118,6 +165,7 @@ class ScopeRuleAdapter(Adapter):  # type: ignore[misc]  # the base class is unty
         if rows:
             with self.engine.begin() as db:
                 db.execute(insert(scope_rules), rows)
+                self.wrote(db)
         return True
 
     def remove_policy(self, sec: str, ptype: str, rule: Sequence[str]) -> bool:
@@ -130,6 +178,7 @@ class ScopeRuleAdapter(Adapter):  # type: ignore[misc]  # the base class is unty
         if conditions:
             with self.engine.begin() as db:
                 _delete_in_batches(db, conditions)
+                self.wrote(db)
         return True
 
     def remove_filtered_policy(
@@ -148,6 +197,7 @@ class ScopeRuleAdapter(Adapter):  # type: ignore[misc]  # the base class is unty
         ]
         with self.engine.begin() as db:
             db.execute(delete(scope_rules).where(scope_rules.c.ptype == ptype, *terms))
+            self.wrote(db)
         return True
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from gateway.errors import ConfigurationError
@@ -30,6 +30,9 @@ class GatewaySettings(BaseSettings):
     # Otherwise sqlite:///<path> (a relative path is made absolute on load) or
     # postgresql+psycopg://user@host/dbname (postgresql:// means psycopg too).
     database_url: str = ""
+    # The largest request body the gateway reads (JSON, a policy's YAML): 413
+    # beyond. Dataset uploads stream to disk under their own, larger cap.
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
 
     @field_validator("data_dir")
     @classmethod

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from gateway.identity import Account, Role
 
@@ -39,7 +39,7 @@ class TokenIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     label: str = Field(default="", max_length=200)
-    expires_at: datetime | None = None
+    expires_at: AwareDatetime | None = None
 
 
 class TokenOut(BaseModel):

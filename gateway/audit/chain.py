@@ -66,6 +66,7 @@ EVENT_TYPES: dict[str, str] = {
     "job.submitted": "An operator submitted code under a grant (job id, kind, code hash).",
     "job.state": "A job moved from one state to another (from, to, outcome code).",
     "job.run": "A job ran in the sandbox (runtime, exit class, duration, resources; no logs).",
+    "job.refused": "Code failed the static checks; nothing was queued (rule ids, code hash).",
     "verdict": "The output checks decided PASS, REVIEW or FAIL (rule ids, output hashes).",
     "review.viewed": "A security reviewer opened the evidence of a held output.",
     "review.vote": "A security reviewer approved or denied a held output, with the reason.",

@@ -17,11 +17,10 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import Connection, delete, event, insert, or_, select
+from sqlalchemy import Connection, delete, event, insert, or_
 
 from gateway.scope import ScopePolicy
-from gateway.scope_store import ScopeRuleAdapter, _matches, _row
-from gateway.store import read_transaction
+from gateway.scope_store import ScopeRuleAdapter, _matches, _row, load_lines, read_revision
 from gateway.store.tables import scope_rules
 
 _BATCH = 100  # lines per DELETE (SQLite's expression-depth and parameter limits)
@@ -48,17 +47,19 @@ class ConnectionScopeAdapter(ScopeRuleAdapter):
         conn: Connection | None = getattr(self._local, "conn", None)
         return conn
 
+    # Inside a bound transaction, reads go through it: its own uncommitted
+    # changes are part of what this thread's memory must agree with.
+
     def load_policy(self, model: Any) -> None:
-        with read_transaction(self.engine) as db:
-            rows = db.execute(select(scope_rules).order_by(scope_rules.c.id)).all()
-        sections = model.model
-        for row in rows:
-            section = sections.get(row.ptype[:1])
-            if section is None or row.ptype not in section:
-                continue
-            assertion = section[row.ptype]
-            width = len(assertion.tokens)
-            assertion.policy.append([getattr(row, f"v{i}") for i in range(width)])
+        conn = self._bound()
+        if conn is None:
+            super().load_policy(model)
+        else:
+            self.loaded_revision = load_lines(conn, model)
+
+    def current_revision(self) -> int:
+        conn = self._bound()
+        return super().current_revision() if conn is None else read_revision(conn)
 
     def add_policies(self, sec: str, ptype: str, rules: Iterable[Sequence[str]]) -> bool:
         conn = self._bound()
@@ -67,6 +68,7 @@ class ConnectionScopeAdapter(ScopeRuleAdapter):
         rows = [_row(ptype, rule) for rule in rules]
         if rows:
             conn.execute(insert(scope_rules), rows)
+            self.wrote(conn)
         return True
 
     def remove_policies(self, sec: str, ptype: str, rules: Iterable[Sequence[str]]) -> bool:
@@ -76,6 +78,8 @@ class ConnectionScopeAdapter(ScopeRuleAdapter):
         conditions = [_matches(ptype, rule) for rule in rules]
         for start in range(0, len(conditions), _BATCH):
             conn.execute(delete(scope_rules).where(or_(*conditions[start : start + _BATCH])))
+        if conditions:
+            self.wrote(conn)
         return True
 
 

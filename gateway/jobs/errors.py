@@ -1,5 +1,5 @@
 """Errors of jobs, reviews and products. They know nothing of HTTP: the
-gateway's one handler maps the three kinds below to 404, 403 and 409."""
+gateway's one handler maps the kinds below to 404, 403, 409 and 422."""
 
 from __future__ import annotations
 
@@ -18,6 +18,15 @@ class Forbidden(GatewayError):
 class Conflict(GatewayError):
     """The object is not in a state that allows this (a move the state table
     refuses, a second vote, an inactive grant)."""
+
+
+class CodeRejected(GatewayError):
+    """The submitted code failed the static checks; nothing was queued. ``problems``
+    lists every finding (its line for Python), never a value."""
+
+    def __init__(self, message: str, problems: list[str]) -> None:
+        super().__init__(message)
+        self.problems = problems
 
 
 class NotConfigured(GatewayError):

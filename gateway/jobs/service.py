@@ -3,9 +3,17 @@
 ``submit`` resolves the grant, computes what the job will use (for a Python
 job every column of the grant, action ``read``; for SQL the checked lineage,
 action ``aggregate``), asks the scope policy, audits its decision
-(``scope.decision``, with the reason) and queues the job. A denial is
-audited in a transaction of its own and then refused; a submission that
-fails a static check is recorded as ``rejected`` and never queued.
+(``scope.decision``, with the reason) and queues the job. Every refusal is
+audited in a transaction of its own and then raised, and leaves no job:
+
+- a grant that cannot be used (unknown: 404; suspended, revoked, expired:
+  409; another operator's: 403) is a denied ``scope.decision`` whose reason
+  says why; its transaction also keeps what the resolver recorded (a grant
+  found past its term moves to ``expired``);
+- a scope denial (403) is the ``scope.decision`` with the denied objects;
+- code that fails the static checks (SQL that does not parse or breaks the
+  exposure policy, Python the screen refuses) is ``job.refused`` with the
+  rule ids, and a 422 lists every finding (with its line for Python).
 
 Operators read their own jobs only: status, outcome code, durations,
 resource use, findings' rule ids and messages (never values), logs of dummy
@@ -29,11 +37,14 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import Connection, Engine
+from sqlalchemy.exc import SQLAlchemyError
 
 from gateway.audit import append
 from gateway.audit.fields import canonical_json
-from gateway.errors import StoreError
+from gateway.errors import GatewayError
+from gateway.grants.errors import GrantError
 from gateway.jobs.errors import (
+    CodeRejected,
     Conflict,
     Forbidden,
     GrantUnavailable,
@@ -42,9 +53,18 @@ from gateway.jobs.errors import (
     NotYourJob,
     ScopeRefused,
 )
-from gateway.jobs.model import Job, Outcome, State, create_job, get_job, list_jobs, transition
+from gateway.jobs.model import (
+    Job,
+    Outcome,
+    State,
+    code_hash,
+    create_job,
+    get_job,
+    list_jobs,
+    transition,
+)
 from gateway.scope import Decision, ScopeDenied, ScopePolicy
-from gateway.store.tables import job_outcomes, jobs
+from gateway.store.tables import grants, job_outcomes, jobs
 from sandbox.errors import SandboxError, ScreenRejected, SqlRejected
 from sandbox.pipeline import JobOutcome
 from sandbox.screen import check_python
@@ -74,26 +94,50 @@ def new_job_id() -> str:
 
 
 def resolve_grant(resolver: GrantResolver | None, conn: Connection, grant_id: str) -> Grant:
-    """The grant as the sandbox needs it, or ``GrantUnavailable`` (inactive, unknown)."""
+    """The grant as the sandbox needs it. The grant service's refusals pass as they are
+    (``UnknownGrant``, ``GrantInactive``); another resolver's become ``GrantUnavailable``."""
     if resolver is None:
         raise NotConfigured("the gateway has no grant resolver")
     try:
         return resolver(conn, grant_id)
-    except StoreError:
-        raise
-    except Exception as e:  # the resolver's own errors: unknown, suspended, revoked, expired
+    except (GatewayError, SQLAlchemyError):
+        raise  # a store failure is the gateway's, not the grant's: never in a message
+    except Exception as e:  # another resolver's refusal: unknown, suspended, revoked, expired
         raise GrantUnavailable(f"grant {grant_id!r} cannot be used: {e}") from e
+
+
+@dataclass(frozen=True)
+class Findings:
+    """What the static checks refused: a message per finding for the operator, and
+    rule ids with where they apply (clause, line) for the audit log."""
+
+    messages: tuple[str, ...]
+    rules: tuple[dict[str, Any], ...]
+
+    @classmethod
+    def of_sql(cls, e: SqlRejected) -> Findings:
+        return cls(
+            tuple(f"{r.message} [{r.rule}]" for r in e.rejections),
+            tuple({"rule": r.rule, "clause": r.clause} for r in e.rejections),
+        )
+
+    @classmethod
+    def of_python(cls, e: ScreenRejected) -> Findings:
+        return cls(
+            tuple(str(f) for f in e.findings),
+            tuple({"rule": f.rule, "line": f.line} for f in e.findings),
+        )
 
 
 def _lineage(
     grant: Grant, kind: str, code: str, views: ViewBuilder | None
-) -> tuple[list[tuple[str, str | None]], str, tuple[str, ...]]:
-    """What the job uses, the scope action, and static-check rejections (if any)."""
+) -> tuple[list[tuple[str, str | None]], str, Findings | None]:
+    """What the job uses, the scope action, and what the SQL check refused (if anything)."""
     if kind == "python":
         columns: list[tuple[str, str | None]] = [
             (s.dataset, c) for s in grant.scopes for c in s.columns
         ]
-        return columns, "read", ()
+        return columns, "read", None
     if views is None:
         raise NotConfigured("the gateway has no sandbox pipeline")
     try:
@@ -103,10 +147,10 @@ def _lineage(
     try:
         checked = check_sql(code, policies)
     except SqlRejected as e:
-        return [], "aggregate", tuple(r.message for r in e.rejections)
+        return [], "aggregate", Findings.of_sql(e)
     used: list[tuple[str, str | None]] = [(v, None) for v in checked.views]
     used += list(checked.columns)
-    return used, "aggregate", ()
+    return used, "aggregate", None
 
 
 def _scope_detail(job_id: str, action: str, decisions: Sequence[Decision]) -> dict[str, Any]:
@@ -127,6 +171,35 @@ def _scope_detail(job_id: str, action: str, decisions: Sequence[Decision]) -> di
     }
 
 
+def _usable_grant(
+    engine: Engine,
+    resolver: GrantResolver | None,
+    operator: str,
+    grant_id: str,
+    detail: dict[str, Any],
+) -> Grant:
+    """The grant, if ``operator`` may use it now; else the refusal, audited and raised."""
+    with engine.begin() as conn:
+        try:
+            grant = resolve_grant(resolver, conn, grant_id)
+            if grant.operator != operator or grant.grant_id != grant_id:
+                raise Forbidden(f"grant {grant_id!r} is not held by {operator}")
+            return grant
+        except (GrantError, GrantUnavailable, Forbidden) as e:
+            refusal = e
+            scopes = conn.execute(sa.select(grants.c.scopes).where(grants.c.id == grant_id))
+            datasets = {s["dataset"] for s in scopes.scalar() or []}
+            append(
+                conn,
+                "scope.decision",
+                operator,
+                grant_id=grant_id,
+                datasets=datasets,
+                detail=detail | {"reason": [str(e)]},
+            )
+    raise refusal  # its event is committed, with whatever the resolver recorded
+
+
 def submit(
     engine: Engine,
     *,
@@ -139,17 +212,15 @@ def submit(
     code: str,
     dummy: bool,
 ) -> Job:
-    """Scope-check and queue one submission (see the module docstring)."""
-    with engine.begin() as conn:
-        grant = resolve_grant(resolver, conn, grant_id)
-    if grant.operator != operator or grant.grant_id != grant_id:
-        raise Forbidden(f"grant {grant_id!r} is not held by {operator}")
+    """Check and queue one submission, or refuse it (see the module docstring)."""
     job_id = new_job_id()
-    used, action, rejections = _lineage(grant, kind, code, views)
+    refusal = _scope_detail(job_id, "read" if kind == "python" else "aggregate", [])
+    grant = _usable_grant(engine, resolver, operator, grant_id, refusal)
+    used, action, findings = _lineage(grant, kind, code, views)
     datasets = tuple(sorted({s.dataset for s in grant.scopes}))
     decisions: list[Decision] = []
     denied = False
-    if not rejections:
+    if findings is None:
         try:
             decisions = scope.check_job_scope(operator, grant_id, used, action)
         except ScopeDenied as e:
@@ -158,7 +229,7 @@ def submit(
             try:
                 check_python(code)
             except ScreenRejected as e:
-                rejections = tuple(str(f) for f in e.findings)
+                findings = Findings.of_python(e)
     with engine.begin() as conn:
         if decisions or denied:
             append(
@@ -169,7 +240,22 @@ def submit(
                 datasets=datasets,
                 detail=_scope_detail(job_id, action, decisions),
             )
-        if denied:
+        if findings is not None:
+            append(
+                conn,
+                "job.refused",
+                operator,
+                grant_id=grant_id,
+                datasets=datasets,
+                detail={
+                    "job": job_id,
+                    "kind": kind,
+                    "dummy": dummy,
+                    "code_sha256": code_hash(code),
+                    "findings": list(findings.rules[:MAX_OBJECTS_AUDITED]),
+                },
+            )
+        if denied or findings is not None:
             job = None
         else:
             job = create_job(
@@ -182,17 +268,13 @@ def submit(
                 dummy=dummy,
                 datasets=datasets,
             )
-            if rejections:
-                record_rejection(conn, job_id, rejections)
-                job = transition(
-                    conn,
-                    job_id,
-                    State.REJECTED,
-                    actor=SYSTEM,
-                    outcome=Outcome.STATIC_REJECTED,
-                    detail={"rejections": len(rejections)},
-                )
-    if job is None:  # the denial's audit event is committed; now refuse
+    if findings is not None:  # the refusal's audit event is committed; now refuse
+        raise CodeRejected(
+            f"the {'SQL' if kind == 'sql' else 'Python'} code was refused by the static "
+            "checks; nothing was queued",
+            list(findings.messages),
+        )
+    if job is None:
         raise ScopeRefused(
             f"scope denied: {sum(not d.allowed for d in decisions)} of {len(decisions)} "
             f"requests under grant {grant_id} for {action}"
@@ -262,10 +344,6 @@ def record_outcome(conn: Connection, job_id: str, values: dict[str, Any]) -> Non
     conn.execute(
         sa.insert(job_outcomes).values(job_id=job_id, recorded_at=datetime.now(UTC), **row)
     )
-
-
-def record_rejection(conn: Connection, job_id: str, rejections: Sequence[str]) -> None:
-    record_outcome(conn, job_id, {"rejections": list(rejections)})
 
 
 def add_finding(conn: Connection, job_id: str, finding: dict[str, Any]) -> None:

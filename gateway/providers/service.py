@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import difflib
+import io
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -34,7 +35,7 @@ from gateway.audit import append
 from gateway.errors import GatewayError
 from gateway.identity import Role
 from sandbox.errors import PolicyError, RegistryError
-from sandbox.policy import PolicyStore, PolicyVersion, parse_policy
+from sandbox.policy import ExposurePolicy, PolicyStore, PolicyVersion, parse_policy
 from sandbox.registry import NAME_RE, DatasetVersion, Registry
 
 MAX_UPLOAD_BYTES = 2 * 1024**3  # app.state.upload_limit overrides it
@@ -201,6 +202,8 @@ class ProviderService:
                 "lowercase letters, digits or underscores)"
             )
         self.check_register(provider, name)
+        if encoding is not None and not _text_encoding(encoding):
+            raise ProviderError(f"{encoding[:40]!r} is not a text encoding (utf-8, gb18030, ...)")
         known = {v.version for v in self._versions(name)}
         try:
             dataset = self.registry.register(
@@ -212,8 +215,11 @@ class ProviderService:
                 source_format=source_format,
                 delimiter=delimiter,
             )
-        except RegistryError as e:
-            raise ProviderError(str(e)) from e
+        except RegistryError as e:  # the upload's own name, never where the gateway keeps it
+            raise ProviderError(str(e).replace(str(path), path.name)) from e
+        except UnicodeError as e:  # a codec that fails on its own terms (utf-16 without a BOM)
+            named = encoding or "UTF-8 or GB18030"
+            raise ProviderError(f"{path.name}: does not decode as {named}") from e
         created = dataset.version not in known
         try:
             with self.engine.begin() as conn:
@@ -247,7 +253,7 @@ class ProviderService:
             dataset = self.check_govern(author, name)
             known = {p.version for p in self.policies.versions(name)}
             try:
-                parsed = parse_policy(text, source=f"policy for {name!r}")
+                parsed = _parse(text, name)
                 if parsed.entity_column != dataset.entity_column:
                     raise PolicyError(
                         f"policy for {name!r} does not fit the dataset",
@@ -287,6 +293,25 @@ class ProviderService:
             return self.registry.versions(name)
         except RegistryError as e:  # not a valid name
             raise UnknownDataset(str(e)) from e
+
+
+def _text_encoding(encoding: str) -> bool:
+    """Whether ``encoding`` names a codec that decodes bytes to text (not rot13, hex, zlib)."""
+    try:
+        io.TextIOWrapper(io.BytesIO(), encoding=encoding)
+    except (LookupError, ValueError):
+        return False
+    return True
+
+
+def _parse(text: str, name: str) -> ExposurePolicy:
+    """``parse_policy``, with YAML nested beyond the parser's reach refused like bad YAML."""
+    source = f"policy for {name!r}"
+    try:
+        return parse_policy(text, source=source)
+    except RecursionError as e:
+        problem = f"{source} is not valid YAML: it nests too deeply"
+        raise PolicyError(problem, [problem]) from e
 
 
 def provider_service(app: FastAPI) -> ProviderService:

@@ -148,6 +148,16 @@ scope_rules = sa.Table(
     sa.Index("ix_scope_rules_grant", "ptype", "v1"),
 )
 
+# The scope lines' revision: one row, bumped in the transaction of every change
+# to ``scope_rules``; a process whose loaded revision differs reloads.
+scope_revision = sa.Table(
+    "scope_revision",
+    metadata,
+    sa.Column("id", sa.Integer(), primary_key=True, autoincrement=False),
+    sa.Column("revision", sa.BigInteger(), nullable=False),
+    sa.CheckConstraint("id = 1", name="one_row"),
+)
+
 
 # Grants (gateway.grants): one operator, one scenario, exactly the datasets and
 # columns in ``scopes`` ([{"dataset", "columns"}], sorted), for a fixed term.

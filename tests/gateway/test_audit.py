@@ -36,6 +36,7 @@ STORED_TYPES = {
     "job.submitted",
     "job.state",
     "job.run",
+    "job.refused",
     "verdict",
     "review.viewed",
     "review.vote",

@@ -8,6 +8,7 @@ the ``scope_rules`` table of a real SQLite file.
 from __future__ import annotations
 
 import re
+import subprocess
 import sys
 import threading
 from collections.abc import Iterator, Sequence
@@ -695,3 +696,76 @@ def test_adapter_filtered_removal(any_store: Engine) -> None:
     assert enforcer.get_policy() == [list(ALLOW_AGE)]
     with pytest.raises(ValueError, match="unknown"):
         adapter.remove_filtered_policy("p", "p", 5, "a", "b")
+
+
+# -- several processes on one store ------------------------------------------------
+
+CHANGE_IN_ANOTHER_PROCESS = """
+import sys
+from sqlalchemy import create_engine
+from gateway.scope import ScopePolicy
+from sandbox.views import DatasetScope
+policy = ScopePolicy.from_engine(create_engine(sys.argv[1]))
+getattr(policy, sys.argv[2])(*sys.argv[3:]) if sys.argv[2] != "grant_rules" else \\
+    policy.grant_rules(sys.argv[3], sys.argv[4], [DatasetScope("residents", ("age",))], ["read"])
+"""
+
+
+def in_another_process(url: str, *args: str) -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", CHANGE_IN_ANOTHER_PROCESS, url, *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+
+
+def test_a_change_in_another_process_is_in_force_at_the_next_decision(
+    any_store: Engine,
+) -> None:
+    url = any_store.url.render_as_string(hide_password=False)
+    here = ScopePolicy.from_engine(any_store)
+    assert not here.can_access(OP, G1, AGE, "read")  # loaded, and memoised, before the change
+    in_another_process(url, "grant_rules", G1, OP)
+    assert here.can_access(OP, G1, AGE, "read")
+    in_another_process(url, "suspend", G1)
+    decision = here.decide(OP, G1, AGE, "read")
+    assert not decision.allowed and decision.reason[-1] == "deny"
+    in_another_process(url, "resume", G1)
+    assert here.can_job_scope(OP, G1, [("residents", "age")], "read")
+    in_another_process(url, "revoke_rules", G1)
+    assert here.decide(OP, G1, AGE, "read").reason == (NO_MATCH,)
+    assert here.rules(G1) == []
+
+
+def test_a_change_made_on_stale_lines_is_computed_on_the_stored_ones(any_store: Engine) -> None:
+    other_engine = create_engine(any_store.url)
+    try:
+        here = ScopePolicy.from_engine(any_store)
+        there = ScopePolicy.from_engine(other_engine)
+        here.grant_rules(G1, OP, [DatasetScope("residents", ("age",))], ["read"])
+        # "there" loaded before the grant existed; suspending needs its lines.
+        assert [r.effect for r in there.suspend(G1)] == ["deny"] * 4
+        assert not here.can_access(OP, G1, AGE, "read")
+        there.revoke_rules(G1)
+        assert here.rules() == [] and stored(any_store) == []
+    finally:
+        other_engine.dispose()
+
+
+def test_every_change_counts_one_revision(any_store: Engine) -> None:
+    adapter = ScopeRuleAdapter(any_store)
+    start = adapter.current_revision()
+    adapter.add_policies("p", "p", [list(ALLOW_AGE), list(G2_INCOME)])
+    adapter.remove_policy("p", "p", list(G2_INCOME))
+    adapter.remove_filtered_policy("p", "p", 1, G1)
+    assert adapter.current_revision() == start + 3
+    # Its own writes keep its memory current only while nobody else wrote in between.
+    policy = ScopePolicy(adapter)
+    assert adapter.loaded_revision == start + 3
+    ScopeRuleAdapter(any_store).add_policy("p", "p", list(ALLOW_AGE))
+    adapter.add_policy("p", "p", list(G2_INCOME))
+    assert adapter.loaded_revision is None  # memory lacks the other writer's line
+    assert sorted(policy.rules()) == sorted([ALLOW_AGE, G2_INCOME])  # so it reloads
+    assert adapter.loaded_revision == start + 5
