@@ -75,7 +75,8 @@ def current_account(
 def requires(*roles: Role) -> Callable[..., Account]:
     """A dependency: the caller's account, which must hold one of ``roles`` (else 403)."""
 
-    def dependency(account: Annotated[Account, Depends(current_account)]) -> Account:
+    async def dependency(account: Annotated[Account, Depends(current_account)]) -> Account:
+        # async: no I/O here, so no hop to the thread pool
         if not account.has(*roles):
             raise HTTPException(
                 status_code=403,

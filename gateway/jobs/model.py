@@ -81,6 +81,7 @@ class Outcome(StrEnum):
     REVIEW_APPROVED = "review_approved"
     REVIEW_DENIED = "review_denied"
     LEDGER_REFUSED = "ledger_refused"
+    SCOPE_DENIED = "scope_denied_at_release"  # the lineage left the grant before release
 
 
 TRANSITIONS: dict[State, set[State]] = {

@@ -14,7 +14,7 @@ from gateway.identity import Account, Role
 from gateway.jobs import service
 from gateway.jobs.errors import NotConfigured
 from gateway.jobs.schemas import JobIn, JobOut, LogsOut, OutputFileOut, OutputsOut
-from gateway.jobs.worker import JobRuntime
+from gateway.jobs.worker import JobRuntime, app_scope
 from gateway.scope import ScopePolicy
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
@@ -25,11 +25,7 @@ Write = Annotated[Connection, Depends(write)]
 
 def scope_policy(request: Request) -> ScopePolicy:
     """The app's scope policy (one instance, so grant changes made through it are seen)."""
-    scope: ScopePolicy | None = getattr(request.app.state, "scope", None)
-    if scope is None:
-        scope = ScopePolicy.from_engine(engine_of(request))
-        request.app.state.scope = scope
-    return scope
+    return app_scope(request.app)
 
 
 def runtime_of(request: Request) -> JobRuntime:

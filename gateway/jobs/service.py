@@ -282,6 +282,40 @@ def submit(
     return job
 
 
+def release_scope(
+    conn: Connection,
+    scope: ScopePolicy,
+    views: ViewBuilder | None,
+    job: Job,
+    grant: Grant,
+    actor: str,
+) -> bool:
+    """Rule: at release, everything the job's outputs derive from is still within its grant.
+
+    The lineage is taken again as at submission (SQL: the checked query's views and
+    columns under the policies now; Python: every column of the grant now) and
+    decided against the grant's lines now, so a grant narrowed, suspended or
+    revoked while the job ran releases nothing. The decision is audited in
+    ``conn`` (``scope.decision``, stage ``release``); a query that no longer
+    passes the static checks is a denial.
+    """
+    used, action, findings = _lineage(grant, job.kind, job.code, views)
+    decisions: list[Decision] = []
+    allowed = findings is None
+    if allowed:
+        try:
+            decisions = scope.check_job_scope(job.operator, job.grant_id, used, action)
+        except ScopeDenied as e:
+            decisions, allowed = list(e.decisions), False
+    detail = _scope_detail(job.id, action, decisions) | {"stage": "release"}
+    if findings is not None:
+        detail["reason"] = ["the code no longer passes the static checks"]
+    append(
+        conn, "scope.decision", actor, grant_id=job.grant_id, datasets=job.datasets, detail=detail
+    )
+    return allowed
+
+
 # -- outcomes -----------------------------------------------------------------------
 
 

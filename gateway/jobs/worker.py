@@ -26,6 +26,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,7 +38,14 @@ from sqlalchemy import Engine
 from gateway.audit import append
 from gateway.jobs.errors import InvalidTransition, NotConfigured
 from gateway.jobs.model import TRANSITIONS, Job, Outcome, State, get_job, list_jobs, transition
-from gateway.jobs.service import SYSTEM, GrantResolver, outcome_values, record_outcome
+from gateway.jobs.service import (
+    SYSTEM,
+    GrantResolver,
+    outcome_values,
+    record_outcome,
+    release_scope,
+)
+from gateway.scope import ScopePolicy
 from gateway.store.tables import jobs
 from sandbox.backends.base import Backend, ExitClass
 from sandbox.checking import JobReport
@@ -136,9 +144,11 @@ class JobWorker:
         *,
         concurrency: int = 2,
         poll_seconds: float = 1.0,
+        scope: Callable[[], ScopePolicy] | None = None,
     ) -> None:
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
+        self._scope = scope  # the release-time scope check (none: tests of the pipeline alone)
         self._engine = engine
         self._runtime = runtime
         self._resolve = resolver
@@ -289,6 +299,12 @@ class JobWorker:
                     detail=_run_detail(job, outcome),
                 )
         with self._engine.begin() as conn:
+            if (
+                state == State.RELEASED
+                and self._scope is not None
+                and not release_scope(conn, self._scope(), self._runtime.views, job, grant, SYSTEM)
+            ):
+                state, code = State.FAILED, Outcome.SCOPE_DENIED
             values = outcome_values(outcome)
             record_outcome(conn, job.id, values)
             if outcome.report is not None:
@@ -370,11 +386,26 @@ def start_worker(app: FastAPI, *, concurrency: int = 2, poll_seconds: float = 1.
     if runtime is None or resolver is None:
         raise NotConfigured("the job worker needs app.state.runtime and app.state.grant_resolver")
     worker = JobWorker(
-        app.state.engine, runtime, resolver, concurrency=concurrency, poll_seconds=poll_seconds
+        app.state.engine,
+        runtime,
+        resolver,
+        concurrency=concurrency,
+        poll_seconds=poll_seconds,
+        scope=lambda: app_scope(app),
     )
     worker.start()
     app.state.worker = worker
     return worker
+
+
+def app_scope(app: FastAPI) -> ScopePolicy:
+    """The app's one scope policy (the grant service's, once it exists; see
+    ``gateway.grants.service.grant_service``), made from the store on first use."""
+    scope: ScopePolicy | None = getattr(app.state, "scope", None)
+    if scope is None:
+        scope = ScopePolicy.from_engine(app.state.engine)
+        app.state.scope = scope
+    return scope
 
 
 def stop_worker(app: FastAPI, timeout: float | None = None) -> None:

@@ -10,7 +10,7 @@ from sqlalchemy import Connection
 
 from gateway.auth import read, requires, write
 from gateway.identity import Account, Role
-from gateway.jobs.router import runtime_of
+from gateway.jobs.router import runtime_of, scope_policy
 from gateway.reviews import service
 from gateway.reviews.schemas import QueueItem, ReviewOut, VoteIn, VoteOut, VoteResult
 
@@ -84,6 +84,7 @@ def cast_vote(
         reviewer.name,
         body.decision,
         body.reason,
+        scope_policy(request),
     )
     return VoteResult(
         job=job.id,

@@ -38,8 +38,15 @@ from gateway.audit import append
 from gateway.jobs.errors import Conflict, Forbidden, InvalidTransition
 from gateway.jobs.model import UNDER_REVIEW, Job, Outcome, State, get_job, list_jobs
 from gateway.jobs.model import transition as job_transition
-from gateway.jobs.service import GrantResolver, add_finding, get_outcome, resolve_grant
+from gateway.jobs.service import (
+    GrantResolver,
+    add_finding,
+    get_outcome,
+    release_scope,
+    resolve_grant,
+)
 from gateway.jobs.worker import JobRuntime, load_cells
+from gateway.scope import ScopePolicy
 from gateway.store.tables import review_votes, reviews
 from sandbox.checking import JobReport, record_release
 from sandbox.checks import Verdict
@@ -72,6 +79,10 @@ _JOB_MOVE = {
     ReviewState.DENIED: (State.DENIED, Outcome.REVIEW_DENIED),
     ReviewState.REFUSED: (State.BLOCKED, Outcome.LEDGER_REFUSED),
 }
+
+
+# Approved, then refused at release: nothing left for reviewers to decide.
+REFUSED_AT_RELEASE = frozenset({Outcome.LEDGER_REFUSED, Outcome.SCOPE_DENIED})
 
 
 class SelfReview(Forbidden):
@@ -107,7 +118,7 @@ def check_review(job: Job, reviewer: str) -> None:
 
 
 def _under_review(job: Job) -> None:
-    if job.state not in UNDER_REVIEW or job.outcome == Outcome.LEDGER_REFUSED:
+    if job.state not in UNDER_REVIEW or job.outcome in REFUSED_AT_RELEASE:
         raise Conflict(f"job {job.id} is {job.state} ({job.outcome}); it is not under review")
 
 
@@ -143,8 +154,11 @@ def _open(conn: Connection, job: Job) -> Review:
     return review
 
 
-def transition(conn: Connection, job: Job, to: ReviewState, *, actor: str) -> Job:
-    """End the job's review as ``to`` and move the job accordingly, in one transaction."""
+def transition(
+    conn: Connection, job: Job, to: ReviewState, *, actor: str, outcome: Outcome | None = None
+) -> Job:
+    """End the job's review as ``to`` and move the job accordingly, in one transaction
+    (``outcome``: why, where it is not the usual one for ``to``)."""
     review = get_review(conn, job)
     if to not in TRANSITIONS[review.state]:
         raise InvalidTransition(f"the review of job {job.id} is {review.state}")
@@ -155,13 +169,13 @@ def transition(conn: Connection, job: Job, to: ReviewState, *, actor: str) -> Jo
     )
     if done.rowcount != 1:
         raise InvalidTransition(f"the review of job {job.id} changed meanwhile")
-    state, outcome = _JOB_MOVE[to]
+    state, usual = _JOB_MOVE[to]
     return job_transition(
         conn,
         job.id,
         state,
         actor=actor,
-        outcome=outcome,
+        outcome=outcome or usual,
         detail={"review": to.value, "approvals": review.approvals, "required": review.required},
     )
 
@@ -170,7 +184,7 @@ def queue(conn: Connection, reviewer: str) -> list[tuple[Job, Review, dict[str, 
     """Held and blocked jobs still under review, other than the reviewer's own."""
     found = []
     for job in list_jobs(conn, states=UNDER_REVIEW):
-        if job.outcome == Outcome.LEDGER_REFUSED or not can_review(job, reviewer):
+        if job.outcome in REFUSED_AT_RELEASE or not can_review(job, reviewer):
             continue
         found.append((job, get_review(conn, job), get_outcome(conn, job.id) or {}))
     return found
@@ -225,6 +239,7 @@ def vote(
     reviewer: str,
     decision: Vote,
     reason: str,
+    scope: ScopePolicy | None = None,
 ) -> tuple[Job, Review]:
     """Record one vote and, when it decides the review, end it (see the module docstring)."""
     job = get_job(conn, job_id)
@@ -263,7 +278,7 @@ def vote(
     if decision == Vote.DENY:
         job = transition(conn, job, ReviewState.DENIED, actor=reviewer)
     elif review.approvals >= review.required:
-        job = _release(conn, runtime, resolver, job, reviewer)
+        job = _release(conn, runtime, resolver, job, reviewer, scope)
     return job, get_review(conn, job)
 
 
@@ -273,9 +288,21 @@ def _release(
     resolver: GrantResolver | None,
     job: Job,
     reviewer: str,
+    scope: ScopePolicy | None,
 ) -> Job:
-    """Approved: the grant must still be active, and the ledger must take the cells."""
-    resolve_grant(resolver, conn, job.grant_id)  # GrantUnavailable: nothing is released
+    """Approved: the grant must still be active and cover the job's lineage, and the
+    ledger must take the cells."""
+    grant = resolve_grant(resolver, conn, job.grant_id)  # GrantUnavailable: nothing released
+    if scope is not None and not release_scope(conn, scope, runtime.views, job, grant, reviewer):
+        add_finding(
+            conn,
+            job.id,
+            {"rule": "scope", "verdict": Verdict.FAIL.value, "file": None, "row": None,
+             "column": None, "message": "the job's lineage is no longer within its grant"},
+        )  # fmt: skip
+        return transition(
+            conn, job, ReviewState.REFUSED, actor=reviewer, outcome=Outcome.SCOPE_DENIED
+        )
     cells, k = load_cells(runtime.job_root(job.id))
     report = JobReport(outputs=(), findings=(), verdict=Verdict.PASS, decision="released",
                        cells=cells)  # fmt: skip

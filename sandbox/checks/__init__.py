@@ -107,6 +107,7 @@ RULES: dict[str, str] = {
     AUTO_RELEASE: "figures, text and (by policy) Python outputs are released by a reviewer",
     EVIDENCE: "an SQL product's group sizes are known to trusted code",
     "differencing": "no released cell differs from another by fewer than k entities",
+    "scope": "at release, everything an output derives from is still within the grant",
     "undeclared_file": "files not declared in the manifest are never released",
     "collection": "a job's outputs were collected whole from the sandbox",
 }

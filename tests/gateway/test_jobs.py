@@ -355,9 +355,12 @@ def test_sql_job_is_released_end_to_end_and_registered_as_a_product(gw: Gateway)
     assert outputs_other.status_code == 403
     (download,) = gw.events("download")
     assert download["actor"] == "op-1" and download["sha256"] == entry["sha256"]
-    (decision,) = gw.events("scope.decision")
-    assert decision["allowed"] and decision["action"] == "aggregate"
-    assert "dataset:residents/column:district_code" in decision["objects"]
+    # Decided at submission and again at release, on the same lineage.
+    submitted, released = gw.events("scope.decision")
+    assert "stage" not in submitted and released["stage"] == "release"
+    for decision in (submitted, released):
+        assert decision["allowed"] and decision["action"] == "aggregate"
+        assert "dataset:residents/column:district_code" in decision["objects"]
     (run,) = gw.events("job.run")
     assert run["exit_class"] == "succeeded" and run["logs_withheld"] is True
     (verdict,) = gw.events("verdict")

@@ -1,0 +1,82 @@
+"""The scope is checked again at release: a grant's lines narrowed or removed while a
+job waits, runs or sits in review release nothing.
+
+Real jobs in real containers (runc), the store on SQLite and PostgreSQL. The
+test grants' resolver keeps resolving the grant, so what refuses the release
+is the scope check alone.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from gateway.jobs.worker import JobWorker
+from sandbox.backends.base import Backend
+from sandbox.views import DatasetScope
+from tests.gateway import test_jobs
+from tests.gateway.test_jobs import PY_HELD, SQL_RELEASED, open_gateway, residents_grant
+from tests.gateway.test_reviews import vote
+from tests.sandbox.city import RESIDENT_COLUMNS, City
+
+pytestmark = pytest.mark.docker
+
+runc, city, gw = test_jobs.runc, test_jobs.city, test_jobs.gw
+
+
+def test_a_grant_narrowed_while_the_job_waits_releases_nothing(
+    store_url: str, tmp_path: Path, city: City, runc: Backend
+) -> None:
+    runtime = test_jobs.runtime_for(city, runc)
+    g = open_gateway(store_url, tmp_path / "var", runtime, autostart=False)
+    scope = g.app.state.scope
+    try:
+        with g.client:
+            g.grant(residents_grant("g-narrow", "op-1"))
+            job = g.submit("op-1", "g-narrow", "sql", SQL_RELEASED)  # district_code: allowed
+            narrower = tuple(c for c in RESIDENT_COLUMNS if c != "district_code")
+            scope.grant_rules(
+                "g-narrow", "op-1", [DatasetScope("residents", narrower)], ("read", "aggregate")
+            )
+            worker = JobWorker(g.app.state.engine, runtime, g.grants, scope=lambda: scope)
+            done = worker.run_one()
+            assert done is not None and done.id == job["id"]
+            assert done.state.value == "failed" and done.outcome == "scope_denied_at_release"
+            at_release = [e for e in g.events("scope.decision") if e.get("stage") == "release"]
+            assert len(at_release) == 1 and not at_release[0]["allowed"], at_release
+            denied = at_release[0]["denied"]
+            assert [d["object"] for d in denied] == ["dataset:residents/column:district_code"]
+            assert g.client.get(
+                f"/v1/jobs/{job['id']}/outputs", headers=g.h("op-1")
+            ).status_code in (404, 409)
+
+            # Within the grant again: the same code is released, its decision audited too.
+            g.grant(residents_grant("g-narrow", "op-1"))
+            again = g.submit("op-1", "g-narrow", "sql", SQL_RELEASED)
+            ended = worker.run_one()
+            assert ended is not None and ended.id == again["id"]
+            assert ended.state.value == "released", ended
+            stages = [e.get("stage") for e in g.events("scope.decision")]
+            assert stages.count("release") == 2
+    finally:
+        runtime.ledger.close()
+        g.app.state.engine.dispose()
+
+
+def test_an_approval_after_the_grant_lost_its_lines_releases_nothing(gw: test_jobs.Gateway) -> None:
+    gw.grant(residents_grant("g-review", "op-1"))
+    job = gw.submit("op-1", "g-review", "python", PY_HELD)
+    assert gw.wait("op-1", job["id"])["state"] == "held"
+    gw.app.state.scope.revoke_rules("g-review")
+    approved = vote(gw, "rev-1", job["id"], "approve", "district counts, k met")
+    assert approved.status_code == 201, approved.text
+    body = approved.json()
+    assert body["job_state"] == "blocked" and body["outcome"] == "scope_denied_at_release", body
+    assert body["review_state"] == "refused"
+    assert gw.client.get("/v1/reviews", headers=gw.h("rev-2")).json() == []
+    after = gw.client.get(f"/v1/jobs/{job['id']}", headers=gw.h("op-1")).json()
+    assert "scope" in {f["rule"] for f in after["findings"]}
+    assert gw.client.get(
+        f"/v1/jobs/{job['id']}/outputs/districts.csv", headers=gw.h("op-1")
+    ).status_code in (404, 409)
