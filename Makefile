@@ -54,6 +54,7 @@ bench: image
 	$(BIN)/python benchmarks/checker_throughput.py
 	$(BIN)/python benchmarks/gateway_latency.py
 	$(BIN)/python benchmarks/he_products.py
+	$(BIN)/python benchmarks/he_gateway.py
 	@# ACRO runs in its own venv (~/.cache/dsr/acro-venv); skipped, with the reason, when it cannot be made.
 	$(BIN)/python benchmarks/acro_compare.py
 

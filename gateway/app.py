@@ -22,10 +22,24 @@ from fastapi.responses import JSONResponse
 from gateway.admin.router import router as admin_router
 from gateway.audit.router import router as audit_router
 from gateway.auth import current_account
+from gateway.catalog.router import router as catalog_router
+from gateway.console import router as console_router
+from gateway.console import static_files as console_static
 from gateway.errors import AuditError, ConfigurationError, GatewayError, StoreError
 from gateway.grants.errors import GrantConflict, GrantError, GrantForbidden, UnknownGrant
 from gateway.grants.router import router as grants_router
 from gateway.grants.service import grant_service, on_suspend
+from gateway.he.errors import (
+    HEConflict,
+    HEForbidden,
+    HEProductError,
+    HERateLimited,
+    HETooLarge,
+    HEUnavailable,
+    UnknownHEProduct,
+)
+from gateway.he.model import suspend_grant_products
+from gateway.he.router import router as he_router
 from gateway.identity import Account, AccountExists, IdentityError, UnknownAccount
 from gateway.inputs import BodyLimit, plain_text, validation_failed
 from gateway.jobs.errors import CodeRejected, Conflict, Forbidden, NotConfigured, NotFound
@@ -68,6 +82,13 @@ _STATUS: tuple[tuple[type[GatewayError], int], ...] = (
     (DatasetForbidden, 403),
     (UploadTooLarge, 413),
     (ProviderError, 422),
+    (UnknownHEProduct, 404),
+    (HEForbidden, 403),
+    (HEConflict, 409),
+    (HETooLarge, 413),
+    (HEUnavailable, 503),
+    (HERateLimited, 429),
+    (HEProductError, 422),
     (NotFound, 404),
     (Forbidden, 403),
     (Conflict, 409),
@@ -108,6 +129,9 @@ def create_app(
             yield
         finally:
             stop_worker(app)
+            he = getattr(state, "he", None)
+            if he is not None:
+                he.evaluator.close()  # the HE evaluation sandbox (gateway.he.sandboxed)
 
     app = FastAPI(
         lifespan=lifespan,
@@ -117,8 +141,11 @@ def create_app(
         "administrators and auditors govern what leaves.",
         dependencies=[Depends(plain_text)],
     )
-    # Dataset uploads stream to disk under their own cap (gateway.providers).
-    app.add_middleware(BodyLimit, limit=settings.max_body_bytes, exempt={("POST", "/v1/datasets")})
+    # Dataset uploads stream to disk under their own cap (gateway.providers); so do
+    # the contexts and ciphertexts of privacy-computing products (gateway.he).
+    exempt = {("POST", "/v1/datasets"), ("POST", "/v1/he/contexts")}
+    exempt |= {("POST", f"/v1/he/products/{{product_id}}/{call}") for call in ("verify", "score")}
+    app.add_middleware(BodyLimit, limit=settings.max_body_bytes, exempt=exempt)
     app.add_exception_handler(RequestValidationError, validation_failed)
     app.state.settings = settings
     app.state.engine = engine
@@ -132,6 +159,8 @@ def create_app(
     )
     if cancel_queued_for_grant not in on_suspend:
         on_suspend.append(cancel_queued_for_grant)
+    if suspend_grant_products not in on_suspend:
+        on_suspend.append(suspend_grant_products)
 
     @app.exception_handler(GatewayError)
     async def domain_error(request: Request, error: GatewayError) -> JSONResponse:
@@ -142,7 +171,7 @@ def create_app(
         problems = getattr(error, "problems", None)
         if isinstance(problems, list):
             return JSONResponse({"detail": {"message": str(error), "problems": problems}}, status)
-        return JSONResponse({"detail": str(error)}, status)
+        return JSONResponse({"detail": str(error)}, status, headers=getattr(error, "headers", None))
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, error: Exception) -> JSONResponse:
@@ -165,4 +194,8 @@ def create_app(
     app.include_router(grants_router)
     app.include_router(requests_router)
     app.include_router(providers_router)
+    app.include_router(he_router)
+    app.include_router(catalog_router)
+    app.include_router(console_router)  # HTML pages, left out of the OpenAPI document
+    app.mount("/console/static", console_static(), name="console-static")
     return app

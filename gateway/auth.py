@@ -10,7 +10,7 @@ though the request goes no further.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Annotated
 from urllib.parse import quote
 
@@ -72,7 +72,7 @@ def current_account(
     return account
 
 
-def requires(*roles: Role) -> Callable[..., Account]:
+def requires(*roles: Role) -> Callable[..., Awaitable[Account]]:
     """A dependency: the caller's account, which must hold one of ``roles`` (else 403)."""
 
     async def dependency(account: Annotated[Account, Depends(current_account)]) -> Account:

@@ -6,7 +6,10 @@ directly (the bootstrap before any account exists, and the machine owner's
 tools): ``dsr accounts create/list``, ``dsr tokens issue/revoke``,
 ``dsr audit verify/export``, ``dsr gateway serve``, and ``dsr gateway demo``
 (``make run``: the demo seeded by ``gateway.demo``, then served). Each change
-is audited with the actor ``local:<user>``.
+is audited with the actor ``local:<user>``. Where a gateway is named
+(``--server``, ``DSR_SERVER`` or ``dsr login``'s config file) the accounts,
+tokens and audit commands call its API instead; ``--local`` forces the store.
+The REST clients for every role come from ``gateway.client``.
 """
 
 from __future__ import annotations
@@ -16,20 +19,26 @@ import json
 import sys
 import time
 from collections import Counter
+from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
-from sqlalchemy import Engine
 
-from gateway.audit import append, export_jsonl, verify
+from gateway.client import admin as remote
+from gateway.client import register as register_client
+from gateway.client.render import Json, Profile, Server, Token, emit_json
 from gateway.errors import GatewayError
-from gateway.identity import create_account, issue_token, list_accounts, revoke_token
-from gateway.settings import GatewaySettings
-from gateway.store import make_engine, migrate, read_transaction
+from gateway.he.cli import he_app
 from sandbox.cli import app
 
 if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
     from gateway.demo import DemoSeed
+    from gateway.settings import GatewaySettings
+
+# The store's modules (SQLAlchemy, Alembic) are imported by the commands that open
+# it: the REST-client commands of ``dsr`` start without them.
 
 accounts_app = typer.Typer(help="Accounts and their roles.", no_args_is_help=True)
 tokens_app = typer.Typer(help="API tokens (shown once).", no_args_is_help=True)
@@ -39,6 +48,8 @@ app.add_typer(accounts_app, name="accounts")
 app.add_typer(tokens_app, name="tokens")
 app.add_typer(audit_app, name="audit")
 app.add_typer(gateway_app, name="gateway")
+register_client(app, audit_app)  # the gateway's REST clients (gateway.client)
+app.add_typer(he_app, name="he")  # privacy-computing products (gateway.he.cli)
 
 __all__ = ["app"]
 
@@ -55,6 +66,8 @@ def _fail(message: str, code: int = 1) -> NoReturn:
 
 
 def _settings() -> GatewaySettings:
+    from gateway.settings import GatewaySettings
+
     try:
         return GatewaySettings()
     except ValueError as e:
@@ -62,6 +75,8 @@ def _settings() -> GatewaySettings:
 
 
 def _engine() -> Engine:
+    from gateway.store import make_engine, migrate
+
     settings = _settings()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     engine = make_engine(settings.database_url)
@@ -73,11 +88,23 @@ def _engine() -> Engine:
 def accounts_create(
     name: str,
     role: Annotated[
-        list[str], typer.Option("--role", help="operator, provider, reviewer, admin or auditor")
+        list[str],
+        typer.Option("--role", help="operator, provider, reviewer, admin, auditor or consumer"),
     ],
     display_name: Annotated[str, typer.Option(help="a human-readable name")] = "",
+    local: remote.Local = False,
+    server: Server = None,
+    token: Token = None,
+    profile: Profile = None,
+    as_json: Json = False,
 ) -> None:
     """Create an account with one or more roles."""
+    if remote.remote(local, server, profile):
+        return remote.accounts_create(
+            name, role, display_name, remote.Remote(server, token, profile), as_json
+        )
+    from gateway.identity import create_account
+
     try:
         with _engine().begin() as conn:
             account = create_account(
@@ -85,12 +112,34 @@ def accounts_create(
             )
     except GatewayError as e:
         _fail(str(e))
+    if as_json:  # the shape of the gateway's answer (AccountOut)
+        emit_json(
+            {
+                "name": account.name,
+                "display_name": account.display_name,
+                "roles": sorted(account.roles),
+                "created_at": account.created_at.isoformat(),
+                "disabled": account.disabled,
+            }
+        )
+        return
     typer.echo(f"account {account.name}: {', '.join(sorted(account.roles))}")
 
 
 @accounts_app.command("list")
-def accounts_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+def accounts_list(
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+    local: remote.Local = False,
+    server: Server = None,
+    token: Token = None,
+    profile: Profile = None,
+) -> None:
     """List accounts and their roles."""
+    if remote.remote(local, server, profile):
+        return remote.accounts_list(remote.Remote(server, token, profile), as_json)
+    from gateway.identity import list_accounts
+    from gateway.store import read_transaction
+
     with read_transaction(_engine()) as conn:
         found = list_accounts(conn)
     if as_json:
@@ -104,31 +153,69 @@ def accounts_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> N
 
 @tokens_app.command("issue")
 def tokens_issue(
-    account: str, label: Annotated[str, typer.Option(help="what the token is for")] = ""
+    account: str,
+    label: Annotated[str, typer.Option(help="what the token is for")] = "",
+    local: remote.Local = False,
+    server: Server = None,
+    token: Token = None,
+    profile: Profile = None,
+    as_json: Json = False,
 ) -> None:
     """Issue an API token for an account; it is printed once and never stored."""
+    if remote.remote(local, server, profile):
+        return remote.tokens_issue(account, label, remote.Remote(server, token, profile), as_json)
+    from gateway.identity import issue_token
+
     try:
         with _engine().begin() as conn:
-            token = issue_token(conn, account, actor=_actor(), label=label)
+            issued = issue_token(conn, account, actor=_actor(), label=label)
     except GatewayError as e:
         _fail(str(e))
-    typer.echo(token)
+    if as_json:
+        emit_json(remote.issued_json(account, issued, label))
+        return
+    typer.echo(issued)
 
 
 @tokens_app.command("revoke")
-def tokens_revoke(token_id: str) -> None:
+def tokens_revoke(
+    token_id: str,
+    local: remote.Local = False,
+    server: Server = None,
+    token: Token = None,
+    profile: Profile = None,
+    as_json: Json = False,
+) -> None:
     """Revoke a token by its public id (the 12 hex characters after ``dsr_``)."""
+    if remote.remote(local, server, profile):
+        return remote.tokens_revoke(token_id, remote.Remote(server, token, profile), as_json)
+    from gateway.identity import revoke_token
+
     try:
         with _engine().begin() as conn:
             revoke_token(conn, token_id, actor=_actor())
     except GatewayError as e:
         _fail(str(e))
+    if as_json:
+        emit_json({"id": token_id, "revoked": True})
+        return
     typer.echo(f"token {token_id} revoked")
 
 
 @audit_app.command("verify")
-def audit_verify() -> None:
+def audit_verify(
+    local: remote.Local = False,
+    server: Server = None,
+    token: Token = None,
+    profile: Profile = None,
+    as_json: Json = False,
+) -> None:
     """Recompute the audit chain; exit 1 and name the first broken link if it fails."""
+    if remote.remote(local, server, profile):
+        return remote.audit_verify(remote.Remote(server, token, profile), as_json)
+    from gateway.audit import append, verify
+    from gateway.store import read_transaction
+
     engine = _engine()
     with read_transaction(engine) as conn:
         result = verify(conn)
@@ -142,6 +229,11 @@ def audit_verify() -> None:
     }
     with engine.begin() as conn:
         append(conn, "audit.verified", _actor(), detail=detail)
+    if as_json:
+        emit_json(detail)
+        if not result.ok:
+            raise typer.Exit(1)
+        return
     if not result.ok:
         _fail(f"audit chain broken at event {result.first_broken}: {result.reason}")
     typer.echo(f"audit chain ok: {result.checked} events, head {result.head_id} {result.head_hash}")
@@ -150,11 +242,21 @@ def audit_verify() -> None:
 @audit_app.command("export")
 def audit_export(
     dataset: Annotated[list[str] | None, typer.Option(help="only events about it")] = None,
+    since: Annotated[datetime | None, typer.Option(help="only events from then on")] = None,
+    local: remote.Local = False,
+    server: Server = None,
+    token: Token = None,
+    profile: Profile = None,
 ) -> None:
     """Write events as JSON Lines to standard output."""
+    if remote.remote(local, server, profile):
+        return remote.audit_export(dataset, since, remote.Remote(server, token, profile))
+    from gateway.audit import append, export_jsonl
+    from gateway.store import read_transaction
+
     engine = _engine()
     with read_transaction(engine) as conn:
-        written = export_jsonl(conn, sys.stdout, datasets=dataset or None)
+        written = export_jsonl(conn, sys.stdout, datasets=dataset or None, since=remote.utc(since))
     with engine.begin() as conn:
         append(conn, "audit.exported", _actor(), datasets=dataset or (), detail={"events": written})
 

@@ -5,7 +5,7 @@ services the HTTP routes call, one transaction per step, so each step is an
 audit event as it would be in production:
 
 1. accounts for every role: an operator, a provider, two reviewers, an
-   administrator, an auditor (created by ``local:<user>``, as
+   administrator, an auditor, a consumer (a bank) (created by ``local:<user>``, as
    ``dsr accounts create`` does), each with an API token;
 2. the synthetic city (``sandbox.demo``, 20,000 residents: seconds)
    registered by the demo provider, with the example exposure policies of
@@ -98,8 +98,11 @@ ROLES: tuple[DemoRole, ...] = (
     DemoRole("demo-reviewer-2", Role.REVIEWER, "DEMO_REVIEWER2_TOKEN", "Demo security reviewer"),
     DemoRole("demo-admin", Role.ADMIN, "DEMO_ADMIN_TOKEN", "Demo administrator (实施机构)"),
     DemoRole("demo-auditor", Role.AUDITOR, "DEMO_AUDITOR_TOKEN", "Demo auditor"),
+    DemoRole(
+        "demo-bank", Role.CONSUMER, "DEMO_BANK_TOKEN", "Demo bank (privacy-computing consumer)"
+    ),
 )
-OPERATOR, PROVIDER, _, _, ADMIN, _ = (r.name for r in ROLES)
+OPERATOR, PROVIDER, _, _, ADMIN, _, _ = (r.name for r in ROLES)
 
 # The demo request: minimum necessary columns for statistics by district, sex and age.
 SCENARIO = "demo-district-statistics"

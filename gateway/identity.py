@@ -41,6 +41,7 @@ class Role(StrEnum):
     REVIEWER = "reviewer"
     ADMIN = "admin"
     AUDITOR = "auditor"
+    CONSUMER = "consumer"  # calls privacy-computing products (a bank, another party)
 
 
 ROLES = frozenset(Role)

@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Collection
 from typing import Any
 
@@ -33,14 +34,26 @@ def too_large(limit: int) -> str:
 class BodyLimit:
     """ASGI middleware: refuse a request body above ``limit`` bytes with 413.
 
-    ``exempt`` lists the (method, path) pairs whose routes cap their own bodies.
+    ``exempt`` lists the (method, path) pairs whose routes cap their own bodies;
+    a ``{name}`` segment in a path stands for any one segment.
     """
 
     def __init__(self, app: ASGIApp, limit: int, exempt: Collection[tuple[str, str]] = ()) -> None:
-        self.app, self.limit, self.exempt = app, limit, frozenset(exempt)
+        self.app, self.limit = app, limit
+        self.exempt = frozenset(e for e in exempt if "{" not in e[1])
+        self.patterns = tuple(
+            (method, re.compile(re.sub(r"\\\{[^/]*?\\\}", "[^/]+", re.escape(path))))
+            for method, path in exempt
+            if "{" in path
+        )
+
+    def _exempt(self, method: str, path: str) -> bool:
+        if (method, path) in self.exempt:
+            return True
+        return any(m == method and p.fullmatch(path) for m, p in self.patterns)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or (scope["method"], scope["path"]) in self.exempt:
+        if scope["type"] != "http" or self._exempt(scope["method"], scope["path"]):
             await self.app(scope, receive, send)
             return
         declared = Headers(scope=scope).get("content-length", "")

@@ -33,6 +33,14 @@ class GatewaySettings(BaseSettings):
     # The largest request body the gateway reads (JSON, a policy's YAML): 413
     # beyond. Dataset uploads stream to disk under their own, larger cap.
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+    # Calls of one privacy-computing product by one consumer (gateway.he): at
+    # most this many per sliding hour and per sliding day; 429 beyond.
+    he_calls_per_hour: int = Field(default=60, ge=1)
+    he_calls_per_day: int = Field(default=500, ge=1)
+    # Where consumers' HE bytes are parsed and evaluated: "sandbox" is a hardened
+    # container (gateway.he.sandboxed); "process" is the gateway's own process,
+    # for environments without a container engine only.
+    he_evaluator: Literal["sandbox", "process"] = "sandbox"
 
     @field_validator("data_dir")
     @classmethod

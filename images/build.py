@@ -37,13 +37,16 @@ import docker.errors
 ROOT = Path(__file__).resolve().parent.parent
 RUNNER_DIR = ROOT / "images" / "runner"
 LOCK = RUNNER_DIR / "requirements.lock"
-# In-container code: the runner entrypoint, its guard and the SDK, nothing host-side.
+# In-container code: the runner entrypoint, its guard, the SDK and the HE
+# products' evaluator (sandbox.he.server), nothing host-side.
 IN_CONTAINER = (
     "sandbox/__init__.py",
+    "sandbox/errors.py",
     "sandbox/runner.py",
     "sandbox/guard.py",
     "sandbox/sqlrun.py",
     "sandbox/sdk",
+    "sandbox/he",
 )
 
 SUITE = "bookworm"

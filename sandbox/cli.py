@@ -13,14 +13,15 @@ import tempfile
 import textwrap
 import time
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 import typer
-from pydantic import ValidationError
 
 from sandbox.backends.base import Backend, ExitClass, RunSpec, execute
 from sandbox.errors import SandboxError
-from sandbox.settings import SandboxSettings
+
+if TYPE_CHECKING:  # the settings (pydantic) are imported by the commands that need them
+    from sandbox.settings import SandboxSettings
 
 app = typer.Typer(help="Data-sandbox runtime: data usable but not visible.", no_args_is_help=True)
 engine_app = typer.Typer(help="The container engine the sandboxes run on.", no_args_is_help=True)
@@ -47,7 +48,10 @@ def _fail(message: str, code: int = 1) -> NoReturn:
 
 
 def _backend(runtime: str | None) -> tuple[SandboxSettings, Backend]:
+    from pydantic import ValidationError
+
     from sandbox.backends import docker_backend
+    from sandbox.settings import SandboxSettings
 
     try:
         settings = SandboxSettings() if runtime is None else SandboxSettings(runtime=runtime)  # type: ignore[arg-type]

@@ -82,6 +82,9 @@ EVENT_TYPES: dict[str, str] = {
     "account.created": "An administrator created an account with its roles.",
     "token.issued": "An API token was issued for an account (token id, never the secret).",
     "token.revoked": "An API token was revoked (token id).",
+    "he.product": "A privacy-computing product was defined, decided, suspended or withdrawn.",
+    "he.context": "A consumer registered a public context, or it was refused (id, hash, size).",
+    "he.call": "A consumer called a privacy-computing product (product, bucket, outcome; no data).",
 }
 
 GENESIS = "0" * 64  # prev_hash of event 1

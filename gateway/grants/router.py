@@ -34,17 +34,7 @@ def list_grants(
     conn: Reader,
 ) -> list[GrantOut]:
     """Administrators: every grant; providers: grants on their datasets; operators: their own."""
-    if account.has(Role.ADMIN):
-        found = grants.find(conn)
-    else:
-        mine = grants.find(conn, operator=account.name) if account.has(Role.OPERATOR) else []
-        theirs = (
-            grants.find(conn, datasets=grants.provider_datasets(account.name))
-            if account.has(Role.PROVIDER)
-            else []
-        )
-        found = list({g.id: g for g in [*mine, *theirs]}.values())
-    return [GrantOut.of(g) for g in found]
+    return [GrantOut.of(g) for g in grants.visible(conn, account)]
 
 
 @router.get("/grants/{grant_id}", response_model=GrantOut)

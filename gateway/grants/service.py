@@ -53,7 +53,7 @@ from gateway.grants.errors import (
 from gateway.grants.model import ACTIONS, ENDED, LIVE, MAX_GRANT_DAYS, GrantRecord, State
 from gateway.grants.model import TRANSITIONS as TRANSITIONS
 from gateway.grants.scope_lines import ConnectionScopeAdapter, reload_on_rollback
-from gateway.identity import Role, UnknownAccount, get_account
+from gateway.identity import Account, Role, UnknownAccount, get_account
 from gateway.scope import ScopeError, ScopePolicy
 from gateway.store.tables import grants
 from sandbox.destruction import DestructionRecord
@@ -179,6 +179,19 @@ class GrantService:
             wanted = set(datasets)
             found = [g for g in found if wanted & set(g.datasets)]
         return found
+
+    def visible(self, conn: Connection, account: Account) -> list[GrantRecord]:
+        """Rule: administrators see every grant; providers grants on their datasets;
+        operators their own."""
+        if account.has(Role.ADMIN):
+            return self.find(conn)
+        mine = self.find(conn, operator=account.name) if account.has(Role.OPERATOR) else []
+        theirs = (
+            self.find(conn, datasets=self.provider_datasets(account.name))
+            if account.has(Role.PROVIDER)
+            else []
+        )
+        return list({g.id: g for g in [*mine, *theirs]}.values())
 
     def provider_of(self, dataset: str) -> str | None:
         """The provider the registry records for the newest version of ``dataset``."""

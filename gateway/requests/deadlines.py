@@ -35,3 +35,19 @@ def deadline_after(
         if working(day):
             counted += 1
     return datetime.combine(day + timedelta(days=1), time(0), CST).astimezone(UTC)
+
+
+def working_days_left(
+    due: datetime, now: datetime, working: Callable[[date], bool] = is_working_day
+) -> int:
+    """Working days from ``now`` until ``due``, counting today's when it is one (0: overdue).
+
+    ``due`` is a deadline from :func:`deadline_after` (the end of a CST day)."""
+    if now >= due:
+        return 0
+    day, last = now.astimezone(CST).date(), (due.astimezone(CST) - timedelta(seconds=1)).date()
+    left = 0
+    while day <= last:
+        left += working(day)
+        day += timedelta(days=1)
+    return left

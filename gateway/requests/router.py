@@ -69,16 +69,7 @@ def list_requests(
     ``pending=true``: only those waiting for something the caller may do next.
     Each shows its current step's deadline and whether it is overdue.
     """
-    if account.has(Role.ADMIN):
-        found = requests.find(conn)
-    else:
-        mine = requests.find(conn, operator=account.name) if account.has(Role.OPERATOR) else []
-        theirs = (
-            requests.find(conn, datasets=requests.grants.provider_datasets(account.name))
-            if account.has(Role.PROVIDER)
-            else []
-        )
-        found = list({r.id: r for r in [*mine, *theirs]}.values())
+    found = requests.visible(conn, account)
     if pending:
         found = [r for r in found if requests.pending_for(account, r)]
     now = datetime.now(UTC)

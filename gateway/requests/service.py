@@ -115,6 +115,19 @@ class RequestService:
             found = [r for r in found if wanted & set(r.datasets)]
         return found
 
+    def visible(self, conn: Connection, account: Account) -> list[RequestRecord]:
+        """Rule: operators see their own requests; providers those touching their datasets;
+        administrators all of them."""
+        if account.has(Role.ADMIN):
+            return self.find(conn)
+        mine = self.find(conn, operator=account.name) if account.has(Role.OPERATOR) else []
+        theirs = (
+            self.find(conn, datasets=self.grants.provider_datasets(account.name))
+            if account.has(Role.PROVIDER)
+            else []
+        )
+        return list({r.id: r for r in [*mine, *theirs]}.values())
+
     def deadline(self, request: RequestRecord, now: datetime | None = None) -> Deadline | None:
         """The current step's deadline (None once supplied or rejected)."""
         days = self.deadline_days.get(request.state)

@@ -316,3 +316,53 @@ products = sa.Table(
     sa.UniqueConstraint("registration_code"),
     sa.UniqueConstraint("job_id"),
 )
+
+# Privacy-computing products (gateway.he): encrypted verification and scoring.
+# ``spec`` is the product's definition (verify: dataset, columns, band
+# boundaries; score: the released job, file, feature order and the model's
+# coefficients, already released); never subject values or claim elements.
+# State changes only through gateway.he.model.transition (with their audit event).
+he_products = sa.Table(
+    "he_products",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("kind", sa.String(8), nullable=False),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("operator", sa.String(100), sa.ForeignKey("accounts.name"), nullable=False),
+    sa.Column("grant_id", sa.String(64), sa.ForeignKey("grants.id"), nullable=False, index=True),
+    sa.Column("datasets", sa.JSON(), nullable=False),
+    sa.Column("spec", sa.JSON(), nullable=False),
+    sa.Column("consumers", sa.JSON(), nullable=False),  # sorted account names
+    sa.Column("state", sa.String(24), nullable=False),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("state_changed_at", UTCDateTime(), nullable=False),
+    sa.Column("state_reason", sa.Text(), nullable=False),
+)
+
+# A consumer's public context (public keys only; the bytes are a file under
+# ``<data_dir>/he/contexts``, checked before they were stored).
+he_contexts = sa.Table(
+    "he_contexts",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column(
+        "consumer", sa.String(100), sa.ForeignKey("accounts.name"), nullable=False, index=True
+    ),
+    sa.Column("kind", sa.String(8), nullable=False),
+    sa.Column("sha256", sa.String(64), nullable=False),
+    sa.Column("bytes", sa.BigInteger(), nullable=False),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+)
+
+# One row per call that reached evaluation (the rate limits count them; they
+# survive a restart). Who, which product, when, the outcome: never a value.
+he_calls = sa.Table(
+    "he_calls",
+    metadata,
+    sa.Column("id", sa.Integer(), primary_key=True, autoincrement=True),
+    sa.Column("product_id", sa.String(32), sa.ForeignKey("he_products.id"), nullable=False),
+    sa.Column("consumer", sa.String(100), sa.ForeignKey("accounts.name"), nullable=False),
+    sa.Column("at", UTCDateTime(), nullable=False),
+    sa.Column("outcome", sa.String(24), nullable=False),
+    sa.Index(None, "product_id", "consumer", "at"),
+)

@@ -3,8 +3,12 @@ implementation on one machine."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from sandbox.backends.base import Backend
-from sandbox.settings import SandboxSettings
+
+if TYPE_CHECKING:  # pydantic-settings is not needed until a backend is made
+    from sandbox.settings import SandboxSettings
 
 
 def docker_backend(settings: SandboxSettings) -> Backend:

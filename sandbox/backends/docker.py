@@ -304,8 +304,13 @@ class DockerBackend:
             LABEL_LIMITS: json.dumps(asdict(spec.limits), sort_keys=True),
         }
 
-    def _hardened(self, user: int, memory: int, pids: int, cpus: float) -> dict[str, Any]:
-        """The isolation every container of this backend gets."""
+    @property
+    def client(self) -> docker.DockerClient:
+        return self._client
+
+    def hardened(self, user: int, memory: int, pids: int, cpus: float) -> dict[str, Any]:
+        """The isolation every container of this backend gets (also the HE evaluator's,
+        ``gateway.he.sandboxed``)."""
         return {
             "image": self._settings.image,
             "user": f"{user}:{user}",
@@ -339,7 +344,7 @@ class DockerBackend:
                 Mount(target="/data", source=str(spec.data_dir), type="bind", read_only=True)
             )
         return {
-            **self._hardened(self._settings.job_uid, lim.memory_bytes, lim.pids, lim.cpus),
+            **self.hardened(self._settings.job_uid, lim.memory_bytes, lim.pids, lim.cpus),
             "name": job_name(spec.job_id),
             "command": list(spec.command),
             "mounts": mounts,
@@ -356,7 +361,7 @@ class DockerBackend:
     def _collector_args(self, spec: RunSpec, labels: dict[str, str]) -> dict[str, Any]:
         return {
             # Same uid as the job, so it can read what the job wrote.
-            **self._hardened(self._settings.job_uid, COLLECTOR_MEMORY, COLLECTOR_PIDS, 0.5),
+            **self.hardened(self._settings.job_uid, COLLECTOR_MEMORY, COLLECTOR_PIDS, 0.5),
             "name": collector_name(spec.job_id),
             "command": ["sleep", "infinity"],
             "mounts": [

@@ -128,13 +128,9 @@ def check_security_floor(found: ContextFacts) -> None:
         )
 
 
-def load_public_context(data: bytes, *, scheme: str, cap: int) -> Any:
-    """Parse a consumer's public context, refusing a secret key, the wrong
-    scheme, parameters under the floor, or a context without a public key.
-
-    The returned context computes with one thread (the server scales with
-    worker processes, not threads).
-    """
+def check_before_parsing(data: bytes, cap: int) -> bytes:
+    """The checks of a context that need no SEAL (pure Python, safe anywhere):
+    size, no secret key, not symmetric. Returns the bytes as ``bytes``."""
     check_size(data, cap, "context")
     data = bytes(data)
     if wire.context_has_secret_key(data):
@@ -144,6 +140,17 @@ def load_public_context(data: bytes, *, scheme: str, cap: int) -> Any:
         )
     if wire.context_is_symmetric(data):
         raise MissingKeys("the context is for symmetric encryption; a public key is needed")
+    return data
+
+
+def load_public_context(data: bytes, *, scheme: str, cap: int) -> Any:
+    """Parse a consumer's public context, refusing a secret key, the wrong
+    scheme, parameters under the floor, or a context without a public key.
+
+    The returned context computes with one thread (the server scales with
+    worker processes, not threads).
+    """
+    data = check_before_parsing(data, cap)
     try:
         context = ts.context_from(data, n_threads=1)
     except Exception as e:  # SEAL raises ValueError / RuntimeError of its own

@@ -11,6 +11,7 @@ provider review to a grant.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -18,6 +19,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -44,11 +46,14 @@ class LiveGateway:
         self.data_dir = data_dir
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
+        # No client configuration leaks in: `dsr accounts` and friends open the store.
+        client = ("DSR_SERVER", "DSR_TOKEN", "DSR_PROFILE")
         self.env = {
-            **os.environ,
+            **{k: v for k, v in os.environ.items() if k not in client},
             "DSR_GATEWAY_DATA_DIR": str(data_dir),
             "DSR_GATEWAY_DATABASE_URL": "",
             "DSR_RUNTIME": runtime,
+            "DSR_CONFIG": str(data_dir.parent / "no-dsr-config.toml"),
         }
         self.log = data_dir.parent / "gateway.log"
         self.process: subprocess.Popen[bytes] | None = None
@@ -199,3 +204,36 @@ def wait(client: httpx.Client, job: str, timeout: float = 180.0) -> dict[str, An
             return body
         time.sleep(0.3)
     raise AssertionError(f"job {job} did not end in {timeout} s")
+
+
+@dataclass
+class DsrShell:
+    """The real ``dsr`` command run in ``root`` against ``gw``, as a person's shell would."""
+
+    gw: LiveGateway
+    root: Path
+    env: dict[str, str]
+
+    def dsr(
+        self, *args: str, who: str | None = None, env: dict[str, str] | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        """Run ``dsr`` as ``who`` (its token in DSR_TOKEN); never a traceback."""
+        extra = {"DSR_TOKEN": self.gw.tokens[who]} if who else {}
+        done = subprocess.run(
+            [DSR, *args],
+            env={**self.env, **extra, **(env or {})},
+            capture_output=True,
+            text=True,
+            timeout=300,
+            cwd=self.root,
+        )
+        assert "Traceback" not in done.stderr, done.stderr
+        return done
+
+    def ok(self, *args: str, who: str | None = None, **kw: Any) -> str:
+        done = self.dsr(*args, who=who, **kw)
+        assert done.returncode == 0, f"dsr {' '.join(args)}: {done.stderr}{done.stdout}"
+        return done.stdout
+
+    def json(self, *args: str, who: str | None = None) -> Any:
+        return json.loads(self.ok(*args, "--json", who=who))

@@ -52,6 +52,9 @@ STORED_TYPES = {
     "account.created",
     "token.issued",
     "token.revoked",
+    "he.product",
+    "he.context",
+    "he.call",
 }
 TYPES = sorted(EVENT_TYPES)
 

@@ -63,6 +63,7 @@ SAMPLE_PATH = {  # any value: these requests are refused before a route looks on
     "{grant_id}": "g-0000000000000000",
     "{request_id}": "r-0000000000000000",
     "{product_id}": "p-0000000000000000",
+    "{view}": "residents",
 }
 _grants = itertools.count()
 
@@ -305,6 +306,13 @@ def test_malformed_code_is_refused_with_its_findings_and_leaves_no_job(
 # -- bodies: too large, not JSON, not plain text ---------------------------------------
 
 
+HE_OWN_CAPS = {
+    "/v1/he/contexts",
+    "/v1/he/products/{product_id}/verify",
+    "/v1/he/products/{product_id}/score",
+}
+
+
 def test_a_10_mb_body_is_refused_on_every_route_before_anything_runs(gw: Gateway) -> None:
     body = b'{"reason": "' + b"x" * TEN_MB + b'"}'
     for method, path in body_routes(gw.app):
@@ -316,6 +324,10 @@ def test_a_10_mb_body_is_refused_on_every_route_before_anything_runs(gw: Gateway
             # Uploads stream to disk under their own cap (test_providers); this one is
             # not multipart, and is refused before a byte is read.
             assert answer.status_code == 422 and "multipart" in answer.json()["detail"]
+        elif path in HE_OWN_CAPS:
+            # Contexts and ciphertexts are capped by their routes (test_he_products);
+            # a provider is refused by role before a byte is read.
+            assert answer.status_code == 403, (method, path, answer.text)
         else:
             assert answer.status_code == 413, (method, path, answer.text)
             assert "larger than 1048576 bytes" in answer.json()["detail"]

@@ -15,6 +15,9 @@ from gateway.cli import app
 def dsr(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
     monkeypatch.setenv("DSR_GATEWAY_DATA_DIR", str(tmp_path / "var"))
     monkeypatch.delenv("DSR_GATEWAY_DATABASE_URL", raising=False)
+    monkeypatch.setenv("DSR_CONFIG", str(tmp_path / "no-dsr-config.toml"))  # the local store
+    for name in ("DSR_SERVER", "DSR_TOKEN", "DSR_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
     runner = CliRunner()
     return lambda *args: runner.invoke(app, list(args))
 
@@ -42,3 +45,18 @@ def test_errors_are_messages_and_exit_codes(dsr) -> None:  # type: ignore[no-unt
     assert missing.exit_code == 1 and "no account 'nobody'" in missing.output
     revoked = dsr("tokens", "revoke", "000000000000")
     assert revoked.exit_code == 1
+
+
+def test_json_output_for_scripts(dsr) -> None:  # type: ignore[no-untyped-def]
+    made = json.loads(dsr("accounts", "create", "li-ops", "--role", "operator", "--json").output)
+    assert (made["name"], made["roles"], made["disabled"]) == ("li-ops", ["operator"], False)
+    issued = dsr("tokens", "issue", "li-ops", "--label", "laptop", "--json")
+    token = json.loads(issued.output)
+    assert issued.exit_code == 0 and token["token"].startswith(f"dsr_{token['id']}_")
+    assert (token["account"], token["label"]) == ("li-ops", "laptop")
+    revoked = json.loads(dsr("tokens", "revoke", token["id"], "--json").output)
+    assert revoked == {"id": token["id"], "revoked": True}
+    verified = dsr("audit", "verify", "--json")
+    result = json.loads(verified.output)
+    assert verified.exit_code == 0 and result["ok"] is True and result["checked"] == 3
+    assert set(result) == {"ok", "checked", "first_broken", "reason", "head_id", "head_hash"}

@@ -11,14 +11,7 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import re
-import shutil
-import signal
-import subprocess
-import sys
-import time
-import urllib.request
 from collections import Counter
 from pathlib import Path
 
@@ -35,8 +28,8 @@ from gateway.store import make_engine, read_transaction
 from sandbox.backends.docker import LABEL_JOB
 from sandbox.policy import PolicyStore
 from sandbox.registry import Registry
-from tests.conftest import ROOT, require_engine
-from tests.gateway.live import free_port
+from tests.conftest import require_engine
+from tests.gateway.served_demo import bash, served_demo, wait_for, walkthrough
 
 RESIDENTS = 3000  # the seed's city, small: the test is about the seed, not the data
 
@@ -61,7 +54,14 @@ def test_seed_is_idempotent_and_every_step_is_audited(tmp_path: Path) -> None:
     assert audit_events(settings) == events  # nothing new happened, so nothing new to audit
     assert second.grant_id == first.grant_id and second.grant_state == "active"
     assert [a.token for a in second.accounts] == [a.token for a in first.accounts]
-    assert {r.role for r in ROLES} == {"operator", "provider", "reviewer", "admin", "auditor"}
+    assert {r.role for r in ROLES} == {
+        "operator",
+        "provider",
+        "reviewer",
+        "admin",
+        "auditor",
+        "consumer",
+    }
 
     engine = make_engine(settings.database_url)
     registry = Registry(settings.data_dir)
@@ -85,7 +85,7 @@ def test_seed_is_idempotent_and_every_step_is_audited(tmp_path: Path) -> None:
         ("request.state", PROVIDER),
     ]
     kinds = Counter(e["type"] for e in events)
-    assert kinds["account.created"] == kinds["token.issued"] == 6
+    assert kinds["account.created"] == kinds["token.issued"] == len(ROLES) == 7
     assert kinds["dataset.registered"] == kinds["policy.applied"] == 4
 
     env = settings.data_dir / ENV_FILE
@@ -116,74 +116,12 @@ def test_seed_is_idempotent_and_every_step_is_audited(tmp_path: Path) -> None:
 # -- the README's walkthrough against the served demo ----------------------------------
 
 
-def walkthrough(name: str) -> str:
-    """The README's fenced ``sh`` block after ``<!-- walkthrough:<name> ... -->``."""
-    text = (ROOT / "README.md").read_text(encoding="utf-8")
-    found = re.search(rf"<!-- walkthrough:{name}\b[^>]*-->\s*```sh\n(.*?)```", text, re.DOTALL)
-    assert found, f"README.md has no walkthrough:{name} block"
-    return found.group(1)
-
-
-def bash(script: str, cwd: Path) -> str:
-    done = subprocess.run(
-        ["bash", "-euo", "pipefail", "-c", script],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert done.returncode == 0, f"{script}\nexit {done.returncode}: {done.stderr}"
-    return done.stdout
-
-
-def wait_for(what: str, check, seconds: float, log: Path):  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        found = check()
-        if found:
-            return found
-        time.sleep(0.2)
-    raise AssertionError(f"{what} within {seconds}s; server log:\n{log.read_text()[-3000:]}")
-
-
 @pytest.mark.docker
 def test_readme_walkthrough_against_the_served_demo(tmp_path: Path, docker_client) -> None:  # type: ignore[no-untyped-def]
     require_engine()
-    dsr = shutil.which("dsr", path=str(Path(sys.executable).parent))
-    assert dsr, "the dsr command is not installed beside this Python (pip install -e .)"
-    tmp_path.chmod(0o755)
-    port = free_port()
-    env = {
-        **os.environ,
-        "DSR_GATEWAY_DATA_DIR": str(tmp_path / "var"),
-        "DSR_RUNTIME": "runc",
-    }
-    env.pop("DSR_GATEWAY_DATABASE_URL", None)
-    env.pop("DSR_GATEWAY_ENVIRONMENT", None)
-    log = tmp_path / "server.log"
-    started = time.monotonic()
-    with log.open("wb") as out:
-        server = subprocess.Popen(
-            [dsr, "gateway", "demo", "--port", str(port), "--residents", str(RESIDENTS)],
-            cwd=tmp_path,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
     jobs: list[str] = []
-    try:
-
-        def healthy() -> bool:
-            if server.poll() is not None:
-                raise AssertionError(f"the server exited {server.returncode}:\n{log.read_text()}")
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/v1/health", timeout=2) as r:
-                    return bool(r.status == 200)
-            except OSError:
-                return False
-
-        wait_for("the gateway answers /v1/health", healthy, 90, log)
-        print(f"seeded and serving after {time.monotonic() - started:.1f}s")
+    with served_demo(tmp_path, residents=RESIDENTS) as demo:
+        log = demo.log
         printed = log.read_text()
         tokens = re.findall(
             r"^DEMO_\w+_TOKEN=(\S+)", (tmp_path / "var" / ENV_FILE).read_text(), re.M
@@ -221,15 +159,6 @@ def test_readme_walkthrough_against_the_served_demo(tmp_path: Path, docker_clien
         print(f"job released in {job['run_seconds']:.1f}s run, {job['sandbox_seconds']:.1f}s")
         again = wait_for("the pasted job finishes", lambda: finished(pasted["id"]), 90, log)
         assert again["state"] == "released", again
-    finally:
-        server.send_signal(signal.SIGINT)  # Ctrl-C: uvicorn shuts down, the worker stops
-        try:
-            server.wait(30)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
-            raise AssertionError("the server did not stop on SIGINT") from None
-    assert server.returncode == 0, log.read_text()[-3000:]
 
     left = [
         c.name

@@ -173,6 +173,7 @@ SAMPLE = {
     "request_id": "r-1",
     "product_id": "p-1",
     "name": "residents",
+    "view": "residents",
     "token_id": "000000000000",
 }
 

@@ -148,7 +148,7 @@ ACCOUNTS = {
     "op-rev": {"operator", "reviewer"},
     "rev-1": {"reviewer"},
     "rev-2": {"reviewer"},
-    **{f"{r}-1": {r} for r in ("admin", "auditor", "provider")},
+    **{f"{r}-1": {r} for r in ("admin", "auditor", "provider", "consumer")},
 }
 
 
@@ -255,7 +255,7 @@ def test_every_job_review_and_product_route_is_in_the_access_matrix(plain: Gatew
 
 
 def test_access_matrix(plain: Gateway) -> None:
-    role_account = {r: f"{r}-1" for r in ("admin", "auditor", "provider")}
+    role_account = {r: f"{r}-1" for r in ("admin", "auditor", "provider", "consumer")}
     role_account |= {"operator": "op-1", "reviewer": "rev-1"}
     for (method, path), allowed in sorted(ACCESS.items()):
         for role in ROLES:

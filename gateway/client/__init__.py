@@ -1,0 +1,61 @@
+"""``dsr`` as a client of the gateway's REST API, for every role.
+
+Commands by role (each takes ``--server``, ``--token``, ``--profile`` and,
+where it prints data, ``--json``):
+
+- everyone: ``dsr login --server URL --token T``, ``dsr whoami``
+- operators: ``dsr catalog list/show/dummy``, ``dsr jobs submit/status/wait/
+  list/logs/outputs/cancel``, ``dsr requests create/list/show``,
+  ``dsr dev fetch/run`` (local runs on dummy data), ``dsr products
+  register/list/show/renew`` (data products) and ``dsr he products create/
+  list/show/withdraw`` (privacy-computing products)
+- providers: ``dsr datasets register/list/show``, ``dsr policies apply/show/
+  versions/diff``, ``dsr requests review/supply``, ``dsr grants list/show/
+  suspend/resume/revoke``, ``dsr audit list/export``
+- security reviewers: ``dsr reviews list/show/approve/deny``, ``dsr he products
+  list/show/approve/deny``
+- consumers: ``dsr he keys/verify/score`` (:mod:`gateway.he.cli`)
+- administrators: ``dsr accounts create/list``, ``dsr tokens issue/revoke``,
+  ``dsr requests review`` (the formal review), ``dsr emergency-stop``
+- auditors: ``dsr audit verify/export/list``
+
+``accounts``, ``tokens`` and ``audit verify/export`` also work on the
+gateway's local store (the bootstrap of the first administrator): a command
+talks to the gateway when one is named (``--server``, ``DSR_SERVER`` or the
+config file) and opens the local store otherwise; ``--local`` forces the
+store (see :mod:`gateway.client.admin`). Where the server and token come
+from: :mod:`gateway.client.config`. Exit codes: :mod:`gateway.client.errors`
+(0 ok, 1 refused or the job ended badly, 2 usage, 3 unreachable, 4 auth
+failed, 5 wait timed out).
+"""
+
+from __future__ import annotations
+
+import typer
+
+
+def register(app: typer.Typer, audit_app: typer.Typer) -> None:
+    """Add the client's commands to ``dsr`` (``audit list`` joins the audit group)."""
+    from gateway.client import (
+        admin,
+        data_requests,
+        dev,
+        operators,
+        products,
+        providers,
+        reviewers,
+    )
+
+    app.command("login")(admin.login)
+    app.command("whoami")(admin.whoami)
+    app.add_typer(operators.catalog_app, name="catalog")
+    app.add_typer(operators.jobs_app, name="jobs")
+    app.add_typer(data_requests.requests_app, name="requests")
+    app.add_typer(providers.datasets_app, name="datasets")
+    app.add_typer(providers.policies_app, name="policies")
+    app.add_typer(providers.grants_app, name="grants")
+    app.command("emergency-stop")(providers.emergency_stop)
+    app.add_typer(reviewers.reviews_app, name="reviews")
+    app.add_typer(products.products_app, name="products")
+    app.add_typer(dev.dev_app, name="dev")
+    audit_app.command("list")(admin.audit_list)

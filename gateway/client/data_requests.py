@@ -1,0 +1,236 @@
+"""``dsr requests``: data requests from the operator's ask to the grant that supplies it.
+
+Operators ``create`` one (content, use, scenario, purpose, and exactly the
+columns needed per dataset) and follow theirs with ``list``/``show``.
+``review`` decides the current step: the administrator's formal review, or
+the provider's review of what touches their datasets; a rejection needs a
+reason and its legal basis. ``supply`` issues the grant for a term.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from typing import Annotated, Any
+
+import typer
+
+from gateway.client.errors import UsageError
+from gateway.client.operators import q
+from gateway.client.render import (
+    Json,
+    Profile,
+    Server,
+    Token,
+    emit_json,
+    fields,
+    handled,
+    session,
+    table,
+)
+
+requests_app = typer.Typer(
+    help="Data requests: ask, review (formal and provider), supply.", no_args_is_help=True
+)
+ROWS = [
+    ("id", "REQUEST"),
+    ("operator", "OPERATOR"),
+    ("scenario", "SCENARIO"),
+    ("state", "STATE"),
+    ("step", "NEXT STEP"),
+    ("deadline", "DUE (UTC)"),
+    ("overdue", "OVERDUE"),
+    ("grant_id", "GRANT"),
+]
+
+
+def _scopes(specs: list[str]) -> list[dict[str, Any]]:
+    scopes = []
+    for spec in specs:
+        name, sep, columns = spec.partition("=")
+        wanted = [c.strip() for c in columns.split(",") if c.strip()]
+        if not sep or not name.strip() or not wanted:
+            raise UsageError(f"--dataset takes NAME=COLUMN,COLUMN...; got {spec!r}")
+        scopes.append({"dataset": name.strip(), "columns": wanted})
+    return scopes
+
+
+@requests_app.command("create")
+def requests_create(
+    scenario: Annotated[str, typer.Option(help="the application scenario")],
+    purpose: Annotated[str, typer.Option(help="why the data is needed")],
+    content: Annotated[str, typer.Option(help="what data is asked for")],
+    use: Annotated[str, typer.Option(help="how it will be used")],
+    dataset: Annotated[
+        list[str], typer.Option("--dataset", help="NAME=COLUMN,COLUMN,... (repeat per dataset)")
+    ],
+    server: Server = None,
+    token: Token = None,
+    profile: Profile = None,
+    as_json: Json = False,
+) -> None:
+    """Ask for data under a scenario: exactly the columns needed (minimum necessary)."""
+    with handled():
+        scopes = _scopes(dataset)
+    body = {"scenario": scenario, "purpose": purpose, "content": content, "use": use}
+    with session(server, token, profile) as api:
+        made = api.post("/v1/requests", {**body, "datasets": scopes})
+    if as_json:
+        emit_json(made)
+        return
+    typer.echo(made["id"])
+    typer.echo(f"{made['state']}; next: {made['step']}, due {made['deadline']}", err=True)
+
+
+@requests_app.command("list")
+def requests_list(
+    pending: Annotated[
+        bool, typer.Option("--pending", help="only those waiting for you to act")
+    ] = False,
+    server: Server = None,
+    token: Token = None,
+    profile: Profile = None,
+    as_json: Json = False,
+) -> None:
+    """Requests you may see: yours (operators), your datasets' (providers), all (admins)."""
+    with session(server, token, profile) as api:
+        found = api.get("/v1/requests", pending="true" if pending else None)
+    emit_json(found) if as_json else table(found, ROWS)
+
+
+@requests_app.command("show")
+def requests_show(
+    request_id: str,
+    server: Server = None,
+    token: Token = None,
+    profile: Profile = None,
+    as_json: Json = False,
+) -> None:
+    """One request: what is asked and why, its step and deadline, the decision."""
+    with session(server, token, profile) as api:
+        found = api.get(f"/v1/requests/{q(request_id)}")
+    if as_json:
+        emit_json(found)
+        return
+    fields(
+        [
+            ("request", found["id"]),
+            ("operator", found["operator"]),
+            ("scenario", found["scenario"]),
+            ("purpose", found["purpose"]),
+            ("content", found["content"]),
+            ("use", found["use"]),
+            ("state", found["state"]),
+            ("next step", found["step"]),
+            ("due", found["deadline"]),
+            ("overdue", found["overdue"]),
+            ("approvals", found["approvals"]),
+            ("reason", found["reason"]),
+            ("legal basis", found["legal_basis"]),
+            ("grant", found["grant_id"]),
+        ]
+    )
+    typer.echo("")
+    table(
+        [{"dataset": s["dataset"], "columns": s["columns"]} for s in found["datasets"]],
+        [("dataset", "DATASET"), ("columns", "COLUMNS")],
+    )
+
+
+class Decision(StrEnum):
+    APPROVE = "approve"
+    REJECT = "reject"
+
+
+class Step(StrEnum):
+    FORMAL = "formal"
+    PROVIDER = "provider"
+
+
+STEPS = {"formal review": Step.FORMAL, "provider review": Step.PROVIDER}
+
+
+@requests_app.command("review")
+def requests_review(
+    request_id: str,
+    decision: Annotated[Decision, typer.Option(help="approve (pass) or reject")],
+    reason: Annotated[str | None, typer.Option(help="why (required to reject)")] = None,
+    legal_basis: Annotated[
+        str | None, typer.Option(help="the legal basis (required to reject)")
+    ] = None,
+    step: Annotated[
+        Step | None, typer.Option(help="formal or provider (default: the request's next step)")
+    ] = None,
+    server: Server = None,
+    token: Token = None,
+    profile: Profile = None,
+    as_json: Json = False,
+) -> None:
+    """Decide a request's review step: formal (administrators) or provider (providers)."""
+    with handled():
+        if decision == Decision.REJECT and not (reason and legal_basis):
+            raise UsageError("a rejection needs --reason and --legal-basis")
+    with session(server, token, profile) as api:
+        if step is None:
+            current = api.get(f"/v1/requests/{q(request_id)}")
+            if current["step"] not in STEPS:
+                where = f"its next step is {current['step']}" if current["step"] else "it is done"
+                raise UsageError(f"request {request_id} is {current['state']}: {where}")
+            step = STEPS[current["step"]]
+        body: dict[str, Any] = {"reason": reason, "legal_basis": legal_basis}
+        if step == Step.FORMAL:
+            body["decision"] = "pass" if decision == Decision.APPROVE else "reject"
+            done = api.post(f"/v1/requests/{q(request_id)}/formal-review", body)
+        else:
+            body["decision"] = decision.value
+            done = api.post(f"/v1/requests/{q(request_id)}/provider-review", body)
+    if as_json:
+        emit_json(done)
+        return
+    nxt = f"; next: {done['step']}, due {done['deadline']}" if done["step"] else ""
+    typer.echo(f"request {done['id']}: {done['state']}{nxt}")
+
+
+def _when(text: str, what: str) -> datetime:
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError as e:
+        raise UsageError(f"{what} must be a date or an ISO time, not {text!r}") from e
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed
+
+
+@requests_app.command("supply")
+def requests_supply(
+    request_id: str,
+    days: Annotated[int, typer.Option(help="the grant's term in days", min=1)] = 365,
+    until: Annotated[
+        str | None, typer.Option(help="the term's end (a date, or ISO time); overrides --days")
+    ] = None,
+    start: Annotated[
+        str | None, typer.Option("--from", help="the term's start (default: now)")
+    ] = None,
+    server: Server = None,
+    token: Token = None,
+    profile: Profile = None,
+    as_json: Json = False,
+) -> None:
+    """Supply an approved request: issue its grant for a term."""
+    with handled():
+        begins = _when(start, "--from") if start else None
+        ends = (
+            _when(until, "--until")
+            if until
+            else (begins or datetime.now(UTC)) + timedelta(days=days)
+        )
+    body: dict[str, Any] = {"valid_until": ends.isoformat()}
+    if begins is not None:
+        body["valid_from"] = begins.isoformat()
+    with session(server, token, profile) as api:
+        done = api.post(f"/v1/requests/{q(request_id)}/supply", body)
+    if as_json:
+        emit_json(done)
+        return
+    typer.echo(done["grant_id"])
+    typer.echo(f"request {done['id']} supplied until {ends.date()}", err=True)

@@ -1,0 +1,358 @@
+"""Providers' commands: datasets, exposure policies, grants, the emergency stop.
+
+``dsr datasets register FILE --name N --entity-column C`` uploads a CSV or
+Parquet file (streamed); ``policies apply DATASET POLICY.yaml`` applies an
+exposure policy (a refused policy lists every problem with its line);
+``policies show/versions/diff``; ``grants list/show/suspend/resume/revoke``
+(providers govern grants on their datasets, administrators every grant);
+``dsr emergency-stop DATASET`` (administrators) suspends every active grant
+on a dataset at once.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from gateway.client.errors import UsageError
+from gateway.client.operators import q
+from gateway.client.render import (
+    Json,
+    Profile,
+    Server,
+    Token,
+    emit_json,
+    fields,
+    handled,
+    session,
+    table,
+)
+
+datasets_app = typer.Typer(help="Datasets you provide: register, list, show.", no_args_is_help=True)
+policies_app = typer.Typer(help="Exposure policies of your datasets.", no_args_is_help=True)
+grants_app = typer.Typer(help="Grants: list, show, suspend, resume, revoke.", no_args_is_help=True)
+Reason = Annotated[str, typer.Option(help="why (recorded in the audit log)")]
+
+
+# -- datasets ---------------------------------------------------------------------------
+
+
+@datasets_app.command("register")
+def datasets_register(
+    file: Annotated[Path, typer.Argument(help="a CSV or Parquet file", dir_okay=False)],
+    name: Annotated[str, typer.Option(help="the dataset's name (lowercase, digits, _)")],
+    entity_column: Annotated[str, typer.Option(help="the column naming the data subject")],
+    encoding: Annotated[str | None, typer.Option(help="the CSV's encoding")] = None,
+    delimiter: Annotated[str | None, typer.Option(help="the CSV's delimiter")] = None,
+    source_format: Annotated[
+        str | None, typer.Option("--format", help="csv or parquet, if the suffix does not say")
+    ] = None,
+    server: Server = None,
+    token: Token = None,
+    profile: Profile = None,
+    as_json: Json = False,
+) -> None:
+    """Register a file as a new version of a dataset you provide (the same bytes again
+    return the stored version)."""
+    form = {"name": name, "entity_column": entity_column}
+    extra = {"encoding": encoding, "delimiter": delimiter, "source_format": source_format}
+    form |= {k: v for k, v in extra.items() if v}
+    with session(server, token, profile) as api:
+        try:
+            handle = file.open("rb")
+        except OSError as e:
+            raise UsageError(f"cannot read {file}: {e.strerror}") from e
+        with handle:
+            done = api.upload("/v1/datasets", handle, file.name, form)
+    if as_json:
+        emit_json(done)
+        return
+    v = done["version"]
+    how = "registered" if done["created"] else "already registered (same bytes)"
+    typer.echo(f"dataset {done['name']} version {v['version']}: {how}, {v['rows']:,} rows")
+
+
+@datasets_app.command("list")
+def datasets_list(
+    server: Server = None, token: Token = None, profile: Profile = None, as_json: Json = False
+) -> None:
+    """Your datasets (administrators and auditors: all)."""
+    with session(server, token, profile) as api:
+        found = api.get("/v1/datasets")
+    if as_json:
+        emit_json(found)
+        return
+    rows = [{**d, "columns": len(d["columns"])} for d in found]
+    table(
+        rows,
+        [("name", "DATASET"), ("provider", "PROVIDER"), ("newest", "NEWEST VERSION"),
+         ("rows", "ROWS"), ("columns", "COLUMNS")],
+    )  # fmt: skip
+
+
+@datasets_app.command("show")
+def datasets_show(
+    name: str,
+    server: Server = None,
+    token: Token = None,
+    profile: Profile = None,
+    as_json: Json = False,
+) -> None:
+    """Every version of a dataset; the newest's columns and types."""
+    with session(server, token, profile) as api:
+        found = api.get(f"/v1/datasets/{q(name)}")
+    if as_json:
+        emit_json(found)
+        return
+    fields([("dataset", found["name"]), ("provider", found["provider"])])
+    typer.echo("")
+    table(
+        found["versions"],
+        [("version", "VERSION"), ("rows", "ROWS"), ("entity_column", "ENTITY"),
+         ("source_format", "FORMAT"), ("registered_at", "REGISTERED (UTC)")],
+    )  # fmt: skip
+    typer.echo("")
+    table(found["versions"][-1]["columns"], [("name", "COLUMN"), ("type", "TYPE")])
+
+
+# -- policies ---------------------------------------------------------------------------
+
+
+@policies_app.command("apply")
+def policies_apply(
+    dataset: str,
+    policy: Annotated[Path, typer.Argument(help="the policy YAML file", dir_okay=False)],
+    server: Server = None,
+    token: Token = None,
+    profile: Profile = None,
+    as_json: Json = False,
+) -> None:
+    """Apply an exposure policy (YAML) to a dataset; a refused one lists its problems."""
+    with handled():
+        try:
+            text = policy.read_bytes()
+        except OSError as e:
+            raise UsageError(f"cannot read {policy}: {e.strerror}") from e
+    with session(server, token, profile) as api:
+        applied = api.put_text(f"/v1/datasets/{q(dataset)}/policy", text, "application/yaml")
+    if as_json:
+        emit_json(applied)
+        return
+    typer.echo(f"policy of {applied['dataset']}: version {applied['version']} applied")
+
+
+@policies_app.command("show")
+def policies_show(
+    dataset: str,
+    server: Server = None,
+    token: Token = None,
+    profile: Profile = None,
+    as_json: Json = False,
+) -> None:
+    """The dataset's current policy as written (YAML)."""
+    with session(server, token, profile) as api:
+        found = api.get(f"/v1/datasets/{q(dataset)}/policy")
+    if as_json:
+        emit_json(found)
+        return
+    typer.echo(
+        f"# policy of {found['dataset']}, version {found['version']}, by {found['author']} "
+        f"at {found['applied_at']}",
+        err=True,
+    )
+    typer.echo(found["text"], nl=not found["text"].endswith("\n"))
+
+
+@policies_app.command("versions")
+def policies_versions(
+    dataset: str,
+    server: Server = None,
+    token: Token = None,
+    profile: Profile = None,
+    as_json: Json = False,
+) -> None:
+    """Every stored version of the dataset's policy, oldest first."""
+    with session(server, token, profile) as api:
+        found = api.get(f"/v1/datasets/{q(dataset)}/policy/versions")
+    if as_json:
+        emit_json(found)
+        return
+    table(found, [("version", "VERSION"), ("author", "AUTHOR"), ("applied_at", "APPLIED (UTC)")])
+
+
+@policies_app.command("diff")
+def policies_diff(
+    dataset: str,
+    old: Annotated[
+        str | None, typer.Option("--from", help="the older version (default: the one before --to)")
+    ] = None,
+    new: Annotated[
+        str | None, typer.Option("--to", help="the newer version (default: the latest)")
+    ] = None,
+    server: Server = None,
+    token: Token = None,
+    profile: Profile = None,
+    as_json: Json = False,
+) -> None:
+    """A unified diff between two versions of the dataset's policy (by default, the
+    latest against the one before it)."""
+    with session(server, token, profile) as api:
+        if old is None or new is None:
+            listed = [v["version"] for v in api.get(f"/v1/datasets/{q(dataset)}/policy/versions")]
+            new = new or (listed[-1] if listed else None)
+            if new is None or new not in listed:
+                raise UsageError(f"{dataset} has no policy version {new or ''}".rstrip())
+            at = listed.index(new)
+            if old is None:
+                if at == 0:
+                    raise UsageError(
+                        f"{new} is the first policy version of {dataset}: nothing before it"
+                    )
+                old = listed[at - 1]
+        found = api.get(f"/v1/datasets/{q(dataset)}/policy/diff", **{"from": old, "to": new})
+    if as_json:
+        emit_json(found)
+        return
+    if not found["diff"]:
+        typer.echo(f"versions {old} and {new} are the same", err=True)
+    typer.echo(found["diff"], nl=False)
+
+
+# -- grants -----------------------------------------------------------------------------
+
+GRANT_ROWS = [
+    ("id", "GRANT"),
+    ("operator", "OPERATOR"),
+    ("scenario", "SCENARIO"),
+    ("datasets", "DATASETS"),
+    ("state", "STATE"),
+    ("valid_until", "UNTIL (UTC)"),
+]
+
+
+def _grant_row(g: dict[str, Any]) -> dict[str, Any]:
+    return {**g, "datasets": [d["dataset"] for d in g["datasets"]]}
+
+
+@grants_app.command("list")
+def grants_list(
+    state: Annotated[str | None, typer.Option(help="only grants in this state")] = None,
+    server: Server = None,
+    token: Token = None,
+    profile: Profile = None,
+    as_json: Json = False,
+) -> None:
+    """Grants you may see: yours (operators), on your datasets (providers), all (admins)."""
+    with session(server, token, profile) as api:
+        found = [g for g in api.get("/v1/grants") if state is None or g["state"] == state]
+    emit_json(found) if as_json else table([_grant_row(g) for g in found], GRANT_ROWS)
+
+
+@grants_app.command("show")
+def grants_show(
+    grant_id: str,
+    server: Server = None,
+    token: Token = None,
+    profile: Profile = None,
+    as_json: Json = False,
+) -> None:
+    """One grant: its scope (datasets and columns), term and state."""
+    with session(server, token, profile) as api:
+        g = api.get(f"/v1/grants/{q(grant_id)}")
+    if as_json:
+        emit_json(g)
+        return
+    _show_grant(g)
+
+
+def _show_grant(g: dict[str, Any]) -> None:
+    fields(
+        [
+            ("grant", g["id"]),
+            ("operator", g["operator"]),
+            ("scenario", g["scenario"]),
+            ("purpose", g["purpose"]),
+            ("state", g["state"]),
+            ("reason", g["state_reason"]),
+            ("valid", f"{g['valid_from'][:10]} to {g['valid_until'][:10]}"),
+            ("in term", g["in_term"]),
+            ("request", g["request_id"]),
+        ]
+    )
+    typer.echo("")
+    table(g["datasets"], [("dataset", "DATASET"), ("columns", "COLUMNS")])
+
+
+def _change(
+    action: str,
+    grant_id: str,
+    reason: str,
+    server: str | None,
+    token: str | None,
+    profile: str | None,
+    as_json: bool,
+) -> None:
+    with session(server, token, profile) as api:
+        g = api.post(f"/v1/grants/{q(grant_id)}/{action}", {"reason": reason})
+    emit_json(g) if as_json else typer.echo(f"grant {g['id']}: {g['state']}")
+
+
+@grants_app.command("suspend")
+def grants_suspend(
+    grant_id: str,
+    reason: Reason,
+    server: Server = None,
+    token: Token = None,
+    profile: Profile = None,
+    as_json: Json = False,
+) -> None:
+    """Stop a grant at once (its queued jobs are cancelled); resume restores it."""
+    _change("suspend", grant_id, reason, server, token, profile, as_json)
+
+
+@grants_app.command("resume")
+def grants_resume(
+    grant_id: str,
+    reason: Reason,
+    server: Server = None,
+    token: Token = None,
+    profile: Profile = None,
+    as_json: Json = False,
+) -> None:
+    """Make a suspended grant active again."""
+    _change("resume", grant_id, reason, server, token, profile, as_json)
+
+
+@grants_app.command("revoke")
+def grants_revoke(
+    grant_id: str,
+    reason: Reason,
+    server: Server = None,
+    token: Token = None,
+    profile: Profile = None,
+    as_json: Json = False,
+) -> None:
+    """End a grant for good: its scope is removed and its views destroyed (recorded)."""
+    _change("revoke", grant_id, reason, server, token, profile, as_json)
+
+
+def emergency_stop(
+    dataset: str,
+    reason: Reason,
+    server: Server = None,
+    token: Token = None,
+    profile: Profile = None,
+    as_json: Json = False,
+) -> None:
+    """Suspend every active grant on a dataset at once (administrators)."""
+    with session(server, token, profile) as api:
+        done = api.post(f"/v1/datasets/{q(dataset)}/emergency-stop", {"reason": reason})
+    if as_json:
+        emit_json(done)
+        return
+    stopped = done["suspended"]
+    typer.echo(f"dataset {done['dataset']}: {len(stopped)} grant(s) suspended")
+    for grant_id in stopped:
+        typer.echo(f"  {grant_id}")

@@ -1,0 +1,185 @@
+"""Providers' pages (administrators and auditors read some of them too): datasets, their
+policies with a diff between any two versions and a form to apply a new one, data
+requests with their working-day deadlines, and grants to suspend, resume or revoke.
+
+Every rule is the services' (``gateway.providers``, ``gateway.requests``,
+``gateway.grants``); a page only chooses what to show of what they allow.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Any
+from urllib.parse import quote, urlencode
+
+from fastapi import APIRouter, Depends, Form, HTTPException, Request
+from starlette.responses import RedirectResponse, Response
+
+from gateway.auth import engine_of
+from gateway.console.pages import PREFIX, ConsoleRoute, Viewer, check_form, check_text, page, render
+from gateway.grants.model import TRANSITIONS as GRANT_MOVES
+from gateway.grants.model import State as GrantState
+from gateway.grants.service import grant_service
+from gateway.identity import Role
+from gateway.providers.service import InvalidPolicy, provider_service
+from gateway.requests.deadlines import working_days_left
+from gateway.requests.service import request_service
+from gateway.store import read_transaction
+
+router = APIRouter(route_class=ConsoleRoute)
+Datasets = Annotated[Viewer, Depends(page("datasets"))]
+Requests = Annotated[Viewer, Depends(page("requests"))]
+Grants = Annotated[Viewer, Depends(page("grants"))]
+MAX_POLICY_CHARS = 512 * 1024
+# Form action -> the state it moves a grant to (expiry is the system's, not a person's).
+GRANT_ACTIONS = {
+    "suspend": GrantState.SUSPENDED,
+    "resume": GrantState.ACTIVE,
+    "revoke": GrantState.REVOKED,
+}
+
+
+# -- datasets and policies -------------------------------------------------------------
+
+
+@router.get("/datasets")
+def datasets(request: Request, viewer: Datasets) -> Response:
+    found = provider_service(request.app).visible(viewer.account.name, viewer.account.roles)
+    return render(request, "datasets.html", viewer, datasets=found)
+
+
+def _dataset_page(
+    request: Request,
+    viewer: Viewer,
+    name: str,
+    *,
+    status: int = 200,
+    problems: list[str] | None = None,
+    draft: str | None = None,
+) -> Response:
+    service = provider_service(request.app)
+    newest = service.check_read(viewer.account.name, viewer.account.roles, name)
+    policies = service.policy_versions(name)
+    known = [p.version for p in policies]
+    query = request.query_params
+    old, new = query.get("from"), query.get("to")
+    diff: list[str] | None = None
+    if old and new:
+        diff = service.diff(name, old, new).splitlines()
+    elif len(known) >= 2:
+        old, new = known[-2], known[-1]
+    current = policies[-1] if policies else None
+    applied = query.get("applied")
+    context: dict[str, Any] = {
+        "name": name,
+        "newest": newest,
+        "versions": list(reversed(service.versions(name))),
+        "policies": list(reversed(policies)),
+        "current": current,
+        "old": old,
+        "new": new,
+        "diff": diff,
+        "can_apply": viewer.has(Role.PROVIDER) and service.owner(name) == viewer.account.name,
+        "applied": applied if applied in known else None,
+        "unchanged": query.get("unchanged") == "1",
+        "problems": problems,
+        "draft": draft if draft is not None else (current.text if current else ""),
+    }
+    return render(request, "dataset.html", viewer, status=status, **context)
+
+
+@router.get("/datasets/{name}")
+def dataset(request: Request, viewer: Datasets, name: str) -> Response:
+    return _dataset_page(request, viewer, name)
+
+
+@router.post("/datasets/{name}/policy")
+def apply_policy(
+    request: Request,
+    viewer: Datasets,
+    name: str,
+    csrf: Annotated[str, Form(max_length=100)] = "",
+    text: Annotated[str, Form(max_length=MAX_POLICY_CHARS)] = "",
+) -> Response:
+    check_form(request, viewer.session.csrf, csrf)
+    check_text(text)
+    service = provider_service(request.app)
+    service.check_govern(viewer.account.name, name)
+    before = [p.version for p in service.policy_versions(name)]
+    try:
+        applied = service.apply_policy(name, text.replace("\r\n", "\n"), viewer.account.name)
+    except InvalidPolicy as e:
+        return _dataset_page(request, viewer, name, status=422, problems=e.problems, draft=text)
+    query = {"applied": applied.version}
+    if applied.version in before:
+        query["unchanged"] = "1"
+    elif before:
+        query |= {"from": before[-1], "to": applied.version}
+    target = f"{PREFIX}/datasets/{quote(name, safe='')}?{urlencode(query)}#diff"
+    return RedirectResponse(target, 303)
+
+
+# -- data requests -----------------------------------------------------------------------
+
+
+@router.get("/requests")
+def requests(request: Request, viewer: Requests) -> Response:
+    service = request_service(request.app)
+    now = datetime.now(UTC)
+    with read_transaction(engine_of(request)) as conn:
+        found = service.visible(conn, viewer.account)
+    rows = []
+    for record in reversed(found):
+        deadline = service.deadline(record, now)
+        rows.append(
+            {
+                "request": record,
+                "deadline": deadline,
+                "left": working_days_left(deadline.due, now) if deadline else None,
+            }
+        )
+    return render(request, "requests.html", viewer, rows=rows)
+
+
+# -- grants ------------------------------------------------------------------------------
+
+
+@router.get("/grants")
+def grants(request: Request, viewer: Grants, changed: str | None = None) -> Response:
+    service = grant_service(request.app)
+    account = viewer.account
+    with read_transaction(engine_of(request)) as conn:
+        found = service.visible(conn, account)
+    rows = []
+    for grant in reversed(found):
+        governs = service.can_govern(account.name, account.roles, grant)
+        moves = GRANT_MOVES[grant.state]
+        actions = [a for a, to in GRANT_ACTIONS.items() if governs and to in moves]
+        rows.append({"grant": grant, "actions": actions})
+    notice = next(({"grant": g.id, "state": g.state.value} for g in found if g.id == changed), None)
+    return render(request, "grants.html", viewer, rows=rows, notice=notice)
+
+
+@router.post("/grants/{grant_id}/{action}")
+def change_grant(
+    request: Request,
+    viewer: Grants,
+    grant_id: str,
+    action: str,
+    csrf: Annotated[str, Form(max_length=100)] = "",
+    reason: Annotated[str, Form(max_length=2000)] = "",
+) -> Response:
+    check_form(request, viewer.session.csrf, csrf)
+    check_text(reason)
+    to = GRANT_ACTIONS.get(action)
+    if to is None:
+        raise HTTPException(404)
+    if not reason.strip():
+        raise HTTPException(422, detail="grants.reason_missing")
+    service = grant_service(request.app)
+    account = viewer.account
+    with engine_of(request).begin() as conn:
+        grant = service.get(conn, grant_id)
+        service.check_govern(account.name, account.roles, grant)
+        service.transition(conn, grant_id, to, account.name, reason.strip())
+    return RedirectResponse(f"{PREFIX}/grants?changed={quote(grant_id, safe='')}", 303)

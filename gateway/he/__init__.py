@@ -1,0 +1,1 @@
+"""Privacy-computing products over HTTP: encrypted verification and scoring (``sandbox.he``)."""

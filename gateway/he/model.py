@@ -1,0 +1,191 @@
+"""The privacy-computing product's states: one table of moves, one ``transition()``.
+
+::
+
+    pending_approval -> approved | denied | withdrawn
+    approved -> suspended | withdrawn        (grant suspended; grant ended or operator)
+    suspended -> approved | withdrawn        (grant resumed; grant ended or operator)
+
+A product is defined ``pending_approval``; a reviewer who is not its definer
+approves or denies it once. Only an ``approved`` product answers calls. It
+follows its grant: suspended with it (the grant service's suspension hook,
+and on every use), approved again when the grant is resumed, withdrawn when
+the grant is revoked or expires; its operator may withdraw it at any time.
+
+Invariant: every state change goes through :func:`transition`, which checks
+the move, persists it only if the product is still in the state it was read
+in, and appends the ``he.product`` event, all in the caller's transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import Connection
+
+from gateway.audit import SYSTEM, append
+from gateway.grants.model import ENDED
+from gateway.grants.model import State as GrantState
+from gateway.he.errors import HEConflict, UnknownHEProduct
+from gateway.store.tables import grants, he_products
+
+
+class State(StrEnum):
+    """Values are stored: never change them."""
+
+    PENDING = "pending_approval"
+    APPROVED = "approved"
+    DENIED = "denied"
+    SUSPENDED = "suspended"
+    WITHDRAWN = "withdrawn"
+
+
+class Kind(StrEnum):
+    VERIFY = "verify"
+    SCORE = "score"
+
+
+TRANSITIONS: dict[State, set[State]] = {
+    State.PENDING: {State.APPROVED, State.DENIED, State.WITHDRAWN},
+    State.APPROVED: {State.SUSPENDED, State.WITHDRAWN},
+    State.SUSPENDED: {State.APPROVED, State.WITHDRAWN},
+    State.DENIED: set(),
+    State.WITHDRAWN: set(),
+}
+
+
+@dataclass(frozen=True)
+class HEProduct:
+    id: str
+    kind: Kind
+    name: str
+    operator: str
+    grant_id: str
+    datasets: tuple[str, ...]
+    spec: dict[str, Any]
+    consumers: tuple[str, ...]
+    state: State
+    created_at: datetime
+    state_changed_at: datetime
+    state_reason: str
+
+
+def _product(row: sa.Row[Any]) -> HEProduct:
+    m = row._mapping
+    return HEProduct(
+        id=m["id"],
+        kind=Kind(m["kind"]),
+        name=m["name"],
+        operator=m["operator"],
+        grant_id=m["grant_id"],
+        datasets=tuple(m["datasets"]),
+        spec=dict(m["spec"]),
+        consumers=tuple(m["consumers"]),
+        state=State(m["state"]),
+        created_at=m["created_at"],
+        state_changed_at=m["state_changed_at"],
+        state_reason=m["state_reason"],
+    )
+
+
+def get_product(conn: Connection, product_id: str) -> HEProduct:
+    row = conn.execute(sa.select(he_products).where(he_products.c.id == product_id)).first()
+    if row is None:
+        raise UnknownHEProduct(f"no privacy-computing product {product_id!r}")
+    return _product(row)
+
+
+def list_products(conn: Connection, *, grant_id: str | None = None) -> list[HEProduct]:
+    query = sa.select(he_products).order_by(he_products.c.created_at, he_products.c.id)
+    if grant_id is not None:
+        query = query.where(he_products.c.grant_id == grant_id)
+    return [_product(r) for r in conn.execute(query)]
+
+
+def create_product(conn: Connection, product: HEProduct, *, detail: Mapping[str, Any]) -> None:
+    """Insert a product (``pending_approval``) and audit its definition."""
+    conn.execute(
+        sa.insert(he_products).values(
+            id=product.id,
+            kind=product.kind.value,
+            name=product.name,
+            operator=product.operator,
+            grant_id=product.grant_id,
+            datasets=list(product.datasets),
+            spec=product.spec,
+            consumers=list(product.consumers),
+            state=product.state.value,
+            created_at=product.created_at,
+            state_changed_at=product.state_changed_at,
+            state_reason=product.state_reason,
+        )
+    )
+    append(
+        conn,
+        "he.product",
+        product.operator,
+        grant_id=product.grant_id,
+        datasets=product.datasets,
+        detail={"product": product.id, "kind": product.kind.value, "from": None}
+        | {"to": product.state.value, "consumers": list(product.consumers)}
+        | dict(detail),
+    )
+
+
+def transition(
+    conn: Connection, product_id: str, to: State, *, actor: str, reason: str
+) -> HEProduct:
+    """Move the product to ``to``: checked, persisted and audited in the caller's
+    transaction. ``HEConflict`` when the table refuses or the product moved meanwhile."""
+    product = get_product(conn, product_id)
+    if to not in TRANSITIONS[product.state]:
+        raise HEConflict(f"product {product_id} is {product.state}; it cannot become {to}")
+    done = conn.execute(
+        sa.update(he_products)
+        .where(he_products.c.id == product_id, he_products.c.state == product.state.value)
+        .values(state=to.value, state_changed_at=datetime.now(UTC), state_reason=reason)
+    )
+    if done.rowcount != 1:
+        raise HEConflict(f"product {product_id} changed state meanwhile")
+    append(
+        conn,
+        "he.product",
+        actor,
+        grant_id=product.grant_id,
+        datasets=product.datasets,
+        detail={"product": product_id, "kind": product.kind.value}
+        | {"from": product.state.value, "to": to.value, "reason": reason},
+    )
+    return get_product(conn, product_id)
+
+
+def follow_grant(conn: Connection, product: HEProduct) -> HEProduct:
+    """Bring the product's state in line with its grant's (see the module docstring)."""
+    row = conn.execute(sa.select(grants.c.state).where(grants.c.id == product.grant_id)).first()
+    grant = GrantState(row[0]) if row is not None else GrantState.REVOKED
+    moves = {
+        (State.APPROVED, GrantState.SUSPENDED): (State.SUSPENDED, "the grant is suspended"),
+        (State.SUSPENDED, GrantState.ACTIVE): (State.APPROVED, "the grant is active again"),
+    }
+    move = moves.get((product.state, grant))
+    if grant in ENDED and TRANSITIONS[product.state] and product.state != State.DENIED:
+        move = (State.WITHDRAWN, f"the grant is {grant.value}")
+    if move is None:
+        return product
+    return transition(conn, product.id, move[0], actor=SYSTEM, reason=move[1])
+
+
+def suspend_grant_products(conn: Connection, grant_id: str) -> list[str]:
+    """The grant-suspension hook: suspend the grant's approved products, in the
+    suspension's transaction."""
+    moved = []
+    for product in list_products(conn, grant_id=grant_id):
+        if product.state == State.APPROVED:
+            transition(conn, product.id, State.SUSPENDED, actor=SYSTEM, reason="grant suspended")
+            moved.append(product.id)
+    return moved
