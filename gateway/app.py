@@ -16,13 +16,17 @@ from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Request
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
 
 from gateway.admin.router import router as admin_router
 from gateway.audit.router import router as audit_router
 from gateway.auth import current_account
 from gateway.catalog.router import router as catalog_router
+from gateway.console import is_console, no_route
 from gateway.console import router as console_router
 from gateway.console import static_files as console_static
 from gateway.errors import AuditError, ConfigurationError, GatewayError, StoreError
@@ -172,6 +176,13 @@ def create_app(
         if isinstance(problems, list):
             return JSONResponse({"detail": {"message": str(error), "problems": problems}}, status)
         return JSONResponse({"detail": str(error)}, status, headers=getattr(error, "headers", None))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def no_such_route(request: Request, error: StarletteHTTPException) -> Response:
+        # Under /console a missing route or method is an HTML page like the console's own.
+        if is_console(request.url.path):
+            return no_route(request, error)
+        return await http_exception_handler(request, error)
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, error: Exception) -> JSONResponse:

@@ -8,7 +8,7 @@ Chinese and English. The stylesheet is the console's own: no CDN, no external
 fonts, no script.
 """
 
-from gateway.console.pages import static_files
+from gateway.console.pages import is_console, no_route, static_files
 from gateway.console.router import router
 
-__all__ = ["router", "static_files"]
+__all__ = ["is_console", "no_route", "router", "static_files"]

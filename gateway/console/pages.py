@@ -8,7 +8,8 @@ Invariants:
 - Templates are Jinja2 with autoescaping on: every value is escaped.
 - No console response is a traceback or JSON: domain errors become an error
   page with the status the REST API would give (``gateway.app``'s one map),
-  a missing session a redirect to the sign-in page, a wrong role a 403 page.
+  a missing session a redirect to the sign-in page, a wrong role a 403 page,
+  a path no console route serves a 404 page (``no_route``).
 - Which role sees which page is stated once, in ``PAGES``: the navigation
   and the pages' own checks both read it.
 """
@@ -28,6 +29,7 @@ from fastapi import HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.types import Scope
 
@@ -142,7 +144,11 @@ def signed_in(request: Request) -> Viewer:
 
 def page(name: str) -> Callable[[Request], Viewer]:
     """A dependency: the viewer, who must hold one of the roles ``PAGES`` gives ``name``."""
-    roles = PAGES[name][1]
+    return needs(*PAGES[name][1])
+
+
+def needs(*roles: Role) -> Callable[[Request], Viewer]:
+    """A dependency: the viewer, who must hold one of ``roles`` (a form's own check)."""
 
     def dependency(request: Request) -> Viewer:
         viewer = signed_in(request)
@@ -217,7 +223,7 @@ def error_page(
     return render(request, "error.html", status=status, message=message, detail=detail)
 
 
-def _status_of(error: GatewayError) -> int:
+def status_of(error: GatewayError) -> int:
     from gateway.app import _status  # the REST API's one map (gateway.app imports us)
 
     return _status(error)
@@ -268,7 +274,7 @@ class ConsoleRoute(APIRoute):
             except RequestValidationError:
                 response = error_page(request, 422)
             except GatewayError as e:
-                status = _status_of(e)
+                status = status_of(e)
                 if status >= 500:
                     log.error("%s on %s %s: %s", type(e).__name__, request.method, request.url, e)
                 response = error_page(request, status, str(e) if status < 500 else None)
@@ -278,6 +284,19 @@ class ConsoleRoute(APIRoute):
             return secure(request, response)
 
         return route
+
+
+def is_console(path: str) -> bool:
+    return path == PREFIX or path.startswith(PREFIX + "/")
+
+
+def no_route(request: Request, error: StarletteHTTPException) -> Response:
+    """No console route answers (404) or not to this method (405): the console's error
+    page in the viewer's language, not the REST API's JSON."""
+    response = error_page(request, error.status_code)
+    for name, value in (error.headers or {}).items():  # Allow, on a 405
+        response.headers[name] = value
+    return secure(request, response)
 
 
 class ConsoleStatic(StaticFiles):

@@ -1,14 +1,14 @@
 """Providers' pages (administrators and auditors read some of them too): datasets, their
-policies with a diff between any two versions and a form to apply a new one, data
-requests with their working-day deadlines, and grants to suspend, resume or revoke.
+policies with a diff between any two versions and a form to apply a new one, the
+administrators' emergency stop of a dataset, and grants to suspend, resume or revoke.
+(Data requests are ``data_requests``'.)
 
-Every rule is the services' (``gateway.providers``, ``gateway.requests``,
-``gateway.grants``); a page only chooses what to show of what they allow.
+Every rule is the services' (``gateway.providers``, ``gateway.grants``); a page only
+chooses what to show of what they allow.
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Annotated, Any
 from urllib.parse import quote, urlencode
 
@@ -16,19 +16,26 @@ from fastapi import APIRouter, Depends, Form, HTTPException, Request
 from starlette.responses import RedirectResponse, Response
 
 from gateway.auth import engine_of
-from gateway.console.pages import PREFIX, ConsoleRoute, Viewer, check_form, check_text, page, render
+from gateway.console.pages import (
+    PREFIX,
+    ConsoleRoute,
+    Viewer,
+    check_form,
+    check_text,
+    needs,
+    page,
+    render,
+)
 from gateway.grants.model import TRANSITIONS as GRANT_MOVES
 from gateway.grants.model import State as GrantState
 from gateway.grants.service import grant_service
 from gateway.identity import Role
 from gateway.providers.service import InvalidPolicy, provider_service
-from gateway.requests.deadlines import working_days_left
-from gateway.requests.service import request_service
 from gateway.store import read_transaction
 
 router = APIRouter(route_class=ConsoleRoute)
 Datasets = Annotated[Viewer, Depends(page("datasets"))]
-Requests = Annotated[Viewer, Depends(page("requests"))]
+Admin = Annotated[Viewer, Depends(needs(Role.ADMIN))]
 Grants = Annotated[Viewer, Depends(page("grants"))]
 MAX_POLICY_CHARS = 512 * 1024
 # Form action -> the state it moves a grant to (expiry is the system's, not a person's).
@@ -42,10 +49,45 @@ GRANT_ACTIONS = {
 # -- datasets and policies -------------------------------------------------------------
 
 
+def _datasets_page(
+    request: Request,
+    viewer: Viewer,
+    *,
+    status: int = 200,
+    problem: str | None = None,
+    stopped: dict[str, Any] | None = None,
+) -> Response:
+    found = provider_service(request.app).visible(viewer.account.name, viewer.account.roles)
+    return render(request, "datasets.html", viewer, status=status, datasets=found,
+                  can_stop=viewer.has(Role.ADMIN), problem=problem, stopped=stopped)  # fmt: skip
+
+
 @router.get("/datasets")
 def datasets(request: Request, viewer: Datasets) -> Response:
-    found = provider_service(request.app).visible(viewer.account.name, viewer.account.roles)
-    return render(request, "datasets.html", viewer, datasets=found)
+    return _datasets_page(request, viewer)
+
+
+@router.post("/datasets/{name}/emergency-stop")
+def emergency_stop(
+    request: Request,
+    viewer: Admin,
+    name: str,
+    csrf: Annotated[str, Form(max_length=100)] = "",
+    reason: Annotated[str, Form(max_length=2000)] = "",
+    confirm: Annotated[str, Form(max_length=10)] = "",
+) -> Response:
+    """Suspend every active grant on the dataset (the REST route's service call); the page
+    is shown at once with the count, not redirected to, so no link can fake one."""
+    check_form(request, viewer.session.csrf, csrf)
+    check_text(reason, confirm)
+    provider_service(request.app).check_read(viewer.account.name, viewer.account.roles, name)
+    if not reason.strip() or confirm != "yes":
+        return _datasets_page(request, viewer, status=422, problem="datasets.stop_incomplete")
+    with engine_of(request).begin() as conn:
+        suspended = grant_service(request.app).emergency_stop(
+            conn, name, viewer.account.name, reason.strip()
+        )
+    return _datasets_page(request, viewer, stopped={"dataset": name, "grants": suspended})
 
 
 def _dataset_page(
@@ -117,28 +159,6 @@ def apply_policy(
         query |= {"from": before[-1], "to": applied.version}
     target = f"{PREFIX}/datasets/{quote(name, safe='')}?{urlencode(query)}#diff"
     return RedirectResponse(target, 303)
-
-
-# -- data requests -----------------------------------------------------------------------
-
-
-@router.get("/requests")
-def requests(request: Request, viewer: Requests) -> Response:
-    service = request_service(request.app)
-    now = datetime.now(UTC)
-    with read_transaction(engine_of(request)) as conn:
-        found = service.visible(conn, viewer.account)
-    rows = []
-    for record in reversed(found):
-        deadline = service.deadline(record, now)
-        rows.append(
-            {
-                "request": record,
-                "deadline": deadline,
-                "left": working_days_left(deadline.due, now) if deadline else None,
-            }
-        )
-    return render(request, "requests.html", viewer, rows=rows)
 
 
 # -- grants ------------------------------------------------------------------------------

@@ -16,7 +16,7 @@ from starlette.responses import RedirectResponse, Response
 
 from gateway.audit import append
 from gateway.auth import engine_of
-from gateway.console import audit, providers, reviews
+from gateway.console import audit, data_requests, providers, reviews
 from gateway.console.pages import (
     PREFIX,
     ConsoleRoute,
@@ -139,4 +139,5 @@ def home(request: Request, viewer: Annotated[Viewer, Depends(signed_in)]) -> Res
 
 router.include_router(reviews.router)
 router.include_router(providers.router)
+router.include_router(data_requests.router)
 router.include_router(audit.router)

@@ -4,8 +4,8 @@ served gateway: real containers run the jobs, reviewers and providers click thro
 A reviewer signs in, opens a held output, sees its finding marked and approves it; a
 blocked output shows the offending cell highlighted, one reviewer's approval leaves it
 blocked, a second reviewer completes the override; a provider changes a policy and
-sees the diff; the language switch works; an auditor verifies the chain. Screenshots
-go to ``var/test-artifacts/console/`` (git-ignored).
+sees the diff, then approves a data request; the language switch works; an auditor
+verifies the chain. Screenshots go to ``var/test-artifacts/console/`` (git-ignored).
 """
 
 from __future__ import annotations
@@ -258,6 +258,22 @@ def test_a_provider_changes_a_policy_and_sees_the_diff(world: World, new_page: A
     page.click("#diff-submit")
     page.wait_for_selector("pre.diff span.add")
     assert "+k: 10" in " ".join(page.locator("pre.diff span.add").all_inner_texts())
+    # A data request past formal review waits for the provider, who approves it here.
+    made = world.gateway.client("op-1").post("/v1/requests", json={
+        "scenario": "gender-mix", "purpose": "p", "content": "c", "use": "u",
+        "datasets": [{"dataset": "residents", "columns": ["gender"]}]})  # fmt: skip
+    assert made.status_code == 201, made.text
+    rid = made.json()["id"]
+    passed = world.gateway.client("admin-1").post(f"/v1/requests/{rid}/formal-review",
+                                                  json={"decision": "pass"})  # fmt: skip
+    assert passed.status_code == 200, passed.text
+    page.goto(f"{world.gateway.base}/console/requests")
+    row = page.locator(f'tr[data-request="{rid}"]')
+    assert row.count() == 1, page.content()[:4000]
+    assert row.locator('button[data-action="approve"]').count() == 1, row.inner_html()
+    row.locator('button[data-action="approve"]').click()
+    page.wait_for_selector("#request-notice")
+    assert page.locator(f'tr[data-request="{rid}"] form[data-step="supply"]').is_visible()
 
 
 def test_the_language_switch(world: World, new_page: Any) -> None:
