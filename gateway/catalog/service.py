@@ -126,9 +126,7 @@ class CatalogService:
         if fmt not in FORMATS:
             raise NotFound(f"no format {fmt!r}: {' or '.join(FORMATS)}")
         entry = self.entry(operator, view, grant_id)
-        content = entry.view.path.read_bytes()
-        if fmt == "csv":
-            content = _csv(entry.view.path)
+        content = _csv(entry.view.path) if fmt == "csv" else entry.view.path.read_bytes()
         detail = {
             "dummy": True,
             "view": view,

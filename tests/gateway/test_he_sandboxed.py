@@ -1,7 +1,8 @@
 """Product calls are evaluated in a hardened sandbox container (``gateway.he.sandboxed``).
 
 The container answers (on runc, and once on gVisor), it is hardened as job
-containers are, a container killed behind the evaluator's back is started
+containers are (code run inside it cannot connect out, resolve a name,
+write to its input or its root, or become root), a container killed behind the evaluator's back is started
 again, a malformed ciphertext is the same 422 as in process, the spool
 refuses symlinks on both sides, and what the container sees holds no raw
 identifier.
@@ -29,6 +30,23 @@ from tests.gateway.test_he_products import OCTETS, band, ready_product
 from tests.gateway.test_he_products import ask as ask_claim
 
 pytestmark = pytest.mark.docker
+
+# Each line prints "contained" when the attempt fails as it must.
+ATTACK = """
+import os, socket
+def tried(what):
+    try:
+        what()
+    except OSError:
+        print("contained")
+    else:
+        print("ESCAPED", what)
+tried(lambda: socket.create_connection(("1.1.1.1", 53), timeout=2))
+tried(lambda: socket.getaddrinfo("example.com", 443))
+tried(lambda: open("/he/in/tables/planted.npz", "wb"))
+tried(lambda: open("/etc/planted", "w"))
+tried(lambda: os.setuid(0))
+"""
 
 
 @pytest.fixture(scope="module")
@@ -90,6 +108,11 @@ def test_the_container_answers_is_hardened_and_comes_back(
     assert all(p.startswith(("/he/in/tables/", "/he/in/contexts/")) for p in seen), seen
     inside = b"".join(p.read_bytes() for p in ev.inp.rglob("*") if p.is_file())
     assert not any(code(i).encode() in inside for i in range(FIRMS))
+
+    # Code running in the evaluator, as a SEAL exploit would: no way out, nothing to change.
+    attack = first.exec_run(["python3", "-c", ATTACK], user="1000")
+    assert attack.exit_code == 0, attack.output.decode()
+    assert attack.output.decode().split() == ["contained"] * 5, attack.output.decode()
 
     # Killed behind the evaluator's back: the next call starts it again.
     first.remove(force=True)
