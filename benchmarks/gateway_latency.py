@@ -105,7 +105,14 @@ class Gateway:
             )
         data.chmod(0o755)
         os.environ["DSR_RUNTIME"] = runtime  # read by SandboxSettings in build_runtime
-        settings = GatewaySettings(data_dir=data, database_url="")
+        # One operator submits everything: let it fill the worker pool and queue all
+        # the throughput jobs (this measures the gateway, not fair scheduling).
+        settings = GatewaySettings(
+            data_dir=data,
+            database_url="",
+            max_running_per_operator=worker_concurrency(),
+            max_queued_per_operator=100_000,
+        )
         self.app = create_app(settings, build_runtime(settings))
         self.tokens: dict[str, str] = {}
         with self.app.state.engine.begin() as conn:

@@ -16,13 +16,14 @@ from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Request
-from fastapi.exception_handlers import http_exception_handler
+from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
 from gateway.admin.router import router as admin_router
+from gateway.audit.checkpointer import start_checkpoints, stop_checkpoints
 from gateway.audit.router import router as audit_router
 from gateway.auth import current_account
 from gateway.catalog.router import router as catalog_router
@@ -32,7 +33,7 @@ from gateway.console import static_files as console_static
 from gateway.errors import AuditError, ConfigurationError, GatewayError, StoreError
 from gateway.grants.errors import GrantConflict, GrantError, GrantForbidden, UnknownGrant
 from gateway.grants.router import router as grants_router
-from gateway.grants.service import grant_service, on_suspend
+from gateway.grants.service import grant_service
 from gateway.he.errors import (
     HEConflict,
     HEForbidden,
@@ -46,7 +47,14 @@ from gateway.he.model import suspend_grant_products
 from gateway.he.router import router as he_router
 from gateway.identity import Account, AccountExists, IdentityError, UnknownAccount
 from gateway.inputs import BodyLimit, plain_text, validation_failed
-from gateway.jobs.errors import CodeRejected, Conflict, Forbidden, NotConfigured, NotFound
+from gateway.jobs.errors import (
+    CodeRejected,
+    Conflict,
+    Forbidden,
+    NotConfigured,
+    NotFound,
+    QueueFull,
+)
 from gateway.jobs.router import router as jobs_router
 from gateway.jobs.service import cancel_queued_for_grant
 from gateway.jobs.worker import JobRuntime, start_worker, stop_worker
@@ -58,6 +66,7 @@ from gateway.providers.service import (
     UnknownDataset,
     UploadTooLarge,
 )
+from gateway.refusals import DenialLog, answer
 from gateway.requests.errors import (
     IllegalRequestTransition,
     RequestError,
@@ -97,6 +106,7 @@ _STATUS: tuple[tuple[type[GatewayError], int], ...] = (
     (Forbidden, 403),
     (Conflict, 409),
     (CodeRejected, 422),
+    (QueueFull, 429),
     (NotConfigured, 503),
     (AccountExists, 409),
     (UnknownAccount, 404),
@@ -129,10 +139,13 @@ def create_app(
         configured = getattr(state, "runtime", None) and getattr(state, "grant_resolver", None)
         if configured and getattr(state, "worker_autostart", True):
             start_worker(app)
+        start_checkpoints(app)  # signed heads of the audit chain (gateway.audit.checkpointer)
         try:
             yield
         finally:
             stop_worker(app)
+            app.state.denials.flush(everything=True)  # the last minute's refusals
+            stop_checkpoints(app)  # after the worker's last events: a last checkpoint
             he = getattr(state, "he", None)
             if he is not None:
                 he.evaluator.close()  # the HE evaluation sandbox (gateway.he.sandboxed)
@@ -153,6 +166,7 @@ def create_app(
     app.add_exception_handler(RequestValidationError, validation_failed)
     app.state.settings = settings
     app.state.engine = engine
+    app.state.denials = DenialLog(engine)  # access.denied, per actor and minute
     app.state.registry = Registry(settings.data_dir)
     if runtime is not None:
         app.state.runtime = runtime
@@ -161,33 +175,32 @@ def create_app(
     app.state.grant_resolver = lambda conn, grant_id: grant_service(app).active_grant(
         conn, grant_id
     )
-    if cancel_queued_for_grant not in on_suspend:
-        on_suspend.append(cancel_queued_for_grant)
-    if suspend_grant_products not in on_suspend:
-        on_suspend.append(suspend_grant_products)
+    app.state.grant_on_suspend = (cancel_queued_for_grant, suspend_grant_products)
 
+    # Every refusal: a reference in the body and the log, no internals in the body, and
+    # an access.denied event for a 403 (gateway.refusals).
     @app.exception_handler(GatewayError)
     async def domain_error(request: Request, error: GatewayError) -> JSONResponse:
         status = _status(error)
-        if status >= 500:
-            log.error("%s on %s %s: %s", type(error).__name__, request.method, request.url, error)
-            return JSONResponse({"detail": "the gateway cannot serve this now"}, status)
         problems = getattr(error, "problems", None)
+        detail: Any = str(error)
         if isinstance(problems, list):
-            return JSONResponse({"detail": {"message": str(error), "problems": problems}}, status)
-        return JSONResponse({"detail": str(error)}, status, headers=getattr(error, "headers", None))
+            detail = {"message": str(error), "problems": problems}
+        headers = getattr(error, "headers", None)
+        return await run_in_threadpool(answer, request, status, detail, error, headers)
 
     @app.exception_handler(StarletteHTTPException)
     async def no_such_route(request: Request, error: StarletteHTTPException) -> Response:
         # Under /console a missing route or method is an HTML page like the console's own.
         if is_console(request.url.path):
             return no_route(request, error)
-        return await http_exception_handler(request, error)
+        return await run_in_threadpool(
+            answer, request, error.status_code, error.detail, error, error.headers
+        )
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, error: Exception) -> JSONResponse:
-        log.exception("unexpected error on %s %s", request.method, request.url)
-        return JSONResponse({"detail": "internal error; it has been logged"}, 500)
+        return await run_in_threadpool(answer, request, 500, None, error)
 
     @app.get("/v1/health", tags=["meta"])
     def health() -> dict[str, str]:

@@ -69,6 +69,7 @@ def current_account(
         account = authenticate(conn, token.strip())
     if account is None:
         raise _refuse(request, token.strip(), "unknown, revoked or expired token")
+    request.state.account = account  # a refusal later in the request is audited under it
     return account
 
 

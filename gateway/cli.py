@@ -4,7 +4,8 @@ The runtime commands (``dsr engine``, ``smoke``, ``demo``, ``reconcile``)
 come from ``sandbox.cli``. Added here, working on the gateway's store
 directly (the bootstrap before any account exists, and the machine owner's
 tools): ``dsr accounts create/list``, ``dsr tokens issue/revoke``,
-``dsr audit verify/export``, ``dsr gateway serve``, and ``dsr gateway demo``
+``dsr audit verify/export/checkpoint/checkpoints/public-key``, ``dsr gateway
+serve``, and ``dsr gateway demo``
 (``make run``: the demo seeded by ``gateway.demo``, then served). Each change
 is audited with the actor ``local:<user>``. Where a gateway is named
 (``--server``, ``DSR_SERVER`` or ``dsr login``'s config file) the accounts,
@@ -20,13 +21,14 @@ import sys
 import time
 from collections import Counter
 from datetime import datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 
 from gateway.client import admin as remote
 from gateway.client import register as register_client
-from gateway.client.render import Json, Profile, Server, Token, emit_json
+from gateway.client.render import Json, Profile, Server, Token, emit_json, handled
 from gateway.errors import GatewayError
 from gateway.he.cli import he_app
 from sandbox.cli import app
@@ -202,63 +204,148 @@ def tokens_revoke(
     typer.echo(f"token {token_id} revoked")
 
 
+CheckpointFile = Annotated[
+    Path | None,
+    typer.Option(
+        "--checkpoint",
+        help="also verify against the checkpoint(s) in this file (JSON, or JSON Lines)",
+    ),
+]
+PublicKeyFile = Annotated[
+    Path | None,
+    typer.Option("--public-key", help="the public key (PEM) the --checkpoint must be signed by"),
+]
+SaveFile = Annotated[Path | None, typer.Option("--save", help="write it to this file")]
+
+
 @audit_app.command("verify")
 def audit_verify(
+    checkpoint: CheckpointFile = None,
+    public_key: PublicKeyFile = None,
     local: remote.Local = False,
     server: Server = None,
     token: Token = None,
     profile: Profile = None,
     as_json: Json = False,
 ) -> None:
-    """Recompute the audit chain; exit 1 and name the first broken link if it fails."""
+    """Recompute the audit chain against every signed checkpoint (stored, and the ones
+    in --checkpoint); exit 1 and name the first broken link if it fails."""
+    gw = remote.Remote(server, token, profile)
     if remote.remote(local, server, profile):
-        return remote.audit_verify(remote.Remote(server, token, profile), as_json)
-    from gateway.audit import append, verify
-    from gateway.store import read_transaction
+        return remote.audit_verify(gw, as_json, checkpoint, public_key)
+    from gateway.audit import local as anchors
+    from gateway.client import checkpoints as shown
 
-    engine = _engine()
-    with read_transaction(engine) as conn:
-        result = verify(conn)
-    detail = {
-        "ok": result.ok,
-        "checked": result.checked,
-        "first_broken": result.first_broken,
-        "reason": result.reason,
-        "head_id": result.head_id,
-        "head_hash": result.head_hash,
-    }
-    with engine.begin() as conn:
-        append(conn, "audit.verified", _actor(), detail=detail)
-    if as_json:
-        emit_json(detail)
-        if not result.ok:
-            raise typer.Exit(1)
-        return
-    if not result.ok:
-        _fail(f"audit chain broken at event {result.first_broken}: {result.reason}")
-    typer.echo(f"audit chain ok: {result.checked} events, head {result.head_id} {result.head_hash}")
+    try:
+        with handled():
+            supplied = [] if checkpoint is None else shown.read_checkpoint_file(checkpoint)
+            key = shown.read_public_key_file(public_key)
+        result = anchors.verify(_engine(), _settings(), _actor(), supplied, key)
+    except GatewayError as e:
+        _fail(str(e))
+    shown.report_verification(result, as_json)
 
 
 @audit_app.command("export")
 def audit_export(
     dataset: Annotated[list[str] | None, typer.Option(help="only events about it")] = None,
     since: Annotated[datetime | None, typer.Option(help="only events from then on")] = None,
+    checkpoints: Annotated[
+        bool,
+        typer.Option("--checkpoints", help='then the signed checkpoints ("kind": "checkpoint")'),
+    ] = False,
     local: remote.Local = False,
     server: Server = None,
     token: Token = None,
     profile: Profile = None,
 ) -> None:
-    """Write events as JSON Lines to standard output."""
+    """Write events as JSON Lines to standard output (with --checkpoints, then the
+    signed checkpoints of the chain's head, one line each)."""
     if remote.remote(local, server, profile):
-        return remote.audit_export(dataset, since, remote.Remote(server, token, profile))
+        gw = remote.Remote(server, token, profile)
+        return remote.audit_export(dataset, since, gw, checkpoints)
     from gateway.audit import append, export_jsonl
+    from gateway.audit.checkpoints import export_jsonl as export_checkpoints
     from gateway.store import read_transaction
 
     engine = _engine()
+    when = remote.utc(since)
     with read_transaction(engine) as conn:
-        written = export_jsonl(conn, sys.stdout, datasets=dataset or None, since=remote.utc(since))
+        written = export_jsonl(conn, sys.stdout, datasets=dataset or None, since=when)
+        anchors = export_checkpoints(conn, sys.stdout, since=when) if checkpoints else None
+    detail = {"events": written} | ({} if anchors is None else {"checkpoints": anchors})
     with engine.begin() as conn:
-        append(conn, "audit.exported", _actor(), datasets=dataset or (), detail={"events": written})
+        append(conn, "audit.exported", _actor(), datasets=dataset or (), detail=detail)
+
+
+@audit_app.command("checkpoint")
+def audit_checkpoint(
+    local: remote.Local = False,
+    server: Server = None,
+    token: Token = None,
+    profile: Profile = None,
+    as_json: Json = False,
+) -> None:
+    """Sign the audit chain's head now, if it moved since the last checkpoint
+    (administrators and auditors)."""
+    from gateway.client import checkpoints as shown
+
+    if remote.remote(local, server, profile):
+        return shown.checkpoint(remote.Remote(server, token, profile), as_json)
+    from gateway.audit import local as anchors
+
+    try:
+        made = anchors.checkpoint(_engine(), _settings())
+    except GatewayError as e:
+        _fail(str(e))
+    shown.report_made(made, as_json)
+
+
+@audit_app.command("checkpoints")
+def audit_checkpoints(
+    last: Annotated[int, typer.Option(help="the newest N", min=1, max=10_000)] = 20,
+    save: SaveFile = None,
+    local: remote.Local = False,
+    server: Server = None,
+    token: Token = None,
+    profile: Profile = None,
+    as_json: Json = False,
+) -> None:
+    """The signed checkpoints of the chain's head; --save FILE keeps the newest, for
+    `dsr audit verify --checkpoint FILE` later."""
+    from gateway.client import checkpoints as shown
+
+    if remote.remote(local, server, profile):
+        return shown.checkpoints(remote.Remote(server, token, profile), last, save, as_json)
+    from gateway.audit import local as anchors
+
+    try:
+        found = anchors.checkpoints(_engine(), last)
+    except GatewayError as e:
+        _fail(str(e))
+    shown.report_checkpoints(found, save, as_json)
+
+
+@audit_app.command("public-key")
+def audit_public_key(
+    save: SaveFile = None,
+    local: remote.Local = False,
+    server: Server = None,
+    token: Token = None,
+    profile: Profile = None,
+) -> None:
+    """The Ed25519 public key (PEM) that verifies the checkpoints: keep a copy."""
+    from gateway.client import checkpoints as shown
+
+    if remote.remote(local, server, profile):
+        return shown.public_key(remote.Remote(server, token, profile), save)
+    from gateway.audit import local as anchors
+
+    try:
+        answer = anchors.public_key(_settings())
+    except GatewayError as e:
+        _fail(str(e))
+    shown.report_public_key(answer, save)
 
 
 @gateway_app.command("serve")

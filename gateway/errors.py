@@ -35,3 +35,15 @@ class ChainBroken(AuditError):
         self.first_broken = first_broken
         self.reason = reason
         super().__init__(f"audit chain broken at event {first_broken}: {reason}")
+
+
+class CheckpointError(AuditError):
+    """A checkpoint of the audit chain's head is malformed or does not verify:
+    not the checkpoint format, a public key that is not Ed25519, a signature
+    that fails or a key that is not trusted (``gateway.audit.checkpoints``)."""
+
+
+class SignerError(ConfigurationError):
+    """Checkpoints cannot be signed: the signing key file is missing, unsafe
+    (a symlink, a mode looser than 0600, another owner) or unreadable, or the
+    signer command failed or answered with something that does not verify."""

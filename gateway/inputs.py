@@ -26,6 +26,8 @@ from fastapi.responses import JSONResponse
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from gateway.refusals import note, public_detail, reference
+
 
 def too_large(limit: int) -> str:
     return f"the request body is larger than {limit} bytes, the most this route accepts"
@@ -58,7 +60,8 @@ class BodyLimit:
             return
         declared = Headers(scope=scope).get("content-length", "")
         if declared.isdigit() and int(declared) > self.limit:
-            response = JSONResponse({"detail": too_large(self.limit)}, 413)
+            body = {"detail": too_large(self.limit), "reference": reference()}
+            response = JSONResponse(body, 413)
             await response(scope, receive, send)
             return
         received = 0
@@ -137,4 +140,6 @@ async def validation_failed(request: Request, error: Exception) -> JSONResponse:
     (the caller's own values, which can be large or binary, are not echoed)."""
     assert isinstance(error, RequestValidationError)
     problems = [{k: v for k, v in e.items() if k != "input"} for e in error.errors()]
-    return JSONResponse({"detail": jsonable_encoder(problems)}, 422)
+    # "ctx" can quote a pattern or a limit, never the input; it is ours.
+    detail = public_detail(jsonable_encoder(problems))
+    return JSONResponse({"detail": detail, "reference": note(request, 422, error)}, 422)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from gateway.jobs.worker import JobRuntime
 from gateway.settings import GatewaySettings
+from sandbox.backends.base import Backend
 from sandbox.backends.docker import DockerBackend
 from sandbox.checks.fingerprints import FingerprintStore
 from sandbox.dummy import DummyBuilder
@@ -25,12 +26,14 @@ from sandbox.settings import SandboxSettings
 from sandbox.views import ViewBuilder
 
 
-def build_runtime(settings: GatewaySettings) -> JobRuntime:
+def build_runtime(settings: GatewaySettings, backend: Backend | None = None) -> JobRuntime:
+    """The runtime over ``settings.data_dir``; ``backend`` replaces the Docker engine
+    (a test double for the trusted side's tests, never for analyst code)."""
     data = settings.data_dir
     registry = Registry(data)
     views = ViewBuilder(registry, PolicyStore(data), data / "cache")
     ledger = Ledger(data / "ledger.sqlite")
-    backend = DockerBackend(SandboxSettings())
+    backend = backend if backend is not None else DockerBackend(SandboxSettings())
     pipeline = Pipeline(
         views=views,
         dummy=DummyBuilder(views, data / "cache"),

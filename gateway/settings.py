@@ -41,6 +41,29 @@ class GatewaySettings(BaseSettings):
     # container (gateway.he.sandboxed); "process" is the gateway's own process,
     # for environments without a container engine only.
     he_evaluator: Literal["sandbox", "process"] = "sandbox"
+    # Fair scheduling (gateway.jobs.worker): jobs of one operator running at
+    # once, and waiting in the queue (429 beyond); operators take turns.
+    max_running_per_operator: int = Field(default=1, ge=1)
+    max_queued_per_operator: int = Field(default=20, ge=1)
+    # A grant starts now: a valid_from further than this from the gateway's
+    # clock is refused (gateway.grants).
+    grant_clock_skew_seconds: int = Field(default=300, ge=0, le=3600)
+    # Signed checkpoints of the audit chain's head (gateway.audit.checkpoints):
+    # every this many events and every this many seconds (when the head moved).
+    audit_checkpoint_every_events: int = Field(default=1000, ge=1)
+    audit_checkpoint_every_seconds: float = Field(default=300.0, gt=0)
+    # The Ed25519 signing key of checkpoints: a file kept outside the store
+    # (mode 0600; made on first use when missing). Empty: <data_dir>/keys/audit-signing.key.
+    audit_signing_key: Path | None = None
+    # An external signer instead of the key file: a command given the payload
+    # on stdin, printing the base64 signature (an HSM or a signing service).
+    audit_signer_command: str = ""
+    # The signer command's Ed25519 public key (a PEM file, or a file holding the
+    # base64 of the 32 raw bytes). Empty: ask the command, run with --public-key.
+    audit_signer_public_key: Path | None = None
+    # A copy of every checkpoint, one JSON line each, outside the database (put
+    # it on other storage). Empty: <data_dir>/audit-checkpoints.jsonl.
+    audit_checkpoint_log: Path | None = None
 
     @field_validator("data_dir")
     @classmethod

@@ -58,6 +58,7 @@ from sandbox.errors import CheckError
 from sandbox.ledger import Cell, DifferencingFinding, Ledger
 from sandbox.policy import ColumnClass, ExposurePolicy, Visibility
 from sandbox.sqlcheck.evidence import EvidenceQuery
+from sandbox.sqltext import ident
 
 MANIFEST = "manifest.json"
 RESULT_NAME = "result.csv"
@@ -375,9 +376,12 @@ def view_facts(
     try:
         for dataset, path in views.items():
             policy = policies[dataset]
-            source = f"read_parquet('{_literal(path)}')"
-            entity = _ident(policy.entity_column)
-            row = con.sql(f"SELECT count(DISTINCT {entity}) FROM {source}").fetchall()  # noqa: S608
+            bound = {"view": str(path)}  # the path is bound, never pasted
+            entity = ident(policy.entity_column)
+            row = con.execute(
+                f"SELECT count(DISTINCT {entity}) FROM read_parquet($view)",  # noqa: S608
+                bound,
+            ).fetchall()
             entities[dataset] = int(row[0][0])
             present = set(pq.read_schema(path).names)
             quasi[dataset] = tuple(
@@ -392,15 +396,17 @@ def view_facts(
                     continue
                 columns = tuple(c for c in output.group_by if c in quasi[dataset])
                 if columns and (dataset, columns) not in combos:
-                    cols = ", ".join(_ident(c) for c in columns)
-                    rows = con.sql(
-                        f"SELECT {cols}, count(DISTINCT {entity}) FROM {source} GROUP BY ALL"  # noqa: S608
+                    cols_sql = ", ".join(ident(c) for c in columns)
+                    rows = con.execute(
+                        f"SELECT {cols_sql}, count(DISTINCT {entity}) "  # noqa: S608
+                        "FROM read_parquet($view) GROUP BY ALL",
+                        bound,
                     ).fetchall()
                     combos[(dataset, columns)] = {
                         tuple(norm(v) for v in r[:-1]): int(r[-1]) for r in rows
                     }
             if any(o.measures and o.evidence is None for o in tables):
-                sensitive[dataset] = _rare_sensitive(con, source, policy, present, entity, k)
+                sensitive[dataset] = _rare_sensitive(con, path, policy, present, entity, k)
     finally:
         con.close()
     return ViewFacts(
@@ -410,10 +416,10 @@ def view_facts(
 
 def _rare_sensitive(
     con: duckdb.DuckDBPyConnection,
-    source: str,
+    path: Path,
     policy: ExposurePolicy,
     present: set[str],
-    entity: str,
+    entity_sql: str,
     k: int,
 ) -> frozenset[float]:
     values: set[float] = set()
@@ -421,22 +427,16 @@ def _rare_sensitive(
         if name not in present or col.column_class != ColumnClass.SENSITIVE:
             continue
         try:
-            rows = con.sql(
-                f"SELECT round(TRY_CAST({_ident(name)} AS DOUBLE), 2) AS v FROM {source} "  # noqa: S608
-                f"WHERE v IS NOT NULL GROUP BY v HAVING count(DISTINCT {entity}) < {int(k)}"
+            rows = con.execute(
+                f"SELECT round(TRY_CAST({ident(name)} AS DOUBLE), 2) AS v "  # noqa: S608
+                "FROM read_parquet($view) WHERE v IS NOT NULL GROUP BY v "
+                f"HAVING count(DISTINCT {entity_sql}) < {int(k)}",
+                {"view": str(path)},
             ).fetchall()
         except duckdb.Error:
             continue
         values.update(c for (v,) in rows if (c := cents(v)) is not None)
     return frozenset(values)
-
-
-def _ident(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
-def _literal(path: Path) -> str:
-    return str(path).replace("'", "''")
 
 
 # -- the job ------------------------------------------------------------------------

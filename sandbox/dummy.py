@@ -43,6 +43,7 @@ from sandbox.policy import (
     Visibility,
 )
 from sandbox.registry import DatasetVersion
+from sandbox.sqltext import ident, sql_type
 from sandbox.views import (
     DatasetScope,
     Grant,
@@ -195,8 +196,14 @@ class DummyBuilder:
             self._avoid_real_identifiers(con, columns, dataset, pol, pools)
             table = pa.table({n: pa.array(v) for n, v in columns.items()})
             con.register("generated", table)
-            casts = ", ".join(f'CAST("{n}" AS {types[n]}) AS "{n}"' for n in names)
-            con.execute(f"COPY (SELECT {casts} FROM generated) TO '{raw}' (FORMAT parquet)")  # noqa: S608
+            # Names and types enter the SQL text only through sandbox.sqltext; the path is bound.
+            casts_sql = ", ".join(
+                f"CAST({ident(n)} AS {sql_type(types[n])}) AS {ident(n)}" for n in names
+            )
+            con.execute(
+                f"COPY (SELECT {casts_sql} FROM generated) TO $raw (FORMAT parquet)",  # noqa: S608
+                {"raw": str(raw)},
+            )
         finally:
             con.close()
         fake = dataclasses.replace(dataset, path=raw)
@@ -237,7 +244,7 @@ class DummyBuilder:
                 clashes = {
                     row[0]
                     for row in con.execute(
-                        f'SELECT v FROM unnest($cands) t(v) WHERE v IN (SELECT "{name}" '  # noqa: S608
+                        f"SELECT v FROM unnest($cands) t(v) WHERE v IN (SELECT {ident(name)} "  # noqa: S608
                         "FROM read_parquet($real))",
                         {
                             "cands": sorted({str(v) for v in values if v is not None}),

@@ -35,6 +35,7 @@ from sandbox.destruction import DestructionRecord, destroy_tree
 from sandbox.errors import CheckError
 from sandbox.fsutil import write_atomic
 from sandbox.registry import DatasetVersion
+from sandbox.sqltext import ident
 from sandbox.views import Grant, hmac_pads, hmac_sql
 
 LEDGER_KEY_BYTES = 32
@@ -76,7 +77,7 @@ class EntityMaps:
             return path
         grant_pads = hmac_pads(grant.key)
         ledger_pads = hmac_pads(self._secret)
-        entity = '"' + version.entity_column.replace('"', '""') + '"'
+        entity = ident(version.entity_column)
         ledger_hmac = hmac_sql("v").replace("$ipad", "$lipad").replace("$opad", "$lopad")
         sql = (
             f"SELECT {hmac_sql('v')} AS p, {ledger_hmac} AS l FROM "  # noqa: S608

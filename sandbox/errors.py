@@ -43,6 +43,22 @@ class RegistryError(SandboxError):
     """A dataset cannot be registered or found (bad file, bad encoding, unknown name)."""
 
 
+class SqlNameError(SandboxError):
+    """A name or a type cannot enter SQL text (``sandbox.sqltext``): never pasted, refused."""
+
+
+class NamesRefused(RegistryError):
+    """A provider's file holds column names the platform does not accept.
+
+    ``problems`` lists each one: its position, the name (as data, for the
+    provider who sent it), why, and a safe name to use instead.
+    """
+
+    def __init__(self, message: str, problems: list[dict[str, Any]]) -> None:
+        self.problems = problems
+        super().__init__(message)
+
+
 class PolicyError(SandboxError):
     """An exposure policy is invalid. ``problems`` lists each one, naming field and line."""
 

@@ -35,7 +35,9 @@ from typing import IO, Any
 
 import duckdb
 
-from sandbox.errors import RegistryError
+from sandbox import names
+from sandbox.errors import NamesRefused, RegistryError
+from sandbox.sqltext import ident, is_scalar_type
 
 FORMATS = {".csv": "csv", ".parquet": "parquet"}
 UTF8 = ("utf-8", "utf-8-sig")
@@ -83,6 +85,17 @@ class Converted:
     columns: tuple[ColumnInfo, ...]
     row_count: int
     encoding: str | None  # the encoding the CSV was read in; None for Parquet
+    entity_column: str  # as stored (renamed with the rest when the provider asked)
+    renamed: tuple[tuple[str, str], ...] = ()  # (name in the file, name stored), when renamed
+
+
+@dataclass(frozen=True)
+class _Names:
+    """How a file's columns are stored: the SELECT list over the file, and the renames."""
+
+    projection_sql: str  # "*" when every name is kept
+    entity_column: str
+    renamed: tuple[tuple[str, str], ...]
 
 
 def inspect_source(
@@ -112,21 +125,93 @@ def inspect_source(
     return Source(source, fmt, codec, delimiter, digest.hexdigest(), bad_utf8_line)
 
 
-def to_parquet(source: Source, *, entity_column: str, staging: Path, target: Path) -> Converted:
+def to_parquet(
+    source: Source,
+    *,
+    entity_column: str,
+    staging: Path,
+    target: Path,
+    rename_columns: bool = False,
+) -> Converted:
     """Write ``source`` as Parquet to ``target``; scratch files go under ``staging``.
 
-    The file must hold ``entity_column`` and at least one row.
+    The file must hold ``entity_column`` and at least one row, and its column
+    names must pass ``sandbox.names`` (NamesRefused lists every one that does
+    not, with a safe name), unless ``rename_columns``: then the safe names are
+    stored and the renames returned.
     """
     with _connect(staging) as con:
         if source.format == "parquet":
             used = None
-            _parquet_to_parquet(con, source.path, entity_column, target)
+            plan = _parquet_to_parquet(con, source.path, entity_column, target, rename_columns)
         else:
             text, used = _utf8_text(source.path, source.codec, source.bad_utf8_line, staging)
             delim = source.delimiter or _sniff_delimiter(text)
-            _csv_to_parquet(con, text, delim, entity_column, target, source.path.name)
+            plan = _csv_to_parquet(
+                con, text, delim, entity_column, target, source.path.name, rename_columns
+            )
         columns, row_count = _stored(con, target, source.path.name)
-    return Converted(columns, row_count, used)
+    return Converted(columns, row_count, used, plan.entity_column, plan.renamed)
+
+
+def _names(
+    columns: tuple[ColumnInfo, ...],
+    entity_column: str,
+    rename: bool,
+    label: str,
+    header: list[str] | None = None,
+) -> _Names:
+    """The checked names of a file's columns (see ``sandbox.names``) and their types.
+
+    ``header``: the names as the file spells them, when the reader changed them
+    (DuckDB's CSV reader makes duplicates unique): those are the ones checked.
+    """
+    nested = [i for i, c in enumerate(columns, start=1) if not is_scalar_type(c.type)]
+    if nested:
+        raise RegistryError(
+            f"{label}: column(s) {', '.join(map(str, nested))} hold nested values (a list, "
+            "struct or map): store one scalar value per column"
+        )
+    read = [c.name for c in columns]
+    original = header if header is not None and len(header) == len(read) else read
+    safe = names.safe_names(original)
+    # The entity column as the file names it, or (when renaming) by its new name.
+    at = next(
+        (
+            n.index(entity_column)
+            for n in (original, read, safe if rename else [])
+            if entity_column in n
+        ),
+        None,
+    )
+    if at is None:
+        raise RegistryError(
+            f"{label}: entity column {entity_column!r} is not among the file's "
+            f"{len(columns)} columns"
+        )
+    problems = names.check_columns(original)
+    if not problems and original == read:
+        return _Names("*", read[at], ())
+    if not rename:
+        raise NamesRefused(
+            f"{label}: {len(problems)} column name(s) cannot be used: letters, digits and _ "
+            f"only, at most {names.MAX_NAME_CHARS} characters, unique ignoring case; "
+            "rename them (or register with rename_columns to store the proposed names)",
+            [p.to_json() for p in problems],
+        )
+    # By position: the file's own names (controls, quotes, anything) never enter the SQL.
+    projection_sql = ", ".join(f"#{int(i)} AS {ident(n)}" for i, n in enumerate(safe, start=1))
+    renamed = tuple((o, n) for o, n in zip(original, safe, strict=True) if o != n)
+    return _Names(projection_sql, safe[at], renamed)
+
+
+def _csv_header(path: Path, delim: str) -> list[str] | None:
+    """The header row as the file spells it (None when it cannot be read as one row)."""
+    with path.open(encoding="utf-8-sig", newline="") as f:
+        try:
+            return next(csv.reader(f, delimiter=delim, strict=True))
+        except (csv.Error, StopIteration, UnicodeDecodeError):
+            return None
 
 
 def _codec(encoding: str) -> str:
@@ -217,31 +302,42 @@ def _connect(staging: Path) -> Iterator[Any]:
         yield con
 
 
-def _parquet_to_parquet(con: Any, source: Path, entity_column: str, target: Path) -> None:
+def _parquet_to_parquet(
+    con: Any, source: Path, entity_column: str, target: Path, rename: bool
+) -> _Names:
     query, params = "SELECT * FROM read_parquet($src)", {"src": str(source)}
     with _wrapped(source.name):
-        _check_entity(_columns(con, query, params), entity_column, source.name)
-        _copy(con, query, params, target)
+        columns = _columns(con, query, params)
+    plan = _names(columns, entity_column, rename, source.name)
+    with _wrapped(source.name):
+        _copy(con, query, params, target, plan.projection_sql)
+    return plan
 
 
 def _csv_to_parquet(
-    con: Any, path: Path, delim: str, entity_column: str, target: Path, label: str
-) -> None:
+    con: Any, path: Path, delim: str, entity_column: str, target: Path, label: str, rename: bool
+) -> _Names:
     params: dict[str, Any] = {"src": str(path), "delim": delim}
     try:
         columns = _columns(con, f"SELECT * FROM read_csv($src, {CSV_OPTIONS})", params)  # noqa: S608
     except duckdb.Error as e:
         # When the bad row is inside its sample, the sniffer gives no line.
         raise RegistryError(f"{label}: {_bad_row(path, delim) or _message(e)}") from e
-    _check_entity(columns, entity_column, label)
+    plan = _names(columns, entity_column, rename, label, _csv_header(path, delim))
     with _wrapped(label):
         types = _leading_zero_columns(con, columns, params)
     while True:
         typed = ", types = $types" if types else ""
         query = f"SELECT * FROM read_csv($src, {CSV_OPTIONS}{typed})"  # noqa: S608
         try:
-            _copy(con, query, {**params, "types": types} if types else params, target)
-            return
+            _copy(
+                con,
+                query,
+                {**params, "types": types} if types else params,
+                target,
+                plan.projection_sql,
+            )
+            return plan
         except duckdb.Error as e:
             found = re.search(r'Error when converting column "(.*)"\. Could not', str(e))
             if found is None or found.group(1) in types:
@@ -257,16 +353,17 @@ def _leading_zero_columns(
     One streaming pass over the text: ``0101`` past the sniffer's sample
     would otherwise be stored as the number 101.
     """
-    numeric = [c.name for c in columns if c.type in NUMERIC_TYPES]
+    numeric = [(i, c.name) for i, c in enumerate(columns, start=1) if c.type in NUMERIC_TYPES]
     if not numeric:
         return {}
-    checks = ", ".join(
-        "coalesce(bool_or(regexp_matches(" + _ident(c) + r", '^\s*[+-]?0[0-9]')), false)"
-        for c in numeric
+    # Columns by position: the file's names (any text) never enter the SQL.
+    checks_sql = ", ".join(
+        f"coalesce(bool_or(regexp_matches(#{int(i)}, " + r"'^\s*[+-]?0[0-9]')), false)"
+        for i, _ in numeric
     )
-    query = f"SELECT {checks} FROM read_csv($src, {CSV_OPTIONS}, all_varchar = true)"  # noqa: S608
+    query = f"SELECT {checks_sql} FROM read_csv($src, {CSV_OPTIONS}, all_varchar = true)"  # noqa: S608
     row = con.execute(query, params).fetchone()
-    return {c: "VARCHAR" for c, zero in zip(numeric, row, strict=True) if zero}
+    return {name: "VARCHAR" for (_, name), zero in zip(numeric, row, strict=True) if zero}
 
 
 def _bad_row(path: Path, delim: str) -> str | None:
@@ -288,13 +385,18 @@ def _bad_row(path: Path, delim: str) -> str | None:
     return None
 
 
-def _columns(con: Any, query: str, params: dict[str, Any]) -> tuple[ColumnInfo, ...]:
-    rows = con.execute(f"DESCRIBE {query}", params).fetchall()
+def _columns(con: Any, query_sql: str, params: dict[str, Any]) -> tuple[ColumnInfo, ...]:
+    rows = con.execute(f"DESCRIBE {query_sql}", params).fetchall()
     return tuple(ColumnInfo(str(r[0]), str(r[1])) for r in rows)
 
 
-def _copy(con: Any, query: str, params: dict[str, Any], target: Path) -> None:
-    sql = f"COPY ({query}) TO $dst (FORMAT parquet, COMPRESSION zstd)"
+def _copy(
+    con: Any, query_sql: str, params: dict[str, Any], target: Path, projection_sql: str = "*"
+) -> None:
+    sql = (
+        f"COPY (SELECT {projection_sql} FROM ({query_sql})) "  # noqa: S608
+        "TO $dst (FORMAT parquet, COMPRESSION zstd)"
+    )
     con.execute(sql, {**params, "dst": str(target)})
 
 
@@ -317,24 +419,24 @@ def _wrapped(label: str) -> Iterator[None]:
         raise RegistryError(f"{label}: {_message(e)}") from e
 
 
-def _check_entity(columns: tuple[ColumnInfo, ...], entity_column: str, label: str) -> None:
-    if entity_column not in {c.name for c in columns}:
-        raise RegistryError(
-            f"{label}: entity column {entity_column!r} is not among the file's "
-            f"{len(columns)} columns"
-        )
-
-
 def _message(e: Exception) -> str:
-    """DuckDB's diagnosis without the offending row or value, and without its advice."""
-    kept: list[str] = []
-    for line in str(e).splitlines():
-        if line.startswith(("Possible fixes", "Possible solutions", "LINE ")):
-            break
-        if line.strip() and not line.startswith("Original Line"):
-            kept.append(line.strip())
-    return re.sub(r'string "[^"]*"', "a value", " ".join(kept))[:500]
-
-
-def _ident(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
+    """What went wrong, in our words: the line and the kind of problem, never the engine's
+    text (it quotes rows, paths and settings)."""
+    text = str(e)
+    found = re.search(r"Line: (\d+)", text)
+    line = f" at line {found.group(1)}" if found else ""
+    counts = re.search(r"Expected Number of Columns: (\d+) Found: (\d+)", text)
+    if counts and found:
+        return (
+            f"malformed CSV: line {found.group(1)} has {counts.group(2)} fields, "
+            f"the header has {counts.group(1)}"
+        )
+    if "Could not convert" in text or text.startswith("Conversion Error"):
+        return f"a value{line} does not fit the type found for its column"
+    if "sniff" in text or "dialect" in text:
+        return "the CSV's delimiter and quoting could not be detected: name the delimiter"
+    if "quote" in text.lower():
+        return f"malformed CSV{line}: a quoted field is not closed"
+    if "Parquet" in text or "parquet" in text:
+        return "not a readable Parquet file"
+    return f"the file cannot be read{line}"

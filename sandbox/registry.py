@@ -62,6 +62,9 @@ class DatasetVersion:
     provider: str
     registered_at: datetime  # UTC
     path: Path  # the stored Parquet
+    # (name in the provider's file, name stored) for each column renamed at intake
+    # because its name broke the rules of sandbox.names (only when the provider asked).
+    renamed: tuple[tuple[str, str], ...] = ()
 
 
 class Registry:
@@ -82,8 +85,14 @@ class Registry:
         encoding: str | None = None,
         source_format: str | None = None,
         delimiter: str | None = None,
+        rename_columns: bool = False,
     ) -> DatasetVersion:
-        """Store ``path`` as a version of ``name``; the same bytes again return that version."""
+        """Store ``path`` as a version of ``name``; the same bytes again return that version.
+
+        Column names must pass ``sandbox.names`` (NamesRefused lists each one that
+        does not, with a safe name); ``rename_columns`` stores those safe names
+        instead and records the renames on the version.
+        """
         _check_name(name)
         if not entity_column or not provider:
             raise RegistryError("the entity column and the provider must be named")
@@ -94,7 +103,7 @@ class Registry:
 
         existing = self._load(name, version)
         if existing is not None:
-            if existing.entity_column != entity_column:
+            if entity_column not in (existing.entity_column, *dict(existing.renamed).keys()):
                 raise RegistryError(
                     f"{name} version {version} is already registered with entity column "
                     f"{existing.entity_column!r}"
@@ -107,14 +116,18 @@ class Registry:
             built = staging / version
             built.mkdir()
             parquet = ingest.to_parquet(
-                source, entity_column=entity_column, staging=staging, target=built / DATA_FILE
+                source,
+                entity_column=entity_column,
+                staging=staging,
+                target=built / DATA_FILE,
+                rename_columns=rename_columns,
             )
             meta = DatasetVersion(
                 name=name,
                 version=version,
                 columns=parquet.columns,
                 row_count=parquet.row_count,
-                entity_column=entity_column,
+                entity_column=parquet.entity_column,
                 source=source.path.name,
                 source_sha256=source.sha256,
                 source_format=source.format,
@@ -122,6 +135,7 @@ class Registry:
                 provider=provider,
                 registered_at=datetime.now(UTC),
                 path=final / DATA_FILE,
+                renamed=parquet.renamed,
             )
             with (built / DATA_FILE).open("rb") as f:
                 os.fsync(f.fileno())
@@ -215,7 +229,8 @@ def _from_json(d: dict[str, Any], path: Path) -> DatasetVersion:
     registered_at = datetime.fromisoformat(d["registered_at"])
     if registered_at.tzinfo is None:
         raise ValueError("registered_at has no timezone")
-    fields = {k: d[k] for k in DatasetVersion.__dataclass_fields__ if k != "path"}
+    fields = {k: d[k] for k in DatasetVersion.__dataclass_fields__ if k != "path" and k in d}
     fields["columns"] = tuple(ColumnInfo(**c) for c in d["columns"])
+    fields["renamed"] = tuple((str(a), str(b)) for a, b in d.get("renamed", ()))
     fields["registered_at"] = registered_at.astimezone(UTC)
     return DatasetVersion(**fields, path=path)

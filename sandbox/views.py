@@ -49,6 +49,7 @@ from sandbox.policy import (
     Width,
 )
 from sandbox.registry import DatasetVersion, Registry
+from sandbox.sqltext import ident, sql_number, sql_string
 
 CACHE_FORMAT = "2"  # bump when the way views are built changes
 _OPS = {"=": "=", "!=": "<>", "<": "<", "<=": "<=", ">": ">", ">=": ">="}
@@ -119,8 +120,7 @@ class ViewSet:
     cache_hit: bool
 
 
-def _quote(identifier: str) -> str:
-    return '"' + identifier.replace('"', '""') + '"'
+_COMPRESSIONS = {"zstd": "zstd", "snappy": "snappy", "gzip": "gzip", "uncompressed": "uncompressed"}
 
 
 def hmac_sql(column_sql: str) -> str:
@@ -134,20 +134,23 @@ def hmac_pads(key: bytes) -> dict[str, bytes]:
     return {"ipad": bytes(b ^ 0x36 for b in block), "opad": bytes(b ^ 0x5C for b in block)}
 
 
-def _generalised(q: str, g: Bands | Width | Truncate | Prefix) -> tuple[str, str]:
-    """SQL generalising the column expression ``q``, and a note for the catalog."""
+def _generalised(col_sql: str, g: Bands | Width | Truncate | Prefix) -> tuple[str, str]:
+    """SQL generalising the column expression ``col_sql``, and a note for the catalog."""
+    q = col_sql
     if isinstance(g, Truncate):
-        return f"CAST(date_trunc('{g.truncate}', {q}) AS DATE)", f"truncated to {g.truncate}"
+        unit_sql = sql_string(g.truncate)
+        return f"CAST(date_trunc({unit_sql}, {q}) AS DATE)", f"truncated to {g.truncate}"
     if isinstance(g, Prefix):
         return f"left(CAST({q} AS VARCHAR), {int(g.prefix)})", f"first {g.prefix} characters"
     if isinstance(g, Width):
-        w = float(g.width)
-        return f"floor({q} / {w!r}) * {w!r}", f"bins of width {g.width:g}"
+        w_sql = sql_number(float(g.width))
+        return f"floor({q} / {w_sql}) * {w_sql}", f"bins of width {g.width:g}"
     edges = [float(e) for e in g.bands]
-    cases = [f"WHEN {q} < {edges[0]!r} THEN '<{edges[0]:g}'"]
+    first, last = sql_number(edges[0]), sql_number(edges[-1])
+    cases = [f"WHEN {q} < {first} THEN {sql_string(f'<{edges[0]:g}')}"]
     for lo, hi in itertools.pairwise(edges):
-        cases.append(f"WHEN {q} < {hi!r} THEN '[{lo:g},{hi:g})'")
-    cases.append(f"WHEN {q} >= {edges[-1]!r} THEN '>={edges[-1]:g}'")
+        cases.append(f"WHEN {q} < {sql_number(hi)} THEN {sql_string(f'[{lo:g},{hi:g})')}")
+    cases.append(f"WHEN {q} >= {last} THEN {sql_string(f'>={edges[-1]:g}')}")
     return f"CASE {' '.join(cases)} END", "bands " + ",".join(f"{e:g}" for e in edges)
 
 
@@ -168,7 +171,7 @@ def view_query(
     wanted = [policy.entity_column] + [c for c in scope.columns if c != policy.entity_column]
     where, params = [], {}
     for i, f in enumerate(policy.row_filters):
-        q, p = _quote(f.column), f"f{i}"
+        q, p = ident(f.column), f"f{i}"
         if f.op == "prefix":
             where.append(f"starts_with(CAST({q} AS VARCHAR), ${p})")
         elif f.op in ("in", "not_in"):
@@ -178,14 +181,14 @@ def view_query(
             where.append(f"{q} {_OPS[f.op]} ${p}")
         params[p] = f.value
     # Identifiers are quoted and come from the validated policy; values are bound.
-    src = f"SELECT {', '.join(_quote(c) for c in wanted)} FROM read_parquet($source)"
+    src = f"SELECT {', '.join(ident(c) for c in wanted)} FROM read_parquet($source)"
     if where:
         src += " WHERE " + " AND ".join(f"({w})" for w in where)
     ctes, exprs, joins, notes = [f"src AS ({src})"], [], [], {}
     for i, name in enumerate(wanted):
-        col, q = policy.columns[name], f"src.{_quote(name)}"
+        col, q = policy.columns[name], f"src.{ident(name)}"
         if name == policy.entity_column or col.visibility == Visibility.JOIN_KEY:
-            distinct = f"SELECT DISTINCT {_quote(name)} AS v FROM src"
+            distinct = f"SELECT DISTINCT {ident(name)} AS v FROM src"
             ctes.append(f"p{i} AS (SELECT v, {hmac_sql('v')} AS h FROM ({distinct}))")
             joins.append(f"LEFT JOIN p{i} ON {q} = p{i}.v")
             expr, note = f"p{i}.h", "keyed pseudonym (HMAC-SHA256)"
@@ -193,7 +196,7 @@ def view_query(
             expr, note = _generalised(q, col.generalise)
         else:
             expr, note = q, None
-        exprs.append(f"{expr} AS {_quote(name)}")
+        exprs.append(f"{expr} AS {ident(name)}")
         notes[name] = note
     sql = f"WITH {', '.join(ctes)} SELECT {', '.join(exprs)} FROM src {' '.join(joins)}"
     return sql, params, notes
@@ -217,7 +220,7 @@ class ViewBuilder:
         self._root = cache_root / "views"
         self._memory_limit = memory_limit
         self._threads = threads
-        if compression not in ("zstd", "snappy", "gzip", "uncompressed"):
+        if compression not in _COMPRESSIONS:
             raise ViewError(f"unknown Parquet compression {compression!r}")
         self._compression = compression
 
@@ -304,17 +307,19 @@ class ViewBuilder:
         spill = Path(tempfile.mkdtemp(dir=out.parent, prefix=".spill-"))
         con = self._connect(spill)
         try:
-            # COPY takes no bound target: the path is ours (a temp dir and a
-            # validated dataset name), the compression one of an allowlist.
+            # The target is bound; the compression is one of an allowlist.
             con.execute(
-                f"COPY ({sql}) TO '{target}' (FORMAT parquet, COMPRESSION {self._compression})",
-                params,
+                f"COPY ({sql}) TO $dst (FORMAT parquet, COMPRESSION "
+                f"{_COMPRESSIONS[self._compression]})",
+                {**params, "dst": str(target)},
             )
             view = {"view": str(target)}
             described = con.execute("DESCRIBE SELECT * FROM read_parquet($view)", view).fetchall()
             rows = con.execute("SELECT count(*) FROM read_parquet($view)", view).fetchall()[0][0]
         except duckdb.Error as e:
-            raise ViewError(f"cannot build the view of {scope.dataset!r}: {e}") from e
+            # The engine's text (it can quote paths and values) stays in the cause and the log.
+            kind = "out of memory" if "Out of Memory" in str(e) else "the engine refused it"
+            raise ViewError(f"cannot build the view of {scope.dataset!r}: {kind}") from e
         finally:
             con.close()
             shutil.rmtree(spill, ignore_errors=True)

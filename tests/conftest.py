@@ -133,17 +133,29 @@ def stdout_json(result: RunResult) -> dict:  # type: ignore[type-arg]
     return loaded
 
 
+def sandbox_objects(docker_client) -> list[tuple[str, str]]:  # type: ignore[no-untyped-def]
+    """(job id, name) of every labelled sandbox container and volume on the engine.
+
+    From the engine's list answers only: the engine is shared (other gateways and
+    test runs), and ``containers.list`` would inspect each container and fail on
+    one removed meanwhile. Tests assert about their own job ids only.
+    """
+    filters = {"label": "dsr.managed=true"}
+    found = []
+    for c in docker_client.api.containers(all=True, filters=filters):
+        name = (c.get("Names") or ["?"])[0].lstrip("/")
+        found.append(((c.get("Labels") or {}).get("dsr.job", ""), name))
+    for v in docker_client.api.volumes(filters=filters).get("Volumes") or []:
+        found.append(((v.get("Labels") or {}).get("dsr.job", ""), v["Name"]))
+    return found
+
+
 @pytest.fixture
 def sandbox_containers(docker_client) -> Iterator[callable]:  # type: ignore[valid-type,no-untyped-def]
     """A function listing this backend's containers and volumes still present."""
 
     def present() -> list[str]:
-        found = [
-            c.name
-            for c in docker_client.containers.list(all=True, filters={"label": "dsr.managed=true"})
-        ]
-        found += [v.name for v in docker_client.volumes.list(filters={"label": "dsr.managed=true"})]
-        return found
+        return [name for _, name in sandbox_objects(docker_client)]
 
     yield present
 

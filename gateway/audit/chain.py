@@ -36,7 +36,9 @@ A hash chain shows any change to stored events, a removed event, and an
 event slipped between two others; it cannot show that the newest events were
 cut off, or that the whole tail was rewritten and rehashed, unless a head
 (id, hash) recorded elsewhere is compared: pass such heads to ``verify`` as
-``anchors`` (every verification and export reports its head for that).
+``anchors`` (every verification and export reports its head for that). The
+gateway records them itself as signed checkpoints held outside the store
+(``gateway.audit.checkpoints``).
 """
 
 from __future__ import annotations
@@ -66,7 +68,8 @@ EVENT_TYPES: dict[str, str] = {
     "job.submitted": "An operator submitted code under a grant (job id, kind, code hash).",
     "job.state": "A job moved from one state to another (from, to, outcome code).",
     "job.run": "A job ran in the sandbox (runtime, exit class, duration, resources; no logs).",
-    "job.refused": "Code failed the static checks; nothing was queued (rule ids, code hash).",
+    "job.refused": "Code failed the static checks, or the operator's queue was full (rule "
+    "queue_full); nothing was queued (rule ids, code hash).",
     "verdict": "The output checks decided PASS, REVIEW or FAIL (rule ids, output hashes).",
     "review.viewed": "A security reviewer opened the evidence of a held output.",
     "review.vote": "A security reviewer approved or denied a held output, with the reason.",
@@ -85,6 +88,8 @@ EVENT_TYPES: dict[str, str] = {
     "he.product": "A privacy-computing product was defined, decided, suspended or withdrawn.",
     "he.context": "A consumer registered a public context, or it was refused (id, hash, size).",
     "he.call": "A consumer called a privacy-computing product (product, bucket, outcome; no data).",
+    "grant.hold": "A party placed or lifted its stop on a grant (holder, reason, who still holds).",
+    "access.denied": "Requests refused with 403, per actor and minute (route, object, count).",
 }
 
 GENESIS = "0" * 64  # prev_hash of event 1
@@ -209,29 +214,45 @@ def append(
 
 
 def verify(
-    conn: Connection, *, anchors: Iterable[tuple[int, str]] = (), batch: int = 1000
+    conn: Connection,
+    *,
+    anchors: Iterable[tuple[int, str]] = (),
+    batch: int = 1000,
+    start: tuple[int, str] | None = None,
 ) -> Verification:
     """Recompute the chain in id order, streaming ``batch`` rows at a time, and
     report the first broken link: a changed field, a removed event (a gap in
     the ids), an inserted or reordered event (a ``prev_hash`` that does not
     match), an unreadable row, or a difference from ``anchors`` ((id, hash)
-    pairs recorded earlier, e.g. by an earlier verification or export)."""
+    pairs recorded earlier, e.g. by an earlier verification or export).
+
+    ``start``: an (id, hash) anchor already trusted (a signed checkpoint):
+    recompute from that event on instead of from event 1; the event must
+    still carry that hash. ``checked`` then counts the events from it on."""
     expected = dict(anchors)
     checked, prev, head_id = 0, GENESIS, 0
+    stmt = _raw_select(conn)
+    if start is not None:  # the first row links to whatever it names; its hash is anchored
+        expected[start[0]] = start[1]
+        stmt = stmt.where(audit_events.c.id >= start[0])
+        head_id = start[0] - 1
     # Closed explicitly: on PostgreSQL the rows come through a server-side cursor.
-    with conn.execute(_raw_select(conn).execution_options(yield_per=batch)) as rows:
+    with conn.execute(stmt.execution_options(yield_per=batch)) as rows:
         for row in rows:
             event_id = int(row.id)
+            if start is not None and checked == 0:
+                prev = str(row.prev_hash)
             problem = _link_problem(row, head_id + 1, prev)
             if problem is None and expected.get(event_id, row.hash) != row.hash:
                 problem = "its hash differs from the one recorded earlier: the chain was rewritten"
             if problem is not None:
-                return _broken(event_id, problem, checked, head_id, prev)
+                return _broken(event_id, problem, checked, head_id if checked else 0, prev)
             checked, prev, head_id = checked + 1, str(row.hash), event_id
     missing = [i for i in expected if i > head_id]
     if missing:
         reason = f"the log ends at event {head_id}, but event {max(missing)} was recorded earlier"
-        return _broken(head_id + 1, reason + ": events were cut off", checked, head_id, prev)
+        ended = head_id if checked or start is None else 0  # nothing verified from start on
+        return _broken(head_id + 1, reason + ": events were cut off", checked, ended, prev)
     return Verification(
         ok=True,
         checked=checked,

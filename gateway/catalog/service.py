@@ -81,8 +81,11 @@ class CatalogService:
 
     # -- which views ---------------------------------------------------------------
 
-    def entries(self, operator: str, grant_id: str | None = None) -> list[Entry]:
-        """The views ``operator`` may browse: of every usable grant they hold, or of one."""
+    def entries(
+        self, operator: str, grant_id: str | None = None, view: str | None = None
+    ) -> list[Entry]:
+        """The views ``operator`` may browse: of every usable grant they hold, or of one;
+        with ``view``, only the grants covering that view (its dataset) are consulted."""
         with read_transaction(self._engine) as conn:
             if grant_id is None:
                 records = self._grants.find(conn, operator=operator, states=[State.ACTIVE])
@@ -93,6 +96,8 @@ class CatalogService:
                     self._audit(operator, grant_id, record.datasets, [], reason)
                     raise Forbidden(reason)
                 records = [record]
+        if view is not None and grant_id is None:
+            records = [r for r in records if view in r.datasets]
         found: list[Entry] = []
         for record in records:
             try:
@@ -110,7 +115,7 @@ class CatalogService:
 
     def entry(self, operator: str, view: str, grant_id: str | None = None) -> Entry:
         """The one view named ``view`` (under ``grant_id`` when several grants have it)."""
-        matching = [e for e in self.entries(operator, grant_id) if e.view.name == view]
+        matching = [e for e in self.entries(operator, grant_id, view) if e.view.name == view]
         if not matching:
             where = f"grant {grant_id}" if grant_id else "your active grants"
             raise NotFound(f"no view {view!r} under {where}")

@@ -17,7 +17,8 @@ where it prints data, ``--json``):
 - consumers: ``dsr he keys/verify/score`` (:mod:`gateway.he.cli`)
 - administrators: ``dsr accounts create/list``, ``dsr tokens issue/revoke``,
   ``dsr requests review`` (the formal review), ``dsr emergency-stop``
-- auditors: ``dsr audit verify/export/list``
+- auditors: ``dsr audit verify/export/list``, ``dsr audit checkpoint/checkpoints/
+  public-key`` (signed checkpoints of the chain's head, :mod:`gateway.client.checkpoints`)
 
 ``accounts``, ``tokens`` and ``audit verify/export`` also work on the
 gateway's local store (the bootstrap of the first administrator): a command

@@ -21,12 +21,13 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
 from gateway.client.config import Target, configured_server, save_profile
-from gateway.client.errors import REFUSED, UsageError
+from gateway.client.errors import UsageError
 from gateway.client.http import Api
 from gateway.client.operators import q
 from gateway.client.render import (
@@ -151,32 +152,34 @@ def tokens_revoke(token_id: str, gw: Remote, as_json: bool = False) -> None:
     typer.echo(f"token {token_id} revoked")
 
 
-def audit_verify(gw: Remote, as_json: bool = False) -> None:
-    with session(gw.server, gw.token, gw.profile) as api:
-        result = api.get("/v1/audit/verify")
-    if as_json:  # the same keys as the local command's; exit 1 all the same if broken
-        emit_json(result)
-        if not result["ok"]:
-            raise typer.Exit(REFUSED)
-        return
-    if not result["ok"]:
-        typer.echo(
-            f"dsr: audit chain broken at event {result['first_broken']}: {result['reason']}",
-            err=True,
-        )
-        raise typer.Exit(REFUSED)
-    head = f"head {result['head_id']} {result['head_hash']}"
-    typer.echo(f"audit chain ok: {result['checked']} events, {head}")
+def audit_verify(
+    gw: Remote,
+    as_json: bool = False,
+    checkpoint: Path | None = None,
+    public_key: Path | None = None,
+) -> None:
+    """Through the gateway, against its stored checkpoints and any kept in ``checkpoint``
+    (see :mod:`gateway.client.checkpoints`); exit 1 if anything fails."""
+    from gateway.client import checkpoints
+
+    checkpoints.verify(gw, checkpoint, public_key, as_json)
 
 
-def audit_export(datasets: list[str] | None, since: datetime | None, gw: Remote) -> None:
+def audit_export(
+    datasets: list[str] | None, since: datetime | None, gw: Remote, with_checkpoints: bool = False
+) -> None:
     wanted = set(datasets or ())
     with (
         session(gw.server, gw.token, gw.profile) as api,
-        api.lines("/v1/audit/events", since=_iso(since)) as lines,
+        api.lines(
+            "/v1/audit/events", since=_iso(since), checkpoints="true" if with_checkpoints else None
+        ) as lines,
     ):
         for line in lines:
-            if line and (not wanted or wanted & set(json.loads(line)["datasets"])):
+            if not line:
+                continue
+            item = json.loads(line)
+            if item.get("kind") == "checkpoint" or not wanted or wanted & set(item["datasets"]):
                 typer.echo(line)
 
 

@@ -9,7 +9,7 @@ reason and its legal basis. ``supply`` issues the grant for a term.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Any
 
@@ -204,7 +204,7 @@ def _when(text: str, what: str) -> datetime:
 @requests_app.command("supply")
 def requests_supply(
     request_id: str,
-    days: Annotated[int, typer.Option(help="the grant's term in days", min=1)] = 365,
+    days: Annotated[int, typer.Option(help="the grant's term in days (at most three years)")] = 365,
     until: Annotated[
         str | None, typer.Option(help="the term's end (a date, or ISO time); overrides --days")
     ] = None,
@@ -216,15 +216,12 @@ def requests_supply(
     profile: Profile = None,
     as_json: Json = False,
 ) -> None:
-    """Supply an approved request: issue its grant for a term."""
+    """Supply an approved request: issue its grant for a term. The gateway bounds the
+    term (it starts now, and runs at most three years) and says why it refuses one."""
     with handled():
         begins = _when(start, "--from") if start else None
-        ends = (
-            _when(until, "--until")
-            if until
-            else (begins or datetime.now(UTC)) + timedelta(days=days)
-        )
-    body: dict[str, Any] = {"valid_until": ends.isoformat()}
+        ends = _when(until, "--until") if until else None
+    body: dict[str, Any] = {"valid_until": ends.isoformat()} if ends else {"days": days}
     if begins is not None:
         body["valid_from"] = begins.isoformat()
     with session(server, token, profile) as api:
@@ -233,4 +230,4 @@ def requests_supply(
         emit_json(done)
         return
     typer.echo(done["grant_id"])
-    typer.echo(f"request {done['id']} supplied until {ends.date()}", err=True)
+    typer.echo(f"request {done['id']} supplied: grant {done['grant_id']}", err=True)

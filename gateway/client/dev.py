@@ -107,13 +107,13 @@ def _stage_data(source: Path, target: Path) -> None:
         shutil.copyfile(source / "catalog.json", target / "catalog.json")
 
 
-def _job_files(code_path: Path, sql: bool, job_dir: Path) -> None:
+def _job_files(code_path: Path, is_sql_kind: bool, job_dir: Path) -> None:
     try:
         code = code_path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as e:
         raise UsageError(f"cannot read {code_path}: {e}") from e
     job_dir.mkdir()
-    if sql:
+    if is_sql_kind:
         description: dict[str, Any] = {
             "kind": "sql",
             "query": code.strip().rstrip(";"),
@@ -172,8 +172,8 @@ def dev_run(
         with handled():
             if (grant is None) == (catalog is None):
                 raise UsageError("give exactly one of --grant G and --catalog DIR")
-            is_sql = sql or code.suffix.lower() == ".sql"
-            _job_files(code, is_sql, work / "job")
+            sql_kind = sql or code.suffix.lower() == ".sql"
+            _job_files(code, sql_kind, work / "job")
             if grant is not None:
                 with session(server, token, profile) as api:
                     fetch_views(api, grant, work / "fetched")

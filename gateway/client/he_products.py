@@ -174,23 +174,24 @@ def products_show(
     if as_json:
         emit_json(found)
         return
-    state = found["state"] + (f" ({found['state_reason']})" if found["state_reason"] else "")
+    # A consumer's view has no operator, grant or history: show what there is.
+    why = found.get("state_reason")
+    state = found["state"] + (f" ({why})" if why else "")
     spec = [
         (f"spec {k}", json.dumps(v, ensure_ascii=False) if isinstance(v, dict) else v)
         for k, v in found["spec"].items()
+        if v is not None
     ]
+    more = [("operator", "operator"), ("grant", "grant"), ("datasets", "datasets"),
+            ("consumers", "consumers"), ("created", "created_at"),
+            ("state changed", "state_changed_at")]  # fmt: skip
     fields(
         [
             ("id", found["id"]),
             ("kind", found["kind"]),
             ("name", found["name"]),
             ("state", state),
-            ("operator", found["operator"]),
-            ("grant", found["grant"]),
-            ("datasets", found["datasets"]),
-            ("consumers", found["consumers"]),
-            ("created", found["created_at"]),
-            ("state changed", found["state_changed_at"]),
+            *[(label, found[key]) for label, key in more if key in found],
             *spec,
         ]
     )

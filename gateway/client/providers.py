@@ -4,9 +4,11 @@
 Parquet file (streamed); ``policies apply DATASET POLICY.yaml`` applies an
 exposure policy (a refused policy lists every problem with its line);
 ``policies show/versions/diff``; ``grants list/show/suspend/resume/revoke``
-(providers govern grants on their datasets, administrators every grant);
-``dsr emergency-stop DATASET`` (administrators) suspends every active grant
-on a dataset at once.
+(providers govern grants on their datasets, administrators every grant;
+``suspend`` places the caller's own stop and ``resume`` lifts only that: a
+grant is active again when nobody holds one; ``list`` and ``show`` say who
+does); ``dsr emergency-stop DATASET`` (administrators) places the
+administrators' stop on every live grant on a dataset at once.
 """
 
 from __future__ import annotations
@@ -228,12 +230,17 @@ GRANT_ROWS = [
     ("scenario", "SCENARIO"),
     ("datasets", "DATASETS"),
     ("state", "STATE"),
+    ("held_by", "STOPPED BY"),
     ("valid_until", "UNTIL (UTC)"),
 ]
 
 
+def _held_by(g: dict[str, Any]) -> list[str]:
+    return [h["held_by"] for h in g.get("holds", [])]
+
+
 def _grant_row(g: dict[str, Any]) -> dict[str, Any]:
-    return {**g, "datasets": [d["dataset"] for d in g["datasets"]]}
+    return {**g, "datasets": [d["dataset"] for d in g["datasets"]], "held_by": _held_by(g)}
 
 
 @grants_app.command("list")
@@ -279,10 +286,18 @@ def _show_grant(g: dict[str, Any]) -> None:
             ("valid", f"{g['valid_from'][:10]} to {g['valid_until'][:10]}"),
             ("in term", g["in_term"]),
             ("request", g["request_id"]),
+            ("stopped by", _held_by(g) or "nobody"),
         ]
     )
     typer.echo("")
     table(g["datasets"], [("dataset", "DATASET"), ("columns", "COLUMNS")])
+    if g.get("holds"):  # each party lifts only its own stop
+        typer.echo("")
+        table(
+            g["holds"],
+            [("held_by", "STOPPED BY"), ("placed_by", "PLACED BY"),
+             ("placed_at", "SINCE (UTC)"), ("reason", "REASON")],
+        )  # fmt: skip
 
 
 def _change(
@@ -296,7 +311,13 @@ def _change(
 ) -> None:
     with session(server, token, profile) as api:
         g = api.post(f"/v1/grants/{q(grant_id)}/{action}", {"reason": reason})
-    emit_json(g) if as_json else typer.echo(f"grant {g['id']}: {g['state']}")
+    if as_json:
+        emit_json(g)
+        return
+    held = _held_by(g)
+    typer.echo(
+        f"grant {g['id']}: {g['state']}" + (f" (stopped by {', '.join(held)})" if held else "")
+    )
 
 
 @grants_app.command("suspend")
@@ -308,7 +329,7 @@ def grants_suspend(
     profile: Profile = None,
     as_json: Json = False,
 ) -> None:
-    """Stop a grant at once (its queued jobs are cancelled); resume restores it."""
+    """Place your stop on a grant: it stops at once (its queued jobs are cancelled)."""
     _change("suspend", grant_id, reason, server, token, profile, as_json)
 
 
@@ -321,7 +342,7 @@ def grants_resume(
     profile: Profile = None,
     as_json: Json = False,
 ) -> None:
-    """Make a suspended grant active again."""
+    """Lift your own stop; the grant is active again when nobody else holds one."""
     _change("resume", grant_id, reason, server, token, profile, as_json)
 
 
@@ -346,13 +367,18 @@ def emergency_stop(
     profile: Profile = None,
     as_json: Json = False,
 ) -> None:
-    """Suspend every active grant on a dataset at once (administrators)."""
+    """Place the administrators' stop on every live grant on a dataset (administrators);
+    only an administrator lifts it, grant by grant (``dsr grants resume``)."""
     with session(server, token, profile) as api:
         done = api.post(f"/v1/datasets/{q(dataset)}/emergency-stop", {"reason": reason})
     if as_json:
         emit_json(done)
         return
-    stopped = done["suspended"]
+    stopped, already = done["suspended"], done.get("already_held", [])
     typer.echo(f"dataset {done['dataset']}: {len(stopped)} grant(s) suspended")
     for grant_id in stopped:
         typer.echo(f"  {grant_id}")
+    if already:
+        typer.echo(f"{len(already)} grant(s) held by the administrators already:")
+        for grant_id in already:
+            typer.echo(f"  {grant_id}")

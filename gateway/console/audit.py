@@ -3,7 +3,10 @@ providers) and, for auditors, a verification of the whole chain.
 
 Both read through ``gateway.audit`` and are audited themselves, as the REST
 routes are: a listing as ``audit.exported``, a verification as
-``audit.verified``.
+``audit.verified``. The verification page shows the newest signed
+checkpoint (``gateway.audit.checkpoints``) with a quick check (its signature,
+and the event at its id still carrying its hash); running the verification
+checks the whole chain against every checkpoint, as ``GET /v1/audit/verify``.
 """
 
 from __future__ import annotations
@@ -15,8 +18,11 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Form, Request
 from starlette.responses import Response
 
-from gateway.audit import append, export_jsonl, verify
-from gateway.audit.router import provider_datasets
+from gateway.audit import append, export_jsonl
+from gateway.audit.anchors import anchor_problem, verify_stored
+from gateway.audit.checkpointer import checkpointer_of
+from gateway.audit.checkpoints import Checkpoint, check_signature, stored_candidates
+from gateway.audit.router import gateway_keys, provider_datasets
 from gateway.auth import engine_of
 from gateway.console.pages import ConsoleRoute, Viewer, check_form, page, render
 from gateway.identity import Role
@@ -74,9 +80,24 @@ def events(request: Request, viewer: Events) -> Response:
     )
 
 
+def _latest_checkpoint(request: Request) -> dict[str, Any] | None:
+    """The newest checkpoint of the table or the log, and whether it verifies
+    (its signature; the event at its id still has its hash)."""
+    keys = gateway_keys(request)
+    log = checkpointer_of(request.app).log
+    with read_transaction(engine_of(request)) as conn:
+        found = [c for c in (*stored_candidates(conn), *log.read()) if isinstance(c, Checkpoint)]
+        if not found:
+            return None
+        newest = max(found, key=lambda c: (c.event_id, c.at))
+        problem = check_signature(newest, keys) or anchor_problem(conn, newest)
+    return newest.to_json() | {"ok": problem is None, "problem": problem}
+
+
 @router.get("/audit/verify")
 def verify_form(request: Request, viewer: Verifier) -> Response:
-    return render(request, "verify.html", viewer, result=None)
+    latest = _latest_checkpoint(request)
+    return render(request, "verify.html", viewer, result=None, checkpoint=latest)
 
 
 @router.post("/audit/verify")
@@ -84,16 +105,11 @@ def run_verify(
     request: Request, viewer: Verifier, csrf: Annotated[str, Form(max_length=100)] = ""
 ) -> Response:
     check_form(request, viewer.session.csrf, csrf)
+    keys = gateway_keys(request)
+    log = checkpointer_of(request.app).log
     with read_transaction(engine_of(request)) as conn:
-        result = verify(conn)
-    body = {
-        "ok": result.ok,
-        "checked": result.checked,
-        "first_broken": result.first_broken,
-        "reason": result.reason,
-        "head_id": result.head_id,
-        "head_hash": result.head_hash,
-    }
+        body = verify_stored(conn, keys, log).to_json()
     with engine_of(request).begin() as conn:
         append(conn, "audit.verified", viewer.account.name, detail=body)
-    return render(request, "verify.html", viewer, result=body)
+    latest = _latest_checkpoint(request)
+    return render(request, "verify.html", viewer, result=body, checkpoint=latest)

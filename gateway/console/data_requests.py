@@ -10,7 +10,7 @@ service's message and the status the REST API would give.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Annotated
 from urllib.parse import quote
 
@@ -123,8 +123,7 @@ def _decide(request: Request, viewer: Viewer, request_id: str, step: str, **form
                                         approved=decision == "approve", reason=form["reason"],
                                         legal_basis=form["legal_basis"])  # fmt: skip
             else:
-                until = datetime.now(UTC) + timedelta(days=int(days))
-                service.supply(conn, request_id, viewer.account, valid_until=until)
+                service.supply(conn, request_id, viewer.account, days=int(days))
     except GatewayError as e:
         status = status_of(e)
         if status >= 500:

@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -46,6 +46,7 @@ from gateway.console.sessions import (
 )
 from gateway.errors import GatewayError
 from gateway.identity import Account, Role, authenticate
+from gateway.refusals import note, public_text
 from gateway.requests.deadlines import CST
 from gateway.store import read_transaction
 
@@ -86,10 +87,15 @@ templates = jinja2.Environment(
 
 
 def when(value: datetime | None) -> str:
-    """A time as the people of the product read it: China Standard Time, to the minute."""
+    """A time as the people of the product read it: China Standard Time, to the minute
+    (UTC where a stored time at the calendar's end cannot be moved to UTC+8)."""
     if value is None:
         return ""
-    return value.astimezone(CST).strftime("%Y-%m-%d %H:%M") + " CST"
+    try:
+        shown, zone = value.astimezone(CST), "CST"
+    except OverflowError:
+        shown, zone = value.astimezone(UTC), "UTC"
+    return f"{shown.isoformat(sep=' ', timespec='minutes')[:16]} {zone}"
 
 
 templates.filters["when"] = when
@@ -139,6 +145,7 @@ def signed_in(request: Request) -> Viewer:
     if account is None:  # revoked, expired or disabled since the sign-in
         sessions.drop(session_id)
         raise LoginRequired
+    request.state.account = account  # a refusal later in the request is audited under it
     return Viewer(account, session, lang_of(request))
 
 
@@ -213,14 +220,24 @@ def render(
 
 
 def error_page(
-    request: Request, status: int, detail: str | None = None, message: str | None = None
+    request: Request,
+    status: int,
+    detail: str | None = None,
+    message: str | None = None,
+    error: object = None,
 ) -> HTMLResponse:
-    """The error page: ``message`` (by default the status's) and the service's ``detail``."""
+    """The error page: ``message`` (by default the status's), the service's ``detail``
+    without internals, and the reference under which the refusal was logged (a 403 is
+    audited as ``access.denied``; see ``gateway.refusals``)."""
     t = translator(lang_of(request))
     key = f"error.{status}"
     if message is None:
         message = t(key) if t(key) != key else t("error.422" if status < 500 else "error.500")
-    return render(request, "error.html", status=status, message=message, detail=detail)
+    ref = note(request, status, error if error is not None else message, detail or message)
+    shown = public_text(detail) if detail else None
+    return render(
+        request, "error.html", status=status, message=message, detail=shown, reference=ref
+    )
 
 
 def status_of(error: GatewayError) -> int:
@@ -275,12 +292,9 @@ class ConsoleRoute(APIRoute):
                 response = error_page(request, 422)
             except GatewayError as e:
                 status = status_of(e)
-                if status >= 500:
-                    log.error("%s on %s %s: %s", type(e).__name__, request.method, request.url, e)
-                response = error_page(request, status, str(e) if status < 500 else None)
-            except Exception:
-                log.exception("unexpected error on %s %s", request.method, request.url)
-                response = error_page(request, 500)
+                response = error_page(request, status, str(e) if status < 500 else None, error=e)
+            except Exception as e:
+                response = error_page(request, 500, error=e)
             return secure(request, response)
 
         return route

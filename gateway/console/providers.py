@@ -1,7 +1,8 @@
 """Providers' pages (administrators and auditors read some of them too): datasets, their
 policies with a diff between any two versions and a form to apply a new one, the
-administrators' emergency stop of a dataset, and grants to suspend, resume or revoke.
-(Data requests are ``data_requests``'.)
+administrators' emergency stop of a dataset, and grants with who holds a stop on each
+(why, since when), to stop, to lift one's own stop, or to revoke. (Data requests are
+``data_requests``'.)
 
 Every rule is the services' (``gateway.providers``, ``gateway.grants``); a page only
 chooses what to show of what they allow.
@@ -26,7 +27,7 @@ from gateway.console.pages import (
     page,
     render,
 )
-from gateway.grants.model import TRANSITIONS as GRANT_MOVES
+from gateway.grants.model import LIVE
 from gateway.grants.model import State as GrantState
 from gateway.grants.service import grant_service
 from gateway.identity import Role
@@ -38,12 +39,9 @@ Datasets = Annotated[Viewer, Depends(page("datasets"))]
 Admin = Annotated[Viewer, Depends(needs(Role.ADMIN))]
 Grants = Annotated[Viewer, Depends(page("grants"))]
 MAX_POLICY_CHARS = 512 * 1024
-# Form action -> the state it moves a grant to (expiry is the system's, not a person's).
-GRANT_ACTIONS = {
-    "suspend": GrantState.SUSPENDED,
-    "resume": GrantState.ACTIVE,
-    "revoke": GrantState.REVOKED,
-}
+# A grant's form actions: place one's stop, lift one's own stop, revoke (expiry is the
+# system's, not a person's).
+GRANT_ACTIONS = ("suspend", "resume", "revoke")
 
 
 # -- datasets and policies -------------------------------------------------------------
@@ -76,18 +74,19 @@ def emergency_stop(
     reason: Annotated[str, Form(max_length=2000)] = "",
     confirm: Annotated[str, Form(max_length=10)] = "",
 ) -> Response:
-    """Suspend every active grant on the dataset (the REST route's service call); the page
-    is shown at once with the count, not redirected to, so no link can fake one."""
+    """Place the administrators' stop on every live grant on the dataset (the REST route's
+    service call); the page is shown at once with the count, not redirected to, so no
+    link can fake one."""
     check_form(request, viewer.session.csrf, csrf)
     check_text(reason, confirm)
     provider_service(request.app).check_read(viewer.account.name, viewer.account.roles, name)
     if not reason.strip() or confirm != "yes":
         return _datasets_page(request, viewer, status=422, problem="datasets.stop_incomplete")
     with engine_of(request).begin() as conn:
-        suspended = grant_service(request.app).emergency_stop(
+        stopped, _ = grant_service(request.app).emergency_stop(
             conn, name, viewer.account.name, reason.strip()
         )
-    return _datasets_page(request, viewer, stopped={"dataset": name, "grants": suspended})
+    return _datasets_page(request, viewer, stopped={"dataset": name, "grants": stopped})
 
 
 def _dataset_page(
@@ -172,10 +171,13 @@ def grants(request: Request, viewer: Grants, changed: str | None = None) -> Resp
         found = service.visible(conn, account)
     rows = []
     for grant in reversed(found):
-        governs = service.can_govern(account.name, account.roles, grant)
-        moves = GRANT_MOVES[grant.state]
-        actions = [a for a, to in GRANT_ACTIONS.items() if governs and to in moves]
-        rows.append({"grant": grant, "actions": actions})
+        who = (account.name, account.roles, grant)
+        allowed = {
+            "suspend": service.can_stop(*who),
+            "resume": service.can_lift(*who),  # only the party's own stop
+            "revoke": grant.state in LIVE and service.can_govern(*who),
+        }
+        rows.append({"grant": grant, "actions": [a for a in GRANT_ACTIONS if allowed[a]]})
     notice = next(({"grant": g.id, "state": g.state.value} for g in found if g.id == changed), None)
     return render(request, "grants.html", viewer, rows=rows, notice=notice)
 
@@ -191,15 +193,18 @@ def change_grant(
 ) -> Response:
     check_form(request, viewer.session.csrf, csrf)
     check_text(reason)
-    to = GRANT_ACTIONS.get(action)
-    if to is None:
+    if action not in GRANT_ACTIONS:
         raise HTTPException(404)
     if not reason.strip():
         raise HTTPException(422, detail="grants.reason_missing")
     service = grant_service(request.app)
-    account = viewer.account
+    account, why = viewer.account, reason.strip()
     with engine_of(request).begin() as conn:
-        grant = service.get(conn, grant_id)
-        service.check_govern(account.name, account.roles, grant)
-        service.transition(conn, grant_id, to, account.name, reason.strip())
+        holder = service.check_govern(account.name, account.roles, service.get(conn, grant_id))
+        if action == "suspend":
+            service.suspend(conn, grant_id, holder, account.name, why)
+        elif action == "resume":
+            service.resume(conn, grant_id, holder, account.name, why)
+        else:
+            service.transition(conn, grant_id, GrantState.REVOKED, account.name, why)
     return RedirectResponse(f"{PREFIX}/grants?changed={quote(grant_id, safe='')}", 303)

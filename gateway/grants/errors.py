@@ -25,5 +25,10 @@ class GrantInactive(GrantConflict):
     """The grant is suspended, revoked, expired or not yet valid: it cannot be used."""
 
 
+class GrantHeld(GrantConflict):
+    """The caller holds no stop on the grant to lift (or already holds one to place);
+    the message names the parties that hold the grant."""
+
+
 class GrantForbidden(GrantError):
     """The caller may not govern this grant (not a provider of its datasets)."""

@@ -1,9 +1,19 @@
-"""The grant's states and the one table of moves between them.
+"""The grant's states, the one table of moves between them, and its holds.
 
-A grant is ``active`` when issued. It can be ``suspended`` (rectification,
-emergency stop) and resumed; it ends ``revoked`` (termination: scope lines
-removed, the operator's copies destroyed) or ``expired`` (its term ran out:
-the same consequences). ``revoked`` and ``expired`` are terminal.
+A grant is ``active`` when issued. It is ``suspended`` while anyone holds a
+stop on it (rectification, emergency stop) and ``active`` again when the last
+stop is lifted; it ends ``revoked`` (termination: scope lines removed, the
+operator's copies destroyed) or ``expired`` (its term ran out: the same
+consequences). ``revoked`` and ``expired`` are terminal.
+
+A suspension is a set of *holds*, not a flag: one per provider of the grant's
+datasets who stopped it, and one for the administrators (a suspension by an
+administrator, or an emergency stop). Each party lifts only its own hold; the
+grant is ``active`` only with none (``gateway.grants.service``). The rules
+(Chengdu implementation rules art. 33, Chengdu draft art. 34) let the
+implementing agency suspend data supply during rectification and restore it
+once rectified: a provider's resumption cannot end the administrators' stop,
+nor another provider's.
 """
 
 from __future__ import annotations
@@ -35,9 +45,37 @@ ENDED = frozenset({State.REVOKED, State.EXPIRED})  # copies destroyed, lines rem
 # leave only through the output checks).
 ACTIONS = ("read", "aggregate", "join")
 
-# The longest term a grant may run: three years (1096 days covers a leap day).
-# A deployment may lower it with ``app.state.grant_max_days``.
-MAX_GRANT_DAYS = 1096
+
+class HolderKind(StrEnum):
+    """Who holds a stop. Values are stored: never change them."""
+
+    PROVIDER = "provider"
+    ADMIN = "admin"
+
+
+@dataclass(frozen=True)
+class Holder:
+    """A party that can stop a grant: one provider (by account name), or the
+    administrators as one party (``name`` empty: any administrator lifts it)."""
+
+    kind: HolderKind
+    name: str = ""
+
+    def __str__(self) -> str:
+        return "the administrators" if self.kind == HolderKind.ADMIN else f"provider {self.name}"
+
+
+ADMINISTRATORS = Holder(HolderKind.ADMIN)
+
+
+@dataclass(frozen=True)
+class Hold:
+    """One party's stop on a grant: why, who placed it, since when."""
+
+    holder: Holder
+    reason: str
+    placed_by: str
+    placed_at: datetime
 
 
 @dataclass(frozen=True)
@@ -58,7 +96,12 @@ class GrantRecord:
     created_at: datetime
     state_changed_at: datetime
     state_reason: str
+    holds: tuple[Hold, ...] = ()
 
     @property
     def datasets(self) -> tuple[str, ...]:
         return tuple(s.dataset for s in self.scopes)
+
+    @property
+    def holders(self) -> tuple[Holder, ...]:
+        return tuple(h.holder for h in self.holds)

@@ -1,6 +1,7 @@
 """Grant routes: operators list theirs; administrators and the providers of a
-grant's datasets read it, suspend, resume and revoke it; administrators stop
-every grant on a dataset at once."""
+grant's datasets read it, stop it (``suspend``: their own hold), lift their own
+stop (``resume``) and revoke it; administrators stop every grant on a dataset at
+once. A party lifts only its own stop (``gateway.grants.stops``)."""
 
 from __future__ import annotations
 
@@ -49,13 +50,6 @@ def get_grant(
     return GrantOut.of(grant)
 
 
-def _change(
-    grants: GrantService, conn: Connection, account: Account, grant_id: str, to: State, why: str
-) -> GrantOut:
-    grants.check_govern(account.name, account.roles, grants.get(conn, grant_id))
-    return GrantOut.of(grants.transition(conn, grant_id, to, account.name, why))
-
-
 Governor = Annotated[Account, Depends(requires(Role.ADMIN, Role.PROVIDER))]
 
 
@@ -63,23 +57,30 @@ Governor = Annotated[Account, Depends(requires(Role.ADMIN, Role.PROVIDER))]
 def suspend(
     grant_id: str, body: StateChangeIn, account: Governor, grants: Service, conn: Writer
 ) -> GrantOut:
-    """Stop the grant at once (its queued jobs are cancelled); ``resume`` restores it."""
-    return _change(grants, conn, account, grant_id, State.SUSPENDED, body.reason)
+    """Place the caller's stop: an active grant stops at once (its queued jobs are
+    cancelled). 409 when the caller holds one already."""
+    holder = grants.check_govern(account.name, account.roles, grants.get(conn, grant_id))
+    return GrantOut.of(grants.suspend(conn, grant_id, holder, account.name, body.reason))
 
 
 @router.post("/grants/{grant_id}/resume", response_model=GrantOut)
 def resume(
     grant_id: str, body: StateChangeIn, account: Governor, grants: Service, conn: Writer
 ) -> GrantOut:
-    return _change(grants, conn, account, grant_id, State.ACTIVE, body.reason)
+    """Lift the caller's own stop; the grant is active again when no stop is left.
+    409 when the caller holds none (the message names who does)."""
+    holder = grants.check_govern(account.name, account.roles, grants.get(conn, grant_id))
+    return GrantOut.of(grants.resume(conn, grant_id, holder, account.name, body.reason))
 
 
 @router.post("/grants/{grant_id}/revoke", response_model=GrantOut)
 def revoke(
     grant_id: str, body: StateChangeIn, account: Governor, grants: Service, conn: Writer
 ) -> GrantOut:
-    """End the grant for good: scope removed, its views and entity maps destroyed."""
-    return _change(grants, conn, account, grant_id, State.REVOKED, body.reason)
+    """End the grant for good: scope removed, its views and entity maps destroyed,
+    every stop on it moot."""
+    grants.check_govern(account.name, account.roles, grants.get(conn, grant_id))
+    return GrantOut.of(grants.transition(conn, grant_id, State.REVOKED, account.name, body.reason))
 
 
 @router.post("/datasets/{name}/emergency-stop", response_model=EmergencyStopOut)
@@ -90,6 +91,7 @@ def emergency_stop(
     grants: Service,
     conn: Writer,
 ) -> EmergencyStopOut:
-    """Suspend every active grant on the dataset."""
-    suspended = grants.emergency_stop(conn, name, account.name, body.reason)
-    return EmergencyStopOut(dataset=name, suspended=suspended)
+    """Place the administrators' stop on every live grant on the dataset (active or
+    already suspended): only an administrator lifts it, grant by grant (``resume``)."""
+    stopped, already = grants.emergency_stop(conn, name, account.name, body.reason)
+    return EmergencyStopOut(dataset=name, suspended=stopped, already_held=already)

@@ -7,7 +7,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, StringConstraints
 
-from gateway.grants.model import GrantRecord
+from gateway.grants.model import GrantRecord, Hold
 
 Reason = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
 
@@ -15,6 +15,28 @@ Reason = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, m
 class ScopeOut(BaseModel):
     dataset: str
     columns: list[str]
+
+
+class HoldOut(BaseModel):
+    """One party's stop on the grant: only that party lifts it."""
+
+    holder_kind: str  # "admin" (the administrators, as one party) or "provider"
+    holder: str  # the provider's account name; "" for the administrators
+    held_by: str  # as people read it: "the administrators", "provider p-1"
+    reason: str
+    placed_by: str
+    placed_at: datetime
+
+    @classmethod
+    def of(cls, h: Hold) -> HoldOut:
+        return cls(
+            holder_kind=h.holder.kind.value,
+            holder=h.holder.name,
+            held_by=str(h.holder),
+            reason=h.reason,
+            placed_by=h.placed_by,
+            placed_at=h.placed_at,
+        )
 
 
 class GrantOut(BaseModel):
@@ -33,6 +55,7 @@ class GrantOut(BaseModel):
     created_at: datetime
     state_changed_at: datetime
     state_reason: str
+    holds: list[HoldOut]  # who holds a stop on it (suspended exactly while one is held)
 
     @classmethod
     def of(cls, g: GrantRecord, now: datetime | None = None) -> GrantOut:
@@ -53,11 +76,12 @@ class GrantOut(BaseModel):
             created_at=g.created_at,
             state_changed_at=g.state_changed_at,
             state_reason=g.state_reason,
+            holds=[HoldOut.of(h) for h in g.holds],
         )
 
 
 class StateChangeIn(BaseModel):
-    """Why the grant is suspended, resumed or revoked (recorded in the audit log)."""
+    """Why the caller stops the grant, lifts its stop, or revokes it (audited)."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -66,4 +90,5 @@ class StateChangeIn(BaseModel):
 
 class EmergencyStopOut(BaseModel):
     dataset: str
-    suspended: list[str]
+    suspended: list[str]  # the live grants the administrators' stop now holds
+    already_held: list[str]  # those it held before (left as they were)

@@ -11,18 +11,30 @@ Invariants:
   current exposure policy. Its scope lines are one per dataset and column
   object, per action in :data:`~gateway.grants.model.ACTIONS`.
 - One scenario, one authorization: an operator holds at most one live
-  (active or suspended) grant per scenario.
-- A term of at most ``max_days`` (three years by default); expiry is
-  enforced on every use (:meth:`GrantService.active_grant`).
+  (active or suspended) grant per scenario, scenario names compared as people
+  read them (``gateway.names``: case, full-width and look-alike letters,
+  invisible characters do not make a new scenario).
+- A term that starts at issue and runs at most three calendar years, ending
+  by 2100 (``gateway.grants.terms``); expiry is enforced on every use
+  (:meth:`GrantService.active_grant`), which is asked before anything is done
+  under a grant: a submission, a download, a product's registration or
+  renewal, a privacy-computing call.
+- A suspension is a set of holds: a provider of the grant's datasets places
+  and lifts its own; the administrators theirs (a suspension by an
+  administrator, an emergency stop). ``gateway.grants.stops`` (mixed in here)
+  changes one hold, audits it (``grant.hold``) and, when the set goes from
+  empty to not or back, moves the state, in one transaction.
 - :meth:`GrantService.transition` is the only state change: it validates the
-  move against ``TRANSITIONS``, persists it, writes the ``grant.state``
-  event and changes the scope lines, all in the caller's transaction.
-  Suspension adds deny lines and calls the ``on_suspend`` hooks (the jobs
-  service cancels queued jobs there); revocation and expiry remove every
-  line and destroy the grant's views and entity maps irreversibly, each
-  destruction recorded as a ``destruction`` event. Files cannot roll back:
-  they are destroyed after every database write, so a failure leaves the
-  grant live with its copies, never ended without its proof.
+  move against ``TRANSITIONS`` and the holds (``suspended`` with a hold,
+  ``active`` with none), persists it, writes the ``grant.state`` event and
+  changes the scope lines, all in the caller's transaction. Suspension adds
+  deny lines and calls the ``on_suspend`` hooks the application passes in
+  (``gateway.app``: queued jobs cancelled, privacy-computing products
+  suspended); revocation and expiry drop the holds, remove every line and
+  destroy the grant's views and entity maps irreversibly, each destruction
+  recorded as a ``destruction`` event. Files cannot roll back: they are
+  destroyed after every database write, so a failure leaves the grant live
+  with its copies, never ended without its proof.
 - The pseudonym key (32 random bytes) is stored in the ``grants`` table: it
   is a secret of the trusted side, never returned by the API nor written to
   the audit log. Whoever reads the store can link the grant's pseudonyms.
@@ -33,7 +45,7 @@ from __future__ import annotations
 import secrets
 import threading
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -42,43 +54,49 @@ import sqlalchemy as sa
 from sqlalchemy import Connection, Engine
 
 from gateway.audit import append
+from gateway.grants import holds
+from gateway.grants.columns import check_scopes as check_scopes
 from gateway.grants.errors import (
     GrantConflict,
     GrantError,
-    GrantForbidden,
+    GrantHeld,
     GrantInactive,
     IllegalGrantTransition,
     UnknownGrant,
 )
-from gateway.grants.model import ACTIONS, ENDED, LIVE, MAX_GRANT_DAYS, GrantRecord, State
+from gateway.grants.model import (
+    ACTIONS,
+    ENDED,
+    LIVE,
+    GrantRecord,
+    State,
+)
 from gateway.grants.model import TRANSITIONS as TRANSITIONS
 from gateway.grants.scope_lines import ConnectionScopeAdapter, reload_on_rollback
+from gateway.grants.stops import Stops, held_by
+from gateway.grants.terms import DEFAULT_CLOCK_SKEW, check_term, end_after, utc
 from gateway.identity import Account, Role, UnknownAccount, get_account
+from gateway.names import same_name
 from gateway.scope import ScopeError, ScopePolicy
 from gateway.store.tables import grants
 from sandbox.destruction import DestructionRecord
 from sandbox.entitymap import EntityMaps, ledger_secret
-from sandbox.errors import PolicyError, RegistryError
-from sandbox.policy import PolicyStore, Visibility
+from sandbox.errors import RegistryError
+from sandbox.policy import PolicyStore
 from sandbox.registry import Registry
 from sandbox.views import DatasetScope, Grant, ViewBuilder
 
-SuspendHook = Callable[[Connection, str], object]
-
 # Called with (conn, grant_id) inside every suspension's transaction, after the
-# deny lines are written (the jobs service registers one that cancels queued
-# jobs). A hook that raises undoes the suspension.
-on_suspend: list[SuspendHook] = []
+# deny lines are written (``gateway.app`` passes the jobs service's, which cancels
+# queued jobs, and the privacy-computing products'). A hook that raises undoes the
+# suspension.
+SuspendHook = Callable[[Connection, str], object]
 
 KEY_BYTES = 32
 
 
 def _now(now: datetime | None) -> datetime:
-    if now is None:
-        return datetime.now(UTC)
-    if now.tzinfo is None or now.utcoffset() is None:
-        raise GrantError("times must be timezone-aware")
-    return now.astimezone(UTC)
+    return datetime.now(UTC) if now is None else utc(now)
 
 
 def _record(row: sa.Row[Any]) -> GrantRecord:
@@ -101,51 +119,17 @@ def _record(row: sa.Row[Any]) -> GrantRecord:
     )
 
 
-def check_scopes(
-    registry: Registry, policies: PolicyStore, scopes: Iterable[tuple[str, Sequence[str]]]
-) -> tuple[DatasetScope, ...]:
-    """The scopes, checked: known datasets, each listed column exists and is not hidden.
-
-    Rule: a grant (or a request for one) names only columns its dataset's
-    current exposure policy lets out, each at most once. Raises GrantError.
-    """
-    checked: dict[str, DatasetScope] = {}
-    for dataset, columns in scopes:
-        if dataset in checked:
-            raise GrantError(f"dataset {dataset!r} is listed twice")
-        try:
-            registry.get(dataset)
-            policy = policies.get(dataset).policy
-        except (RegistryError, PolicyError) as e:
-            raise GrantError(f"dataset {dataset!r} cannot be granted: {e}") from e
-        if not columns:
-            raise GrantError(f"name the columns of {dataset!r} the scenario needs (none listed)")
-        if len(set(columns)) != len(columns):
-            raise GrantError(f"a column of {dataset!r} is listed twice")
-        for column in columns:
-            col = policy.columns.get(column)
-            if col is None:
-                raise GrantError(f"dataset {dataset!r} has no column {column!r}")
-            if col.visibility == Visibility.HIDDEN:
-                raise GrantError(
-                    f"column {dataset}.{column} is hidden by the exposure policy: "
-                    "it cannot be granted"
-                )
-        checked[dataset] = DatasetScope(dataset, tuple(sorted(columns)))
-    if not checked:
-        raise GrantError("a grant covers at least one dataset")
-    return tuple(checked[d] for d in sorted(checked))
-
-
 @dataclass
-class GrantService:
+class GrantService(Stops):
     """Grants over the store of ``engine`` and the datasets under ``data_dir``."""
 
     engine: Engine
     registry: Registry
     data_dir: Path
-    max_days: int = MAX_GRANT_DAYS
-    on_suspend: list[SuspendHook] = field(default_factory=lambda: on_suspend)
+    # A deployment's lower maximum term in days (None: three calendar years only).
+    max_days: int | None = None
+    clock_skew: timedelta = DEFAULT_CLOCK_SKEW
+    on_suspend: list[SuspendHook] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.policies = PolicyStore(self.data_dir)
@@ -154,11 +138,15 @@ class GrantService:
 
     # -- reading ------------------------------------------------------------------
 
+    def _with_holds(self, conn: Connection, found: list[GrantRecord]) -> list[GrantRecord]:
+        held = holds.holds_of(conn, [g.id for g in found if g.state in LIVE])
+        return [replace(g, holds=held.get(g.id, ())) for g in found]
+
     def get(self, conn: Connection, grant_id: str) -> GrantRecord:
         row = conn.execute(sa.select(grants).where(grants.c.id == grant_id)).first()
         if row is None:
             raise UnknownGrant(f"no grant {grant_id!r}")
-        return _record(row)
+        return self._with_holds(conn, [_record(row)])[0]
 
     def find(
         self,
@@ -178,7 +166,7 @@ class GrantService:
         if datasets is not None:
             wanted = set(datasets)
             found = [g for g in found if wanted & set(g.datasets)]
-        return found
+        return self._with_holds(conn, found)
 
     def visible(self, conn: Connection, account: Account) -> list[GrantRecord]:
         """Rule: administrators see every grant; providers grants on their datasets;
@@ -204,23 +192,18 @@ class GrantService:
         """The datasets whose newest version ``provider`` registered."""
         return {n for n in self.registry.names() if self.provider_of(n) == provider}
 
-    def can_govern(self, account_name: str, roles: Iterable[Role], grant: GrantRecord) -> bool:
-        """Rule: administrators govern every grant; providers those touching their datasets."""
-        roles = set(roles)
-        if Role.ADMIN in roles:
-            return True
-        return Role.PROVIDER in roles and any(
-            self.provider_of(d) == account_name for d in grant.datasets
-        )
-
-    def check_govern(self, account_name: str, roles: Iterable[Role], grant: GrantRecord) -> None:
-        """Rule: administrators govern every grant; providers those touching their datasets."""
-        if not self.can_govern(account_name, roles, grant):
-            raise GrantForbidden(
-                f"{account_name} is not a provider of any dataset of grant {grant.id}"
-            )
-
     # -- issuing ------------------------------------------------------------------
+
+    def check_scenario_free(self, conn: Connection, operator: str, scenario: str) -> None:
+        """Rule: one scenario, one authorization: ``operator`` holds no live grant whose
+        scenario reads the same as ``scenario`` (``gateway.names.same_name``)."""
+        for g in self.find(conn, operator=operator, states=LIVE):
+            if same_name(g.scenario, scenario):
+                raise GrantConflict(  # names no other grant: it may be another provider's
+                    f"{operator} already holds a live grant for a scenario that reads as "
+                    f"{scenario!r} (case and look-alike letters aside): one scenario, one "
+                    "authorization"
+                )
 
     def create(
         self,
@@ -230,25 +213,29 @@ class GrantService:
         scenario: str,
         purpose: str,
         scopes: Iterable[tuple[str, Sequence[str]]],
-        valid_until: datetime,
         actor: str,
+        valid_until: datetime | None = None,
+        days: int | None = None,
         valid_from: datetime | None = None,
         request_id: str | None = None,
         now: datetime | None = None,
     ) -> GrantRecord:
-        """Issue a grant (state ``active``), its scope lines and its ``grant.state`` event."""
+        """Issue a grant (state ``active``), its scope lines and its ``grant.state`` event.
+
+        The term ends at ``valid_until`` or ``days`` days after ``valid_from`` (one of
+        them); see ``gateway.grants.terms`` for its bounds."""
         now = _now(now)
-        start = _now(valid_from) if valid_from is not None else now
-        end = _now(valid_until)
+        start = utc(valid_from, "valid_from") if valid_from is not None else now
+        if valid_until is not None and days is None:
+            end = utc(valid_until, "valid_until")
+        elif days is not None and valid_until is None:
+            end = end_after(start, days)
+        else:
+            raise GrantError("give the term's end as valid_until or as days (one of them)")
+        check_term(start, end, now, clock_skew=self.clock_skew, max_days=self.max_days)
         scenario, purpose = scenario.strip(), purpose.strip()
         if not scenario or not purpose:
             raise GrantError("a grant names its scenario and its purpose")
-        if end <= start:
-            raise GrantError("valid_until must be after valid_from")
-        if end <= now:
-            raise GrantError("valid_until is in the past")
-        if end - start > timedelta(days=self.max_days):
-            raise GrantError(f"a grant runs at most {self.max_days} days")
         try:
             account = get_account(conn, operator)
         except UnknownAccount as e:
@@ -256,12 +243,7 @@ class GrantService:
         if Role.OPERATOR not in account.roles or account.disabled:
             raise GrantError(f"{operator!r} is not an enabled operator account")
         checked = check_scopes(self.registry, self.policies, scopes)
-        live = self.find(conn, operator=operator, states=LIVE)
-        if any(g.scenario == scenario for g in live):
-            raise GrantConflict(
-                f"{operator} already holds a live grant for scenario {scenario!r}: "
-                "one scenario, one authorization"
-            )
+        self.check_scenario_free(conn, operator, scenario)
         grant_id = "g-" + secrets.token_hex(8)
         key = secrets.token_bytes(KEY_BYTES)
         key_id = "k-" + secrets.token_hex(6)
@@ -307,6 +289,15 @@ class GrantService:
 
     # -- the one state change ------------------------------------------------------
 
+    def locked(self, conn: Connection, grant_id: str) -> GrantRecord:
+        """The grant, its row locked until the end of ``conn``'s transaction."""
+        row = conn.execute(
+            sa.select(grants).where(grants.c.id == grant_id).with_for_update()
+        ).first()
+        if row is None:
+            raise UnknownGrant(f"no grant {grant_id!r}")
+        return self._with_holds(conn, [_record(row)])[0]
+
     def transition(
         self,
         conn: Connection,
@@ -317,35 +308,36 @@ class GrantService:
         *,
         now: datetime | None = None,
     ) -> GrantRecord:
-        """Move the grant to ``to`` (see the module docstring); 409 when the table refuses."""
+        """Move the grant to ``to`` (see the module docstring); 409 when the table or the
+        holds refuse (``suspended`` needs a hold, ``active`` none: see :meth:`suspend`)."""
         now = _now(now)
         to = State(to)
         if not reason.strip():
             raise GrantError("a grant's state changes with a reason")
-        row = conn.execute(
-            sa.select(grants).where(grants.c.id == grant_id).with_for_update()
-        ).first()
-        if row is None:
-            raise UnknownGrant(f"no grant {grant_id!r}")
-        grant = _record(row)
+        grant = self.locked(conn, grant_id)
         if to not in TRANSITIONS[grant.state]:
             raise IllegalGrantTransition(
                 f"grant {grant_id} cannot go from {grant.state} to {to}"
                 + (f": {grant.state} is final" if not TRANSITIONS[grant.state] else "")
             )
+        if to == State.ACTIVE and grant.holds:
+            raise GrantHeld(
+                f"grant {grant_id} is held by {held_by(grant.holders)}: it is active again "
+                "only when every stop is lifted"
+            )
+        if to == State.SUSPENDED and not grant.holds:
+            raise GrantConflict(f"grant {grant_id} is suspended by a stop: none is held")
         conn.execute(
             grants.update()
             .where(grants.c.id == grant_id)
             .values(state=to.value, state_changed_at=now, state_reason=reason.strip())
         )
-        append(
-            conn,
-            "grant.state",
-            actor,
-            grant_id=grant_id,
-            datasets=grant.datasets,
-            detail={"from": grant.state.value, "to": to.value, "reason": reason.strip()},
-        )
+        detail: dict[str, Any] = {"from": grant.state.value, "to": to.value}
+        detail["reason"] = reason.strip()
+        if to in ENDED and grant.holds:
+            detail["holds_dropped"] = [str(h) for h in grant.holders]
+        append(conn, "grant.state", actor, grant_id=grant_id, datasets=grant.datasets,
+               detail=detail)  # fmt: skip
         if to == State.SUSPENDED:
             self._scope(conn, lambda: self.scope.suspend(grant_id))
             for hook in list(self.on_suspend):
@@ -353,6 +345,7 @@ class GrantService:
         elif to == State.ACTIVE:
             self._scope(conn, lambda: self.scope.resume(grant_id))
         elif to in ENDED:
+            holds.clear(conn, grant_id)
             self._scope(conn, lambda: self.scope.revoke_rules(grant_id))
             for record in self._destroy(grant_id):
                 append(
@@ -434,33 +427,33 @@ class GrantService:
             self.transition(conn, g.id, State.EXPIRED, "system", "term ended", now=now)
         return [g.id for g in due]
 
-    def emergency_stop(self, conn: Connection, dataset: str, actor: str, reason: str) -> list[str]:
-        """Suspend every active grant on ``dataset``; their ids."""
-        found = self.find(conn, datasets=[dataset], states=[State.ACTIVE])
-        for g in found:
-            self.transition(conn, g.id, State.SUSPENDED, actor, f"emergency stop: {reason}")
-        return [g.id for g in found]
-
 
 _LOCK = threading.Lock()
-MAX_DAYS_SETTING = "grant_max_days"  # app.state attribute overriding MAX_GRANT_DAYS
+MAX_DAYS_SETTING = "grant_max_days"  # app.state attribute: a lower maximum term in days
+HOOKS_SETTING = "grant_on_suspend"  # app.state attribute: the suspension hooks (gateway.app)
 
 
 def grant_service(app: Any) -> GrantService:
     """The application's grant service (one per app, made on first use).
 
-    Its scope policy becomes the app's one scope policy (``app.state.scope``,
-    which the job routes read), so a suspension or revocation is seen by the
-    next scope decision at once; a policy made there earlier is replaced.
+    Its maximum term and clock skew come from the settings (and
+    ``app.state.grant_max_days``), its suspension hooks from
+    ``app.state.grant_on_suspend`` (set by ``create_app``). Its scope policy
+    becomes the app's one scope policy (``app.state.scope``, which the job
+    routes read), so a suspension or revocation is seen by the next scope
+    decision at once; a policy made there earlier is replaced.
     """
     with _LOCK:
         service: GrantService | None = getattr(app.state, "grants", None)
         if service is None:
+            settings = app.state.settings
             service = GrantService(
                 engine=app.state.engine,
                 registry=app.state.registry,
-                data_dir=app.state.settings.data_dir,
-                max_days=getattr(app.state, MAX_DAYS_SETTING, MAX_GRANT_DAYS),
+                data_dir=settings.data_dir,
+                max_days=getattr(app.state, MAX_DAYS_SETTING, None),
+                clock_skew=timedelta(seconds=settings.grant_clock_skew_seconds),
+                on_suspend=list(getattr(app.state, HOOKS_SETTING, ())),
             )
             app.state.grants = service
         if getattr(app.state, "scope", None) is not service.scope:

@@ -39,16 +39,13 @@ import duckdb
 from gateway.he.errors import HEConflict, HEProductError
 from sandbox.errors import SandboxError
 from sandbox.he.verify import Band, VerificationTable, build_table
+from sandbox.sqltext import ident
 from sandbox.views import Grant, View, ViewBuilder, hmac_pads, hmac_sql
 
 NUMERIC = re.compile(
     r"(BOOLEAN|TINYINT|SMALLINT|INTEGER|BIGINT|HUGEINT|UTINYINT|USMALLINT|UINTEGER|UBIGINT"
     r"|FLOAT|DOUBLE|REAL|DECIMAL\(\d+,\s*\d+\))"
 )
-
-
-def _quote(identifier: str) -> str:
-    return '"' + identifier.replace('"', '""') + '"'
 
 
 def grant_view(views: ViewBuilder, grant: Grant, dataset: str) -> tuple[View, str]:
@@ -85,8 +82,8 @@ def subject_values(
     """(raw subject key, value as the view shows it) for every row of the view."""
     resolved = {s.dataset: d for s, d, _ in views.resolve(grant)}
     source = resolved[view.dataset].path
-    entity, value = _quote(view.entity_column), _quote(value_column)
-    # Identifiers are quoted and come from the validated policy; paths and keys are bound.
+    entity, value = ident(view.entity_column), ident(value_column)
+    # Names enter SQL only through sandbox.sqltext; paths and keys are bound.
     sql = (
         f"WITH raw AS (SELECT DISTINCT {entity} AS v FROM read_parquet($source)), "
         f"keyed AS (SELECT CAST(v AS VARCHAR) AS subject, {hmac_sql('v')} AS h FROM raw) "
@@ -99,7 +96,7 @@ def subject_values(
     try:
         rows = con.execute(sql, params).fetchall()
     except duckdb.Error as e:
-        raise HEConflict(f"the view of {view.dataset!r} cannot be read: {e}") from e
+        raise HEConflict(f"the view of {view.dataset!r} cannot be read") from e
     finally:
         con.close()
         shutil.rmtree(spill, ignore_errors=True)

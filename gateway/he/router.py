@@ -5,7 +5,10 @@
 - consumers register public contexts and call approved products that list
   them, sending raw bytes (a ciphertext) and receiving raw bytes (the
   encrypted answer);
-- everyone may read the products they have to do with.
+- everyone may read the products they have to do with; a consumer only the
+  approved products that list it, and only what it needs to call them
+  (``ConsumerProductOut``: never the operator, the job, the grant or the
+  model's coefficients).
 
 Bodies of context registrations and calls are exempt from the gateway's
 1 MiB body limit (``gateway.app``) and capped here, at the caps of
@@ -30,9 +33,17 @@ from gateway.he.build import TableCache
 from gateway.he.contexts import CAPS, ContextStore
 from gateway.he.errors import HETooLarge, UnknownHEProduct
 from gateway.he.limits import Limits
-from gateway.he.model import HEProduct, Kind, follow_grant, get_product, list_products
+from gateway.he.model import HEProduct, Kind, State, follow_grant, get_product, list_products
 from gateway.he.sandboxed import make_evaluator
-from gateway.he.schemas import ContextOut, DecisionIn, ProductIn, ProductOut, ReasonIn, VerifyIn
+from gateway.he.schemas import (
+    ConsumerProductOut,
+    ContextOut,
+    DecisionIn,
+    ProductIn,
+    ProductOut,
+    ReasonIn,
+    VerifyIn,
+)
 from gateway.he.service import HEService, work_dir
 from gateway.identity import Account, Role
 from gateway.jobs.service import Files
@@ -84,20 +95,37 @@ def he_service(request: Request) -> HEService:
 Service = Annotated[HEService, Depends(he_service)]
 
 
-def can_see(account: Account, product: HEProduct, service: HEService) -> bool:
-    """Rule: oversight roles see every product, an operator their own, a consumer those
-    offered to them, a provider those on their datasets."""
+def _governs(account: Account, product: HEProduct, service: HEService) -> bool:
+    """Oversight roles, the product's operator, a provider of its datasets."""
     if account.has(*OVERSIGHT) or product.operator == account.name:
-        return True
-    if account.has(Role.CONSUMER) and account.name in product.consumers:
         return True
     provider = account.has(Role.PROVIDER)
     return provider and any(service.grants.provider_of(d) == account.name for d in product.datasets)
 
 
-def out(account: Account, product: HEProduct) -> ProductOut:
-    full = account.has(*OVERSIGHT) or product.operator == account.name
-    return ProductOut.of(product, full=full)
+def can_see(account: Account, product: HEProduct, service: HEService) -> bool:
+    """Rule: oversight roles see every product, an operator their own, a provider those
+    on their datasets, a consumer the approved ones offered to it."""
+    if _governs(account, product, service):
+        return True
+    return (
+        account.has(Role.CONSUMER)
+        and account.name in product.consumers
+        and product.state == State.APPROVED
+    )
+
+
+Shown = ProductOut | ConsumerProductOut
+
+
+def out(account: Account, product: HEProduct, service: HEService) -> Shown:
+    """The product as ``account`` may read it: in full (oversight, its operator), without
+    the model (a provider of its data), or a consumer's view (see ``can_see``)."""
+    if account.has(*OVERSIGHT) or product.operator == account.name:
+        return ProductOut.of(product, full=True)
+    if _governs(account, product, service):
+        return ProductOut.of(product, full=False)
+    return ConsumerProductOut.of(product)
 
 
 async def capped_body(request: Request, cap: int, what: str) -> bytes:
@@ -136,32 +164,34 @@ def define(body: ProductIn, operator: Operator, service: Service) -> ProductOut:
             resolution=body.resolution,
             **common,  # type: ignore[arg-type]
         )
-    return out(operator, product)
+    return ProductOut.of(product, full=True)
 
 
-@router.get("/products", response_model=list[ProductOut])
-def products(account: Anyone, conn: Read, service: Service) -> list[ProductOut]:
-    return [out(account, p) for p in list_products(conn) if can_see(account, p, service)]
+@router.get("/products", response_model=list[Shown])
+def products(account: Anyone, conn: Read, service: Service) -> list[Shown]:
+    """The products the caller may see (a consumer: the approved ones offered to it)."""
+    found = list_products(conn)
+    return [out(account, p, service) for p in found if can_see(account, p, service)]
 
 
-@router.get("/products/{product_id}", response_model=ProductOut)
-def product(product_id: str, account: Anyone, service: Service) -> ProductOut:
+@router.get("/products/{product_id}", response_model=Shown)
+def product(product_id: str, account: Anyone, service: Service) -> Shown:
     with service.engine.begin() as conn:  # a write: the product follows its grant
         found = follow_grant(conn, get_product(conn, product_id))
     if not can_see(account, found, service):
         raise UnknownHEProduct(f"no privacy-computing product {product_id!r}")
-    return out(account, found)
+    return out(account, found, service)
 
 
 @router.post("/products/{product_id}/decision", response_model=ProductOut)
 def decide(product_id: str, body: DecisionIn, reviewer: Reviewer, service: Service) -> ProductOut:
     done = service.decide(reviewer.name, product_id, body.decision == "approve", body.reason)
-    return out(reviewer, done)
+    return ProductOut.of(done, full=True)  # reviewers are oversight
 
 
 @router.post("/products/{product_id}/withdraw", response_model=ProductOut)
 def withdraw(product_id: str, body: ReasonIn, operator: Operator, service: Service) -> ProductOut:
-    return out(operator, service.withdraw(operator.name, product_id, body.reason))
+    return ProductOut.of(service.withdraw(operator.name, product_id, body.reason), full=True)
 
 
 @router.post(

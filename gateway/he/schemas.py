@@ -18,7 +18,8 @@ from gateway.he.model import HEProduct
 Name = Annotated[str, Field(min_length=1, max_length=200)]
 Column = Annotated[str, Field(min_length=1, max_length=256)]
 Account = Annotated[str, Field(min_length=2, max_length=100)]
-HIDDEN_FROM_CONSUMERS = ("coefficients", "intercept", "subjects")
+# What only the product's operator and oversight read (a provider of its data sees the rest).
+HIDDEN_FROM_OTHERS = ("coefficients", "intercept", "subjects")
 
 
 class _In(BaseModel):
@@ -97,7 +98,7 @@ class ProductOut(BaseModel):
 
     @classmethod
     def of(cls, p: HEProduct, *, full: bool) -> ProductOut:
-        hidden = () if full else HIDDEN_FROM_CONSUMERS
+        hidden = () if full else HIDDEN_FROM_OTHERS
         spec = {k: v for k, v in p.spec.items() if k not in hidden}
         return cls(
             id=p.id,
@@ -113,6 +114,42 @@ class ProductOut(BaseModel):
             state_changed_at=p.state_changed_at,
             spec=spec,
         )
+
+
+class ConsumerSpecOut(BaseModel):
+    """What a consumer needs to call a product: for ``verify`` the dataset, its subject
+    and value columns, the band boundaries and the bucket bits; for ``score`` the
+    feature order, the model's kind and the score's resolution. Never coefficients."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    dataset: str | None = None
+    subject_column: str | None = None
+    value_column: str | None = None
+    boundaries: list[float] | None = None
+    bucket_bits: int | None = None
+    features: list[str] | None = None
+    model_kind: str | None = None
+    resolution: float | None = None
+
+
+class ConsumerProductOut(BaseModel):
+    """A product as a consumer it lists sees it (approved ones only): what to call and
+    how, never its operator, job, grant, datasets' other details or coefficients."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str
+    kind: str
+    name: str
+    state: str
+    spec: ConsumerSpecOut
+
+    @classmethod
+    def of(cls, p: HEProduct) -> ConsumerProductOut:
+        names = ConsumerSpecOut.model_fields
+        spec = ConsumerSpecOut(**{k: v for k, v in p.spec.items() if k in names})
+        return cls(id=p.id, kind=p.kind.value, name=p.name, state=p.state.value, spec=spec)
 
 
 class ContextOut(BaseModel):

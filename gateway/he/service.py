@@ -36,7 +36,7 @@ from sqlalchemy import Connection, Engine
 
 from gateway.audit import append
 from gateway.errors import GatewayError
-from gateway.grants.errors import GrantError
+from gateway.grants.errors import GrantError, GrantInactive
 from gateway.grants.service import GrantService
 from gateway.he.build import TableCache, verification_table
 from gateway.he.contexts import ContextStore, input_error
@@ -363,10 +363,11 @@ class HEService:
     ) -> bytes:
         """One call: checked, counted, evaluated, audited.
 
-        Before evaluating: the product lists the consumer (403), it follows its
-        grant and must be approved with an active grant (409), the context is the
-        consumer's and of the product's kind (404/422), and the rate limits have
-        room (429). Every refusal and every answer is one ``he.call`` event.
+        Before evaluating: the product lists the consumer (403), its grant is
+        active (409; also a denied ``scope.decision``), it follows its grant and
+        is approved (409), the context is the consumer's and of the product's kind
+        (404/422), and the rate limits have room (429). Every refusal and every
+        answer is one ``he.call`` event.
         """
         base = {"product": product_id, "context": context_id, "bytes_in": len(query)}
         if bucket is not None:
@@ -379,9 +380,9 @@ class HEService:
                 if product.kind != kind:
                     raise HEProductError(f"product {product_id} is a {product.kind} product")
                 product = follow_grant(conn, product)
+                grant = self._usable_grant(conn, consumer, product)
                 if product.state != State.APPROVED:
                     raise HEConflict(f"product {product_id} is {product.state}: it cannot answer")
-                grant = self.grants.active_grant(conn, product.grant_id)
                 self.contexts.owned(conn, context_id, consumer, product.kind)
                 call_id = take(conn, self.limits, product_id, consumer)
                 refusal: GatewayError | None = None
@@ -420,6 +421,19 @@ class HEService:
         if failure is not None:
             raise failure
         return answer
+
+    def _usable_grant(self, conn: Connection, consumer: str, product: HEProduct) -> Grant:
+        """The product's grant, if it may be used now. Rule: a stop stops calls too; the
+        refusal is a denied ``scope.decision`` in ``conn`` (committed with the call's
+        ``he.call`` event) and an HEConflict that names no grant (a consumer's message)."""
+        try:
+            return self.grants.active_grant(conn, product.grant_id)
+        except GrantInactive as e:
+            detail = {"he_product": product.id, "action": f"he.{product.kind.value}"}
+            append(conn, "scope.decision", consumer, grant_id=product.grant_id,
+                   datasets=product.datasets,
+                   detail=detail | {"allowed": False, "reason": [str(e)]})  # fmt: skip
+            raise HEConflict(f"product {product.id} cannot answer: its grant is not active") from e
 
     def _evaluate(
         self, product: HEProduct, grant: Grant, context_id: str, query: bytes, bucket: int | None

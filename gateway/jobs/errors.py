@@ -1,5 +1,5 @@
 """Errors of jobs, reviews and products. They know nothing of HTTP: the
-gateway's one handler maps the kinds below to 404, 403, 409 and 422."""
+gateway's one handler maps the kinds below to 404, 403, 409, 422 and 429."""
 
 from __future__ import annotations
 
@@ -51,3 +51,13 @@ class InvalidTransition(Conflict):
 
 class GrantUnavailable(Conflict):
     """The grant is unknown, suspended, revoked or expired."""
+
+
+class QueueFull(GatewayError):
+    """The operator already has as many jobs queued as one operator may; nothing was
+    queued (the refusal is audited). ``retry_after`` is a hint in seconds."""
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+        self.headers = {"Retry-After": str(retry_after)}

@@ -48,6 +48,7 @@ def submit(body: JobIn, operator: Operator, request: Request) -> JobOut:
         kind=body.kind,
         code=body.code,
         dummy=body.dummy,
+        max_queued=request.app.state.settings.max_queued_per_operator,
     )
     worker = getattr(request.app.state, "worker", None)
     if worker is not None:
@@ -86,11 +87,16 @@ def job_outputs(job_id: str, operator: Operator, conn: Read) -> OutputsOut:
 
 @router.get("/{job_id}/outputs/{name}", response_class=Response)
 def download(job_id: str, name: str, operator: Operator, request: Request) -> Response:
-    # Its own transaction: the download event is committed before any byte leaves.
-    with engine_of(request).begin() as conn:
-        job = service.own_job(conn, job_id, operator.name)
-        files = service.Files(runtime_of(request).work_dir)
-        content = service.download(conn, files, job, name, actor=operator.name)
+    """A released file, while the job's grant is active (a stop stops downloads too).
+    Its own transaction: the download event is committed before any byte leaves."""
+    content = service.download_while_usable(
+        engine_of(request),
+        getattr(request.app.state, "grant_resolver", None),
+        service.Files(runtime_of(request).work_dir),
+        job_id,
+        name,
+        operator=operator.name,
+    )
     media = mimetypes.guess_type(name)[0] or "application/octet-stream"
     return Response(
         content,

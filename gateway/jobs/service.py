@@ -13,7 +13,12 @@ audited in a transaction of its own and then raised, and leaves no job:
 - a scope denial (403) is the ``scope.decision`` with the denied objects;
 - code that fails the static checks (SQL that does not parse or breaks the
   exposure policy, Python the screen refuses) is ``job.refused`` with the
-  rule ids, and a 422 lists every finding (with its line for Python).
+  rule ids, and a 422 lists every finding (with its line for Python);
+- an operator who already has ``max_queued`` jobs waiting (dummy runs count
+  too) is refused with ``QueueFull`` (429, ``Retry-After``), audited as
+  ``job.refused`` with the rule ``queue_full``. The count is taken under a
+  per-operator lock in the transaction that queues the job, so concurrent
+  submissions (other gateway processes too) cannot overshoot it.
 
 Operators read their own jobs only: status, outcome code, durations,
 resource use, findings' rule ids and messages (never values), logs of dummy
@@ -22,7 +27,8 @@ runs only, and the files of released jobs with their SHA-256 manifest.
 Invariants:
 - Nothing here raises for a failed user job: it is a state and an outcome.
 - Every download is audited with the file's hash, after the bytes on disk
-  were checked against the manifest recorded at release.
+  were checked against the manifest recorded at release; under a grant that
+  is not active it is refused (409) and audited as a denied ``scope.decision``.
 """
 
 from __future__ import annotations
@@ -51,6 +57,7 @@ from gateway.jobs.errors import (
     NotConfigured,
     NotFound,
     NotYourJob,
+    QueueFull,
     ScopeRefused,
 )
 from gateway.jobs.model import (
@@ -64,6 +71,7 @@ from gateway.jobs.model import (
     transition,
 )
 from gateway.scope import Decision, ScopeDenied, ScopePolicy
+from gateway.store.engine import serialise_writers
 from gateway.store.tables import grants, job_outcomes, jobs
 from sandbox.errors import SandboxError, ScreenRejected, SqlRejected
 from sandbox.pipeline import JobOutcome
@@ -74,6 +82,8 @@ from sandbox.views import Grant, ViewBuilder
 GrantResolver = Callable[[Connection, str], Grant]
 SYSTEM = "system"
 MAX_OBJECTS_AUDITED = 200
+QUEUE_LOCK = "dsr.jobs.queue"  # + ":<operator>": serialises that operator's submissions
+QUEUE_RETRY_SECONDS = 30  # Retry-After of a full queue: a hint, not a promise
 
 
 @dataclass(frozen=True)
@@ -200,6 +210,46 @@ def _usable_grant(
     raise refusal  # its event is committed, with whatever the resolver recorded
 
 
+def queued_jobs(conn: Connection, operator: str) -> int:
+    """How many jobs of ``operator`` wait in the queue (dummy runs included)."""
+    count = sa.select(sa.func.count()).where(
+        jobs.c.operator == operator, jobs.c.state == State.QUEUED.value
+    )
+    return int(conn.execute(count).scalar_one())
+
+
+def _queue_full(conn: Connection, limit: int | None, operator: str) -> int | None:
+    """Rule: an operator has at most ``limit`` jobs queued. The count when it is
+    reached, else None. Holds the operator's queue lock until the transaction ends:
+    take it before anything that appends to the audit chain (one lock order)."""
+    if limit is None:
+        return None
+    serialise_writers(conn, f"{QUEUE_LOCK}:{operator}")
+    queued = queued_jobs(conn, operator)
+    return queued if queued >= limit else None
+
+
+def _queue_refusal(
+    conn: Connection, limit: int, queued: int, job: dict[str, Any], grant: Grant
+) -> QueueFull:
+    """Audit a full queue's refusal (``job.refused``, rule ``queue_full``) and return
+    it, for the caller to raise once its transaction is committed."""
+    operator = grant.operator
+    append(
+        conn,
+        "job.refused",
+        operator,
+        grant_id=grant.grant_id,
+        datasets={s.dataset for s in grant.scopes},
+        detail=job | {"findings": [{"rule": "queue_full"}], "queued": queued, "limit": limit},
+    )
+    return QueueFull(
+        f"an operator may have at most {limit} jobs waiting in the queue and yours is "
+        "full; nothing was queued. Submit again once some have started, or cancel some",
+        QUEUE_RETRY_SECONDS,
+    )
+
+
 def submit(
     engine: Engine,
     *,
@@ -211,11 +261,23 @@ def submit(
     kind: str,
     code: str,
     dummy: bool,
+    max_queued: int | None = None,
 ) -> Job:
-    """Check and queue one submission, or refuse it (see the module docstring)."""
+    """Check and queue one submission, or refuse it (see the module docstring).
+
+    ``max_queued``: the most jobs one operator may have queued (None: no cap)."""
     job_id = new_job_id()
     refusal = _scope_detail(job_id, "read" if kind == "python" else "aggregate", [])
     grant = _usable_grant(engine, resolver, operator, grant_id, refusal)
+    about = {"job": job_id, "kind": kind, "dummy": dummy, "code_sha256": code_hash(code)}
+    full = None
+    if max_queued is not None:  # a full queue is refused before the checks' work
+        with engine.begin() as conn:
+            queued = _queue_full(conn, max_queued, operator)
+            if queued is not None:
+                full = _queue_refusal(conn, max_queued, queued, about, grant)
+        if full is not None:
+            raise full
     used, action, findings = _lineage(grant, kind, code, views)
     datasets = tuple(sorted({s.dataset for s in grant.scopes}))
     decisions: list[Decision] = []
@@ -231,6 +293,9 @@ def submit(
             except ScreenRejected as e:
                 findings = Findings.of_python(e)
     with engine.begin() as conn:
+        queued = None
+        if max_queued is not None and not denied and findings is None:
+            queued = _queue_full(conn, max_queued, operator)  # its lock before the chain's
         if decisions or denied:
             append(
                 conn,
@@ -255,7 +320,9 @@ def submit(
                     "findings": list(findings.rules[:MAX_OBJECTS_AUDITED]),
                 },
             )
-        if denied or findings is not None:
+        if max_queued is not None and queued is not None:
+            full = _queue_refusal(conn, max_queued, queued, about, grant)
+        if denied or findings is not None or full is not None:
             job = None
         else:
             job = create_job(
@@ -274,6 +341,8 @@ def submit(
             "checks; nothing was queued",
             list(findings.messages),
         )
+    if full is not None:  # its audit event is committed too
+        raise full
     if job is None:
         raise ScopeRefused(
             f"scope denied: {sum(not d.allowed for d in decisions)} of {len(decisions)} "
@@ -457,6 +526,53 @@ def download(conn: Connection, files: Files, job: Job, name: str, *, actor: str)
         detail={"job": job.id, "file": name, "sha256": digest, "bytes": len(content)},
     )
     return content
+
+
+def grant_refusal(
+    conn: Connection,
+    resolver: GrantResolver | None,
+    grant_id: str,
+    *,
+    actor: str,
+    datasets: Sequence[str],
+    detail: dict[str, Any],
+) -> GatewayError | None:
+    """None while the grant may be used; else the resolver's refusal (suspended, revoked,
+    expired: 409), appended to ``conn`` as a denied ``scope.decision`` (``detail`` names
+    the action), for the caller to raise once ``conn``'s transaction is committed."""
+    try:
+        resolve_grant(resolver, conn, grant_id)
+    except (GrantError, GrantUnavailable) as e:
+        decision = detail | {"allowed": False, "reason": [str(e)]}
+        append(conn, "scope.decision", actor, grant_id=grant_id, datasets=datasets,
+               detail=decision)  # fmt: skip
+        return e
+    return None
+
+
+def download_while_usable(
+    engine: Engine,
+    resolver: GrantResolver | None,
+    files: Files,
+    job_id: str,
+    name: str,
+    *,
+    operator: str,
+) -> bytes:
+    """:func:`download`, while the job's grant may still be used.
+
+    Rule: a stop stops downloads too: under a suspended, revoked or expired grant
+    nothing is read (:func:`grant_refusal`, action ``download``). The check and the
+    download share one transaction, so a stop committed first is seen.
+    """
+    with engine.begin() as conn:
+        job = own_job(conn, job_id, operator)
+        detail = {"job": job.id, "action": "download"}
+        refusal = grant_refusal(conn, resolver, job.grant_id, actor=operator,
+                                datasets=job.datasets, detail=detail)  # fmt: skip
+        if refusal is None:
+            return download(conn, files, job, name, actor=operator)
+    raise refusal  # its event is committed, with whatever the resolver recorded
 
 
 def cancel(conn: Connection, job: Job, *, actor: str) -> Job:

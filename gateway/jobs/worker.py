@@ -1,10 +1,28 @@
 """The worker pool: queued jobs through ``Pipeline.run``, outcomes recorded.
 
-A few threads (``concurrency``, default 2) each claim the oldest queued job
+A few threads (``concurrency``, default 2) each claim a queued job
 (``queued -> running``, a conditional update, so no job is taken twice, also
 across processes on PostgreSQL), run it through the pipeline, record
 ``job.run`` (``running -> checking``) and then the outcome row, the
 ``verdict`` and the final state in one transaction.
+
+Fair scheduling: one operator cannot stall the others by flooding the queue
+with slow jobs. ``claim`` takes the next job by operator, not by age:
+
+1. operators with ``max_running_per_operator`` jobs running or checking
+   (default 1) are skipped, even when a worker is idle;
+2. among the others, whose turn it is: the operator whose most recent job
+   start is oldest (one who never ran goes first), ties by the oldest queued
+   job, then by name. Starting a job sends its operator to the back, so
+   operators take turns (round-robin);
+3. that operator's oldest queued job (``FOR UPDATE SKIP LOCKED``).
+
+The order is computed from the jobs table in the claiming transaction, and
+claims are serialised by a lock of their own (PostgreSQL: an advisory
+transaction lock; SQLite: the write lock every transaction holds), so the
+cap holds across worker processes too. The queue side of fairness is at
+submission: ``max_queued_per_operator`` jobs waiting per operator, a 429
+beyond (``gateway.jobs.service.submit``). Dummy runs are jobs like any other.
 
 Start-up reconciles what a crash left: jobs found ``running`` or
 ``checking`` are re-queued once and failed (``interrupted``) the second
@@ -13,6 +31,8 @@ Reconciling assumes this is the only worker of the store: run one worker
 process per store.
 
 Invariants:
+- No operator has more than ``max_running_per_operator`` jobs running or
+  checking at once (jobs re-queued at start-up start again under the cap).
 - A failed job (non-zero exit, a timeout, a static rejection, even an
   exception in the pipeline) ends in a state with an outcome code; the
   worker thread goes on.
@@ -33,7 +53,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from fastapi import FastAPI
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 
 from gateway.audit import append
 from gateway.jobs.errors import InvalidTransition, NotConfigured
@@ -46,6 +66,7 @@ from gateway.jobs.service import (
     release_scope,
 )
 from gateway.scope import ScopePolicy
+from gateway.store.engine import serialise_writers
 from gateway.store.tables import jobs
 from sandbox.backends.base import Backend, ExitClass
 from sandbox.checking import JobReport
@@ -57,6 +78,8 @@ from sandbox.views import Grant, ViewBuilder
 log = logging.getLogger("dsr.gateway.jobs")
 
 MAX_ATTEMPTS = 2  # a job left running by a restart is re-queued once
+CLAIM_LOCK = "dsr.jobs.claim"  # serialises claims, so the running cap holds across processes
+ACTIVE = (State.RUNNING.value, State.CHECKING.value)  # what counts against the running cap
 CELLS = "cells.json"
 
 
@@ -145,9 +168,13 @@ class JobWorker:
         concurrency: int = 2,
         poll_seconds: float = 1.0,
         scope: Callable[[], ScopePolicy] | None = None,
+        max_running_per_operator: int = 1,
     ) -> None:
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
+        if max_running_per_operator < 1:
+            raise ValueError("max_running_per_operator must be at least 1")
+        self._max_running = max_running_per_operator
         self._scope = scope  # the release-time scope check (none: tests of the pipeline alone)
         self._engine = engine
         self._runtime = runtime
@@ -213,7 +240,7 @@ class JobWorker:
 
     def _remove_orphans(self) -> list[str]:
         """Remove the sandboxes of this store's jobs (none runs yet); an engine shared
-        with other stores or tools keeps theirs."""
+        with other stores or tools keeps theirs, also those made while this runs."""
         backend = self._runtime.backend
         present = backend.sandboxes()
         if not present:
@@ -222,29 +249,35 @@ class JobWorker:
             ours = {
                 str(r[0]) for r in conn.execute(sa.select(jobs.c.id).where(jobs.c.id.in_(present)))
             }
-        return backend.reconcile(keep=[j for j in present if j not in ours])
+        return backend.reconcile(only=ours) if ours else []
 
     # -- one job ------------------------------------------------------------------
 
     def claim(self) -> Job | None:
-        """Take the oldest queued job (``queued -> running``), or None."""
+        """Take the next job in fair order (``queued -> running``; see the module
+        docstring), or None when no operator with queued jobs is under the cap."""
         for _ in range(5):
             with self._engine.begin() as conn:
-                row = conn.execute(
-                    sa.select(jobs.c.id)
-                    .where(jobs.c.state == State.QUEUED.value)
-                    .order_by(jobs.c.submitted_at, jobs.c.id)
-                    .limit(1)
-                    .with_for_update(skip_locked=True)
-                ).first()
-                if row is None:
+                serialise_writers(conn, CLAIM_LOCK)
+                job_id = None
+                for operator in turns(conn, self._max_running):
+                    job_id = conn.execute(
+                        sa.select(jobs.c.id)
+                        .where(jobs.c.operator == operator, jobs.c.state == State.QUEUED.value)
+                        .order_by(jobs.c.submitted_at, jobs.c.id)
+                        .limit(1)
+                        .with_for_update(skip_locked=True)
+                    ).scalar()
+                    if job_id is not None:
+                        break
+                if job_id is None:
                     return None
                 try:
                     return transition(
-                        conn, str(row[0]), State.RUNNING, actor=SYSTEM, outcome=Outcome.STARTED
+                        conn, str(job_id), State.RUNNING, actor=SYSTEM, outcome=Outcome.STARTED
                     )
                 except InvalidTransition:
-                    continue  # taken or cancelled meanwhile
+                    continue  # cancelled meanwhile
         return None
 
     def run_one(self) -> Job | None:
@@ -351,6 +384,26 @@ class JobWorker:
                 self._wake.clear()
 
 
+def turns(conn: Connection, max_running: int) -> list[str]:
+    """Operators with a queued job and fewer than ``max_running`` jobs running or
+    checking, whose turn first: the oldest most recent start (never started: first),
+    then the oldest queued job, then the name."""
+    waiting = sa.select(jobs.c.operator).where(jobs.c.state == State.QUEUED.value)
+    active = sa.func.sum(sa.case((jobs.c.state.in_(ACTIVE), 1), else_=0))
+    last_start = sa.func.max(jobs.c.started_at)
+    oldest_queued = sa.func.min(
+        sa.case((jobs.c.state == State.QUEUED.value, jobs.c.submitted_at), else_=None)
+    )
+    query = (
+        sa.select(jobs.c.operator)
+        .where(jobs.c.operator.in_(waiting))
+        .group_by(jobs.c.operator)
+        .having(active < max_running)
+        .order_by(last_start.asc().nulls_first(), oldest_queued.asc(), jobs.c.operator)
+    )
+    return [str(r[0]) for r in conn.execute(query)]
+
+
 def _run_detail(job: Job, outcome: JobOutcome) -> dict[str, Any]:
     run = outcome.run
     assert run is not None
@@ -377,7 +430,7 @@ def _run_detail(job: Job, outcome: JobOutcome) -> dict[str, Any]:
 
 def start_worker(app: FastAPI, *, concurrency: int = 2, poll_seconds: float = 1.0) -> JobWorker:
     """Start the app's worker (``app.state.runtime`` and ``app.state.grant_resolver``
-    must be set); idempotent."""
+    must be set; the running cap comes from ``app.state.settings``); idempotent."""
     worker: JobWorker | None = getattr(app.state, "worker", None)
     if worker is not None and worker.running:
         return worker
@@ -392,6 +445,7 @@ def start_worker(app: FastAPI, *, concurrency: int = 2, poll_seconds: float = 1.
         concurrency=concurrency,
         poll_seconds=poll_seconds,
         scope=lambda: app_scope(app),
+        max_running_per_operator=app.state.settings.max_running_per_operator,
     )
     worker.start()
     app.state.worker = worker

@@ -4,25 +4,27 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request
 from sqlalchemy import Connection
 
-from gateway.auth import ANY_ROLE, read, requires, write
+from gateway.auth import ANY_ROLE, engine_of, read, requires
 from gateway.identity import Account, Role
 from gateway.products import service
 from gateway.products.schemas import ProductIn, ProductOut
 
 router = APIRouter(prefix="/v1/products", tags=["products"])
 Operator = Annotated[Account, Depends(requires(Role.OPERATOR))]
-Anyone = Annotated[Account, Depends(requires(*ANY_ROLE))]
+# Consumers call the privacy-computing products offered to them and nothing else
+# (gateway.he); the data products' lineage (jobs, grants) is not theirs to read.
+Anyone = Annotated[Account, Depends(requires(*(r for r in ANY_ROLE if r != Role.CONSUMER)))]
 
 
 @router.post("", response_model=ProductOut, status_code=201)
-def register(
-    body: ProductIn, operator: Operator, conn: Annotated[Connection, Depends(write)]
-) -> ProductOut:
-    product = service.register(
-        conn,
+def register(body: ProductIn, operator: Operator, request: Request) -> ProductOut:
+    """Register a released job as a product, while its grant is active (else 409)."""
+    product = service.register_while_usable(
+        engine_of(request),
+        getattr(request.app.state, "grant_resolver", None),
         operator=operator.name,
         job_id=body.job,
         name=body.name,
@@ -45,7 +47,10 @@ def one_product(
 
 
 @router.post("/{product_id}/renew", response_model=ProductOut)
-def renew(
-    product_id: str, operator: Operator, conn: Annotated[Connection, Depends(write)]
-) -> ProductOut:
-    return ProductOut.of(service.renew(conn, product_id, operator=operator.name))
+def renew(product_id: str, operator: Operator, request: Request) -> ProductOut:
+    """Renew a product for three years, while its grant is active (else 409)."""
+    resolver = getattr(request.app.state, "grant_resolver", None)
+    renewed = service.renew_while_usable(
+        engine_of(request), resolver, product_id, operator=operator.name
+    )
+    return ProductOut.of(renewed)

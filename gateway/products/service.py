@@ -13,6 +13,10 @@ and can be renewed by its operator for three years from the renewal
 Invariants:
 - Only a released job becomes a product, and only once.
 - Lineage is copied at registration and never changes.
+- A stop stops products too: registration and renewal happen only while the
+  job's grant may be used (``*_while_usable``); under a suspended, revoked or
+  expired grant they are refused (409) and audited as a denied
+  ``scope.decision`` (``gateway.jobs.service.grant_refusal``).
 """
 
 from __future__ import annotations
@@ -24,12 +28,19 @@ from enum import StrEnum
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy import Connection
+from sqlalchemy import Connection, Engine
 
 from gateway.audit import append
 from gateway.jobs.errors import Conflict, Forbidden, NotFound
 from gateway.jobs.model import State
-from gateway.jobs.service import get_outcome, manifest, manifest_sha256, own_job
+from gateway.jobs.service import (
+    GrantResolver,
+    get_outcome,
+    grant_refusal,
+    manifest,
+    manifest_sha256,
+    own_job,
+)
 from gateway.store.tables import products
 
 TERM = timedelta(days=3 * 365 + 1)  # three years, a leap day included
@@ -171,3 +182,41 @@ def renew(conn: Connection, product_id: str, *, operator: str) -> Product:
         },
     )
     return get_product(conn, product_id)
+
+
+def register_while_usable(
+    engine: Engine,
+    resolver: GrantResolver | None,
+    *,
+    operator: str,
+    job_id: str,
+    name: str,
+    description: str,
+    category: Category,
+) -> Product:
+    """:func:`register`, while the job's grant may be used (see the module docstring)."""
+    with engine.begin() as conn:
+        job = own_job(conn, job_id, operator)
+        detail = {"job": job_id, "action": "product.register"}
+        refusal = grant_refusal(conn, resolver, job.grant_id, actor=operator,
+                                datasets=job.datasets, detail=detail)  # fmt: skip
+        if refusal is None:
+            return register(conn, operator=operator, job_id=job_id, name=name,
+                            description=description, category=category)  # fmt: skip
+    raise refusal
+
+
+def renew_while_usable(
+    engine: Engine, resolver: GrantResolver | None, product_id: str, *, operator: str
+) -> Product:
+    """:func:`renew`, while the product's grant may be used (see the module docstring)."""
+    with engine.begin() as conn:
+        product = get_product(conn, product_id)
+        if product.operator != operator:
+            raise Forbidden(f"product {product_id} was registered by another operator")
+        detail = {"product": product_id, "action": "product.renew"}
+        refusal = grant_refusal(conn, resolver, product.grant_id, actor=operator,
+                                datasets=product.datasets, detail=detail)  # fmt: skip
+        if refusal is None:
+            return renew(conn, product_id, operator=operator)
+    raise refusal

@@ -175,6 +175,14 @@ class _Upload:
             self._out.close()
 
 
+def _flag(value: str, name: str) -> bool:
+    if value.lower() in ("", "false", "0", "no"):
+        return False
+    if value.lower() in ("true", "1", "yes"):
+        return True
+    raise ProviderError(f"the form field {name!r} is true or false")
+
+
 def _safe_filename(filename: str) -> str:
     """The client's base name, reduced to safe characters (the registry records it)."""
     base = re.split(r"[\\/]", filename)[-1]
@@ -239,6 +247,7 @@ async def register_dataset(request: Request, account: Provider, datasets: Servic
             encoding=fields.get("encoding") or None,
             source_format=fields.get("source_format") or None,
             delimiter=fields.get("delimiter") or None,
+            rename_columns=_flag(fields.get("rename_columns", ""), "rename_columns"),
         )
     finally:
         shutil.rmtree(directory, ignore_errors=True)

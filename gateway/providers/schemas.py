@@ -23,12 +23,22 @@ UPLOAD_FIELDS: dict[str, tuple[bool, str]] = {
     "encoding": (False, "the CSV's text encoding (detected when absent)"),
     "delimiter": (False, "the CSV's delimiter (detected when absent)"),
     "source_format": (False, "csv or parquet, when the file name does not say"),
+    "rename_columns": (
+        False,
+        "true: store column names that break the naming rules under the safe names a "
+        "refusal proposes (the renames are recorded); false (default): refuse them",
+    ),
 }
 
 
 class ColumnOut(BaseModel):
     name: str
     type: str  # DuckDB type name
+
+
+class RenamedOut(BaseModel):
+    original: str  # the name in the provider's file
+    stored: str  # the name the dataset stores
 
 
 class VersionOut(BaseModel):
@@ -42,6 +52,7 @@ class VersionOut(BaseModel):
     sha256: str
     provider: str
     registered_at: datetime
+    renamed: list[RenamedOut] = []
 
     @classmethod
     def of(cls, v: DatasetVersion) -> VersionOut:
@@ -56,6 +67,7 @@ class VersionOut(BaseModel):
             sha256=v.source_sha256,
             provider=v.provider,
             registered_at=v.registered_at,
+            renamed=[RenamedOut(original=a, stored=b) for a, b in v.renamed],
         )
 
 

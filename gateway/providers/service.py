@@ -34,7 +34,7 @@ from sqlalchemy import Engine
 from gateway.audit import append
 from gateway.errors import GatewayError
 from gateway.identity import Role
-from sandbox.errors import PolicyError, RegistryError
+from sandbox.errors import NamesRefused, PolicyError, RegistryError
 from sandbox.policy import ExposurePolicy, PolicyStore, PolicyVersion, parse_policy
 from sandbox.registry import NAME_RE, DatasetVersion, Registry
 
@@ -59,6 +59,15 @@ class DatasetForbidden(ProviderError):
 
 class UploadTooLarge(ProviderError):
     """The upload is larger than the gateway accepts."""
+
+
+class ColumnNamesRefused(ProviderError):
+    """The file's column names break the naming rules; ``problems`` lists each one with
+    its position, the reason and a safe name to use instead."""
+
+    def __init__(self, message: str, problems: list[dict[str, object]]) -> None:
+        super().__init__(message)
+        self.problems = problems
 
 
 class InvalidPolicy(ProviderError):
@@ -190,6 +199,7 @@ class ProviderService:
         encoding: str | None = None,
         source_format: str | None = None,
         delimiter: str | None = None,
+        rename_columns: bool = False,
     ) -> Registered:
         """Register ``path`` as a version of ``name`` for ``provider`` and audit it.
 
@@ -214,7 +224,10 @@ class ProviderService:
                 encoding=encoding,
                 source_format=source_format,
                 delimiter=delimiter,
+                rename_columns=rename_columns,
             )
+        except NamesRefused as e:
+            raise ColumnNamesRefused(str(e).replace(str(path), path.name), e.problems) from e
         except RegistryError as e:  # the upload's own name, never where the gateway keeps it
             raise ProviderError(str(e).replace(str(path), path.name)) from e
         except UnicodeError as e:  # a codec that fails on its own terms (utf-16 without a BOM)
@@ -235,6 +248,8 @@ class ProviderService:
                         "rows": dataset.row_count,
                         "columns": [{"name": c.name, "type": c.type} for c in dataset.columns],
                         "entity_column": dataset.entity_column,
+                        # the file's own names as escaped text: they broke the rules
+                        "renamed": [[ascii(a)[:200], b] for a, b in dataset.renamed],
                         "source_format": dataset.source_format,
                         "sha256": dataset.source_sha256,
                         "created": created,

@@ -138,6 +138,11 @@ def supply(
 ) -> RequestOut:
     """Issue the grant (20 working days); the request then names it."""
     record = requests.supply(
-        conn, request_id, account, valid_from=body.valid_from, valid_until=body.valid_until
+        conn,
+        request_id,
+        account,
+        valid_from=body.valid_from,
+        valid_until=body.valid_until,
+        days=body.days,
     )
     return _out(requests, record)

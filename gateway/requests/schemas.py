@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
+from gateway.grants.terms import MAX_TERM_DAYS
 from gateway.requests.model import RequestRecord
 from gateway.requests.service import Deadline
 
@@ -112,9 +113,18 @@ class ProviderReviewIn(_Review):
 
 
 class SupplyIn(BaseModel):
-    """The term of the grant that supplies the request (at most the configured maximum)."""
+    """The term of the grant that supplies the request: its end as ``valid_until``, or as
+    ``days`` from its start (one of them). It starts now (``valid_from``, if given, within
+    the gateway's clock skew) and runs at most three years (``gateway.grants.terms``)."""
 
     model_config = ConfigDict(extra="forbid")
 
     valid_from: AwareDatetime | None = None
-    valid_until: AwareDatetime
+    valid_until: AwareDatetime | None = None
+    days: Annotated[int, Field(ge=1, le=MAX_TERM_DAYS)] | None = None
+
+    @model_validator(mode="after")
+    def _one_end(self) -> SupplyIn:
+        if (self.valid_until is None) == (self.days is None):
+            raise ValueError("give the term's end as valid_until or as days (one of them)")
+        return self

@@ -13,7 +13,11 @@ Invariants:
   has approved (one approval covers all of that provider's datasets); each
   approval is audited as it comes.
 - A request asks only for what a grant could hold: known datasets, columns
-  visible under the current exposure policy (checked again at supply).
+  visible under the current exposure policy (checked again at supply). Its
+  scenario may repeat one the operator holds a grant for (a renewal is asked
+  for before the term ends); supply refuses it while that grant is live (one
+  scenario, one authorization, names compared as people read them:
+  ``GrantService.check_scenario_free``).
 - Supplying creates the grant and marks the request ``supplied`` with the
   grant's id, in one transaction.
 """
@@ -362,11 +366,13 @@ class RequestService:
         request_id: str,
         account: Account,
         *,
-        valid_until: datetime,
+        valid_until: datetime | None = None,
+        days: int | None = None,
         valid_from: datetime | None = None,
         now: datetime | None = None,
     ) -> RequestRecord:
-        """Issue the grant the request asked for and mark it ``supplied``.
+        """Issue the grant the request asked for, for a term ending at ``valid_until`` or
+        ``days`` after its start (``GrantService.create``), and mark it ``supplied``.
 
         Rule: administrators, and providers of one of the requested datasets, supply.
         """
@@ -390,6 +396,7 @@ class RequestService:
             scopes=[(s.dataset, s.columns) for s in request.scopes],
             valid_from=valid_from,
             valid_until=valid_until,
+            days=days,
             actor=account.name,
             request_id=request_id,
             now=now,

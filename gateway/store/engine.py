@@ -112,7 +112,7 @@ def _sqlite_engine(url: URL, busy_timeout_seconds: float) -> Engine:
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         try:
-            cursor.execute(f"PRAGMA busy_timeout = {timeout_ms}")
+            cursor.execute(f"PRAGMA busy_timeout = {int(timeout_ms)}")
             cursor.execute("PRAGMA foreign_keys = ON")
             mode = cursor.execute("PRAGMA journal_mode = WAL").fetchone()[0]
         finally:

@@ -99,6 +99,27 @@ audit_events = sa.Table(
     sa.Index(None, "grant_id", "id"),
 )
 
+# Signed checkpoints of the audit chain's head (gateway.audit.checkpoints).
+# Append-only by trigger like audit_events; one per head and signing key.
+# No foreign key to audit_events: a checkpoint must outlive a cut-off tail.
+audit_checkpoints = sa.Table(
+    "audit_checkpoints",
+    metadata,
+    sa.Column(
+        "event_id",
+        sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+        primary_key=True,
+        autoincrement=False,
+    ),
+    sa.Column("key_id", sa.String(64), primary_key=True),  # SHA-256 of the public key
+    sa.Column("hash", sa.String(64), nullable=False),
+    sa.Column("at", UTCDateTime(), nullable=False),
+    sa.Column("version", sa.Integer(), nullable=False),
+    sa.Column("signature", sa.String(128), nullable=False),  # base64 Ed25519
+    sa.CheckConstraint("event_id >= 1", name="event_id_positive"),
+    sa.Index(None, "at"),
+)
+
 
 # Identity (gateway.identity). An account is a person or a service with roles;
 # an API token is shown once and stored as the SHA-256 of its secret (a
@@ -185,6 +206,21 @@ grants = sa.Table(
     sa.Column("created_at", UTCDateTime(), nullable=False),
     sa.Column("state_changed_at", UTCDateTime(), nullable=False),
     sa.Column("state_reason", sa.Text(), nullable=False),
+)
+
+# The stops held on grants (gateway.grants): one row per party holding one, the
+# administrators as one party (``holder`` "") or a provider (its account name). A
+# grant is suspended exactly while it has a row here; a lifted stop's row is
+# deleted (the audit log's ``grant.hold`` events keep the history).
+grant_holds = sa.Table(
+    "grant_holds",
+    metadata,
+    sa.Column("grant_id", sa.String(64), sa.ForeignKey("grants.id"), primary_key=True),
+    sa.Column("holder_kind", sa.String(16), primary_key=True),
+    sa.Column("holder", sa.String(100), primary_key=True),
+    sa.Column("reason", sa.Text(), nullable=False),
+    sa.Column("placed_by", sa.String(100), nullable=False),
+    sa.Column("placed_at", UTCDateTime(), nullable=False),
 )
 
 

@@ -235,13 +235,24 @@ class Backend(Protocol):
         ...
 
     def sandboxes(self) -> list[str]:
-        """The job ids that have anything left on this backend, sorted. Changes nothing."""
+        """The job ids that have anything left on this backend, sorted. Changes nothing.
+
+        The engine may be shared (other gateways, test runs, tools): a sandbox
+        created or removed by someone else while this lists is no error; it is
+        listed or not, and what was there before and after is listed.
+        """
         ...
 
-    def reconcile(self, keep: CollectionOf[str] = ()) -> list[str]:
-        """Remove every sandbox of this backend whose job id is not in ``keep``.
+    def reconcile(
+        self, keep: CollectionOf[str] = (), only: CollectionOf[str] | None = None
+    ) -> list[str]:
+        """Remove every sandbox of this backend whose job id is not in ``keep`` and,
+        when ``only`` is given, is in ``only``.
 
-        For start-up after a crash. Returns the job ids removed.
+        For start-up after a crash. On a shared engine pass ``only`` (the job ids
+        the caller owns), so sandboxes others make meanwhile are never touched.
+        A sandbox that vanishes while this runs is no error. Returns the job ids
+        removed.
         """
         ...
 

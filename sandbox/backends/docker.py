@@ -22,6 +22,13 @@ bind-mounted read-only, no log
 driver (stdout and stderr are streamed, capped, and never touch the host's
 disk), no Docker socket, and a wall-clock timeout after which it is killed.
 gVisor (``runsc``) is used when the engine has it.
+
+A shared engine is normal: other gateways, test runs and tools create and
+remove labelled containers and volumes at any moment. Listing uses the
+engine's list answers only (their labels), never a per-object inspect that
+fails once the object is gone; removing treats "no such object" (404) and
+"removal already in progress" (409) as done, and waits briefly for a volume
+whose container is still being removed.
 """
 
 from __future__ import annotations
@@ -78,6 +85,10 @@ KILL_GRACE_SECONDS = 15.0
 # The collector only sleeps and runs tar.
 COLLECTOR_MEMORY = 128 * 1024 * 1024
 COLLECTOR_PIDS = 128
+# A volume whose container is still being removed (here or by another process)
+# is "in use" (409) for a moment: tries, a pause apart, before that is an error.
+VOLUME_REMOVE_TRIES = 25
+VOLUME_REMOVE_PAUSE_SECONDS = 0.2
 _DOCKER_ERRORS = (docker.errors.DockerException, requests.exceptions.RequestException)
 
 
@@ -564,19 +575,23 @@ class DockerBackend:
     def _remove_container(self, name_or_id: str) -> None:
         try:
             self._client.api.remove_container(name_or_id, force=True, v=True)
-        except docker.errors.NotFound:
-            pass
         except docker.errors.APIError as e:
-            if e.status_code != 409:  # 409: removal already in progress
+            # 404: gone already; 409: its removal is in progress (here or elsewhere).
+            if e.status_code not in (404, 409):
                 raise BackendError(f"cannot remove a sandbox container: {e}") from e
 
     def _remove_volume(self, name: str) -> None:
-        try:
-            self._client.api.remove_volume(name, force=True)
-        except docker.errors.NotFound:
-            pass
-        except docker.errors.APIError as e:
-            raise BackendError(f"cannot remove a sandbox volume: {e}") from e
+        for attempt in range(VOLUME_REMOVE_TRIES):
+            try:
+                self._client.api.remove_volume(name, force=True)
+                return
+            except docker.errors.APIError as e:
+                if e.status_code == 404:
+                    return  # gone already
+                # 409: still in use by a container whose removal is in progress.
+                if e.status_code != 409 or attempt == VOLUME_REMOVE_TRIES - 1:
+                    raise BackendError(f"cannot remove a sandbox volume: {e}") from e
+            time.sleep(VOLUME_REMOVE_PAUSE_SECONDS)
 
     def _remove_all(self, job_id: str) -> None:
         self._remove_container(job_name(job_id))
@@ -589,18 +604,22 @@ class DockerBackend:
         self._remove_all(handle.job_id)
 
     def sandboxes(self) -> list[str]:
-        label = f"{LABEL_MANAGED}=true"
+        filters = {"label": f"{LABEL_MANAGED}=true"}
         try:
-            containers = self._client.containers.list(all=True, filters={"label": label})
-            volumes = self._client.volumes.list(filters={"label": label})
+            # The list answers carry the labels. (``containers.list`` would inspect
+            # each container, and fail on one removed in between.)
+            containers = self._client.api.containers(all=True, filters=filters)
+            volumes = self._client.api.volumes(filters=filters).get("Volumes") or []
         except _DOCKER_ERRORS as e:
             raise BackendError("cannot list sandbox containers") from e
-        job_ids = {c.labels.get(LABEL_JOB, "") for c in containers}
-        job_ids |= {(v.attrs.get("Labels") or {}).get(LABEL_JOB, "") for v in volumes}
+        job_ids = {_label(c, LABEL_JOB) for c in containers}
+        job_ids |= {_label(v, LABEL_JOB) for v in volumes}
         return sorted(j for j in job_ids if j)
 
-    def reconcile(self, keep: CollectionOf[str] = ()) -> list[str]:
-        removed = [j for j in self.sandboxes() if j not in keep]
+    def reconcile(
+        self, keep: CollectionOf[str] = (), only: CollectionOf[str] | None = None
+    ) -> list[str]:
+        removed = [j for j in self.sandboxes() if j not in keep and (only is None or j in only)]
         for job_id in removed:
             self._remove_all(job_id)
         return removed
@@ -627,6 +646,13 @@ def gvisor_profile(profile: dict[str, Any]) -> dict[str, Any]:
         rules.append(rule)
     rules.append({"names": ["clone3"], "action": "SCMP_ACT_ALLOW", "args": []})
     return {**profile, "syscalls": rules}
+
+
+def _label(listed: Any, name: str) -> str:
+    """A label of a container or volume as the engine's list answer gives it."""
+    labels = listed.get("Labels") if isinstance(listed, dict) else None
+    value = labels.get(name) if isinstance(labels, dict) else None
+    return value if isinstance(value, str) else ""
 
 
 def _pump(stream: _RawStream, stdout: _CappedBuffer, stderr: _CappedBuffer) -> None:

@@ -67,6 +67,7 @@ from sandbox.destruction import DestructionRecord, destroy_files
 from sandbox.fsutil import write_atomic
 from sandbox.policy import ColumnClass, ExposurePolicy, Visibility, policy_version
 from sandbox.registry import DatasetVersion
+from sandbox.sqltext import ident
 
 FORMAT = 1
 ANCHOR = 8  # bytes read at every position of a scanned text
@@ -455,11 +456,12 @@ def _distinct(path: Path, columns: Sequence[str]) -> Iterable[pa.Array]:
     with duckdb.connect() as con:
         con.execute("SET threads = 2")
         for name in columns:
-            quoted = '"' + name.replace('"', '""') + '"'
-            # The column name comes from a validated policy and is quoted; the path is bound.
-            query = f"SELECT DISTINCT CAST({quoted} AS VARCHAR) AS v FROM read_parquet($p) "  # noqa: S608
-            query += f"WHERE {quoted} IS NOT NULL"
-            reader = con.sql(query, params={"p": str(path)}).to_arrow_reader(BATCH)
+            quoted = ident(name)  # names enter SQL only through sandbox.sqltext; the path is bound
+            query_sql = (
+                f"SELECT DISTINCT CAST({quoted} AS VARCHAR) AS v FROM read_parquet($p) "  # noqa: S608
+                f"WHERE {quoted} IS NOT NULL"
+            )
+            reader = con.sql(query_sql, params={"p": str(path)}).to_arrow_reader(BATCH)
             for batch in reader:
                 yield batch.column(0)
 

@@ -56,7 +56,7 @@ __all__ = [
 
 
 def check_sql(
-    sql: str,
+    code: str,
     policies: Mapping[str, ExposurePolicy],
     *,
     allowed_aggregates: frozenset[str] = ALLOWED_AGGREGATES,
@@ -66,10 +66,10 @@ def check_sql(
     Rule: a query runs only if every column it touches is used as its view's
     exposure policy allows. Raises ``SqlRejected`` listing every problem.
     """
-    tree, problems = parse_statement(sql)
+    tree, problems = parse_statement(code)
     if tree is None:
         raise SqlRejected(problems)
-    if problems := check_grammar(sql, tree):
+    if problems := check_grammar(code, tree):
         raise SqlRejected(_unique(problems))
     views = {p.dataset: view_relation(p) for p in policies.values()}
     schema: dict[str, object] = {p.dataset: view_schema(p) for p in policies.values()}
@@ -91,10 +91,10 @@ def check_sql(
     )
 
 
-def can_run_sql(sql: str, policies: Mapping[str, ExposurePolicy]) -> bool:
-    """Whether ``check_sql`` accepts ``sql``."""
+def can_run_sql(code: str, policies: Mapping[str, ExposurePolicy]) -> bool:
+    """Whether ``check_sql`` accepts ``code``."""
     try:
-        check_sql(sql, policies)
+        check_sql(code, policies)
     except SqlRejected:
         return False
     return True
@@ -115,7 +115,8 @@ def _unqualifiable(tree: exp.Query, error: SqlglotError) -> Rejection:
             )
     if text.startswith("Alias already used: "):
         name = text.removeprefix("Alias already used: ")
-        return Rejection("FROM", "ambiguous_column", f"FROM: alias {name} is used twice")
+        msg = f"FROM: alias {name} is used twice"  # message, not SQL
+        return Rejection("FROM", "ambiguous_column", msg)
     return Rejection("STATEMENT", "unknown_column", "STATEMENT: a reference cannot be resolved")
 
 

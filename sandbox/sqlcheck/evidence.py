@@ -41,9 +41,10 @@ from dataclasses import dataclass, field
 
 from sqlglot import exp, parse_one
 
-from sandbox.errors import EvidenceUnavailable
+from sandbox.errors import EvidenceUnavailable, SqlNameError
 from sandbox.sqlcheck.grammar import DIALECT
 from sandbox.sqlcheck.model import CheckedQuery
+from sandbox.sqltext import ident
 
 PREFIX = "__dsr_"
 ROW = "__dsr_row"
@@ -240,8 +241,16 @@ def _measure_dataset(arg: exp.Expr, sources: Mapping[str, list[_Item]]) -> _Item
 def rewrite(checked: CheckedQuery, entity_columns: Mapping[str, str], top_n: int) -> EvidenceQuery:
     """Rewrite ``checked`` to carry evidence (``entity_columns``: view -> entity column).
 
-    Raises ``EvidenceUnavailable`` for a query whose entities cannot be followed.
+    Raises ``EvidenceUnavailable`` for a query whose entities cannot be followed,
+    or whose names cannot be quoted (``sandbox.sqltext``).
     """
+    try:
+        return _rewrite(checked, entity_columns, top_n)
+    except SqlNameError as e:
+        raise EvidenceUnavailable("a name in the query cannot be quoted") from e
+
+
+def _rewrite(checked: CheckedQuery, entity_columns: Mapping[str, str], top_n: int) -> EvidenceQuery:
     tree = parse_one(checked.sql, dialect=DIALECT)
     if not isinstance(tree, exp.Select):
         raise EvidenceUnavailable("a set operation at the top cannot carry evidence")
@@ -291,32 +300,32 @@ def rewrite(checked: CheckedQuery, entity_columns: Mapping[str, str], top_n: int
                 Measure(item.dataset, f"{PREFIX}top{i}", f"{PREFIX}tot{i}")
             )
 
-    cte_sql = [f"{_quote(n)} AS ({b.sql(dialect=DIALECT)})" for n, b in ctes.items()]
+    cte_sql = [f"{ident(n)} AS ({b.sql(dialect=DIALECT)})" for n, b in ctes.items()]
     cte_sql.append(f"{PREFIX}main AS ({main.sql(dialect=DIALECT)})")
     joins = []
-    evidence_cols = [f"m.{_quote(c)}" for c in entity_out.values()]
+    evidence_cols = [f"m.{ident(c)}" for c in entity_out.values()]
     for j, (item, args) in enumerate(per_dataset.values()):
-        per = _per_entity(tree, keys, sets, item, args)
+        per = _per_entity_sql(tree, keys, sets, item, args)
         alias = f"c{j}"
         tops = ", ".join(
-            f"max(abs({_quote(c)}), {int(top_n)}) AS {_quote(c.replace('_c', '_top', 1))}, "
-            f"sum(abs({_quote(c)})) AS {_quote(c.replace('_c', '_tot', 1))}"
+            f"max(abs({ident(c)}), {int(top_n)}) AS {ident(c.replace('_c', '_top', 1))}, "
+            f"sum(abs({ident(c)})) AS {ident(c.replace('_c', '_tot', 1))}"
             for _, c in args
         )
-        group_by = ", ".join(_quote(k) for k in key_names)
+        group_by = ", ".join(ident(k) for k in key_names)
         cte_sql.append(f"{PREFIX}per{j} AS ({per})")
         cte_sql.append(
-            f"{PREFIX}con{j} AS (SELECT {', '.join([*map(_quote, key_names), tops])} "
+            f"{PREFIX}con{j} AS (SELECT {', '.join([*map(ident, key_names), tops])} "
             f"FROM {PREFIX}per{j}" + (f" GROUP BY {group_by})" if key_names else ")")
         )
         on = " AND ".join(
-            f"m.{_quote(k)} IS NOT DISTINCT FROM {alias}.{_quote(k)}" for k in key_names
+            f"m.{ident(k)} IS NOT DISTINCT FROM {alias}.{ident(k)}" for k in key_names
         )
         joins.append(f"LEFT JOIN {PREFIX}con{j} AS {alias} ON {on or 'TRUE'}")
         for _, c in args:
             for kind in ("_top", "_tot"):
-                evidence_cols.append(f"{alias}.{_quote(c.replace('_c', kind, 1))}")
-    released = [f"m.{_quote(o)}" for o in outputs]
+                evidence_cols.append(f"{alias}.{ident(c.replace('_c', kind, 1))}")
+    released = [f"m.{ident(o)}" for o in outputs]
     sql = (
         f"WITH {', '.join(cte_sql)} SELECT {', '.join(released + evidence_cols)} "
         f"FROM (SELECT *, row_number() OVER () AS {ROW} FROM {PREFIX}main) AS m "
@@ -338,7 +347,7 @@ def rewrite(checked: CheckedQuery, entity_columns: Mapping[str, str], top_n: int
     )
 
 
-def _per_entity(
+def _per_entity_sql(
     outer: exp.Select,
     keys: list[exp.Expr],
     sets: bool,
@@ -379,7 +388,3 @@ def _additive(tree: exp.Select, outputs: tuple[str, ...]) -> list[str]:
         if isinstance(inner, exp.Count | exp.Sum) and not isinstance(inner.this, exp.Distinct):
             found.append(out)
     return found
-
-
-def _quote(identifier: str) -> str:
-    return '"' + identifier.replace('"', '""') + '"'

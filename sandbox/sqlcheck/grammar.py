@@ -117,10 +117,10 @@ _FILE_CHARS = frozenset("./\\:*?~")
 _FILE_MESSAGE = "a file path or quoted string cannot be read; only views of the grant may appear"
 
 
-def parse_statement(sql: str) -> tuple[exp.Query | None, list[Rejection]]:
-    """The one SELECT statement in ``sql``, or the reasons there is none."""
+def parse_statement(code: str) -> tuple[exp.Query | None, list[Rejection]]:
+    """The one SELECT statement in ``code``, or the reasons there is none."""
     try:
-        statements = [s for s in sqlglot.parse(sql, read=DIALECT) if s is not None]
+        statements = [s for s in sqlglot.parse(code, read=DIALECT) if s is not None]
     except SqlglotError:
         # sqlglot's message quotes the query: it is not repeated.
         return None, [_reject("STATEMENT", "parse_error", "cannot parse the statement")]
@@ -132,14 +132,14 @@ def parse_statement(sql: str) -> tuple[exp.Query | None, list[Rejection]]:
         tree = tree.this
     if not isinstance(tree, exp.Select | exp.SetOperation):
         kind = type(tree).__name__.upper() if not isinstance(tree, exp.Command) else tree.name
-        msg = f"only a SELECT may be submitted, not {kind}"
+        msg = f"only a SELECT may be submitted, not {kind}"  # message, not SQL
         return None, [_reject("STATEMENT", "forbidden_statement", msg)]
     return tree, []
 
 
-def check_grammar(sql: str, tree: exp.Expr) -> list[Rejection]:
-    """Every node of ``tree`` not built from the allowlists, and every file scan in ``sql``."""
-    problems = list(_file_scans(sql))
+def check_grammar(code: str, tree: exp.Expr) -> list[Rejection]:
+    """Every node of ``tree`` not built from the allowlists, and every file scan in ``code``."""
+    problems = list(_file_scans(code))
     stack = [tree]
     while stack:
         node = stack.pop()
@@ -224,10 +224,10 @@ def _check_table(node: exp.Table, clause: str) -> Rejection | None:
     return None
 
 
-def _file_scans(sql: str) -> Iterator[Rejection]:
+def _file_scans(code: str) -> Iterator[Rejection]:
     # `FROM 'name'` is a DuckDB replacement scan of a file. sqlglot turns the
     # string into a quoted identifier, so it is caught on the tokens.
-    tokens = Dialect.get_or_raise(DIALECT).tokenize(sql)
+    tokens = Dialect.get_or_raise(DIALECT).tokenize(code)
     for before, token in itertools.pairwise(tokens):
         if token.token_type == TokenType.STRING and before.token_type in (
             TokenType.FROM,
@@ -266,7 +266,7 @@ _ARG_NAMES = {
 
 def _describe(node: exp.Expr, arg: str | None = None) -> str:
     if isinstance(node, exp.Join) and node.args.get("method"):
-        return f"{str(node.args['method']).upper()} JOIN"
+        return f"{str(node.args['method']).upper()} JOIN"  # message, not SQL
     if arg is not None:
         return _ARG_NAMES.get(arg, f"{type(node).__name__.upper()} ... {arg.upper()}")
     return _NAMES.get(type(node), type(node).__name__)

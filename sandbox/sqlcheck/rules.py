@@ -87,7 +87,7 @@ def _check_key(origin: Origin, use: Use) -> Rejection | None:
         )
         return _reject(use, "entity_condition_in_aggregate", what)
     what = (
-        f"join key {origin.name} may appear only in JOIN equality conditions "
+        f"join key {origin.name} may appear only in JOIN equality conditions "  # message, not SQL
         "and COUNT(DISTINCT ...)"
     )
     return _reject(use, "join_key_misuse", what)

@@ -23,8 +23,7 @@ import docker
 import pytest
 
 from sandbox import demo
-from sandbox.backends.docker import LABEL_JOB, LABEL_MANAGED
-from tests.conftest import require_engine
+from tests.conftest import require_engine, sandbox_objects
 from tests.gateway.live import (
     LiveGateway,
     apply_policy,
@@ -143,5 +142,4 @@ def test_provider_to_auditor_over_http(
     assert not [e for e in others if "residents" in e["datasets"]]
 
     gateway.stop()
-    left = docker_client.containers.list(all=True, filters={"label": f"{LABEL_MANAGED}=true"})
-    assert not [c for c in left if c.labels.get(LABEL_JOB) in (sql_job, py_job)]
+    assert not [job for job, _ in sandbox_objects(docker_client) if job in (sql_job, py_job)]

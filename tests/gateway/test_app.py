@@ -29,11 +29,24 @@ ACCESS: dict[tuple[str, str], str | frozenset[str]] = {
     ("DELETE", "/v1/tokens/{token_id}"): frozenset({"admin"}),
     ("GET", "/v1/audit/verify"): frozenset({"auditor"}),
     ("GET", "/v1/audit/events"): frozenset({"auditor", "provider"}),
+    ("POST", "/v1/audit/verify"): frozenset({"auditor"}),
+    ("GET", "/v1/audit/checkpoints"): frozenset({"auditor", "provider"}),
+    ("POST", "/v1/audit/checkpoints"): frozenset({"admin", "auditor"}),
+    ("GET", "/v1/audit/public-key"): frozenset({"admin", "auditor", "provider"}),
 }
 SAMPLE_PATH = {"{name}": "someone", "{token_id}": "000000000000"}
+SAMPLE_CHECKPOINT = {  # well-formed, signed by nobody: refused, not an error
+    "version": 1,
+    "event_id": 1,
+    "hash": "0" * 64,
+    "at": "2026-12-01T00:00:00+00:00",
+    "key_id": "0" * 64,
+    "signature": "A" * 86 + "==",
+}
 SAMPLE_BODY = {
     ("POST", "/v1/accounts"): {"name": "new-account", "roles": ["operator"]},
     ("POST", "/v1/accounts/{name}/tokens"): {"label": "x"},
+    ("POST", "/v1/audit/verify"): {"checkpoints": [SAMPLE_CHECKPOINT]},
 }
 
 

@@ -30,6 +30,7 @@ from gateway.store.migrations import current_revision, head_revision
 # Every event type ever stored. Values never change once stored: a type may be
 # added to EVENT_TYPES (and then here), never renamed or removed.
 STORED_TYPES = {
+    "access.denied",
     "auth.failed",
     "scope.decision",
     "view.built",
@@ -55,6 +56,7 @@ STORED_TYPES = {
     "he.product",
     "he.context",
     "he.call",
+    "grant.hold",
 }
 TYPES = sorted(EVENT_TYPES)
 

@@ -59,4 +59,5 @@ def test_json_output_for_scripts(dsr) -> None:  # type: ignore[no-untyped-def]
     verified = dsr("audit", "verify", "--json")
     result = json.loads(verified.output)
     assert verified.exit_code == 0 and result["ok"] is True and result["checked"] == 3
-    assert set(result) == {"ok", "checked", "first_broken", "reason", "head_id", "head_hash"}
+    keys = {"ok", "checked", "first_broken", "reason", "head_id", "head_hash", "checkpoints"}
+    assert set(result) == keys  # "checkpoints": the signed heads it was checked against

@@ -129,8 +129,11 @@ def test_products_are_listed_and_shown_by_role(world: World) -> None:
     assert mine["id"] == product and mine["state"] == "approved"
     table = world.ok("he", "products", "list", who="rev-1")
     assert product in table and "tax band" in table and "approved" in table
-    shown = world.ok("he", "products", "show", product, who="bank-1")
-    assert "approved (three coarse bands)" in shown and "annual_tax" in shown
+    shown = world.ok("he", "products", "show", product, who="bank-1")  # the consumer's view
+    assert "approved" in shown and "annual_tax" in shown and "bucket_bits" in shown
+    assert "op-1" not in shown and world.grant not in shown and "three coarse" not in shown
+    owned = world.ok("he", "products", "show", product, who="op-1")
+    assert "approved (three coarse bands)" in owned and world.grant in owned
     # A second product, a yes/no over a threshold, printed whole with --json; denied.
     made = world.json(
         "he", "products", "create", "verify", "--name", "contributions", "--grant",
@@ -166,7 +169,8 @@ def test_a_withdrawn_product_answers_no_more(world: World) -> None:
         "he", "verify", product, code(42), str(band(42)), "--keys", str(keys), who="bank-1"
     )
     assert refused.returncode == 1, refused.stderr
-    assert f"product {product} is withdrawn: it cannot answer (409)" in refused.stderr
+    # A consumer sees approved products only: a withdrawn one is no longer there for it.
+    assert f"no privacy-computing product '{product}' (404)" in refused.stderr
 
 
 def test_he_errors_are_messages_with_exit_codes(world: World) -> None:
@@ -211,8 +215,11 @@ def test_a_released_job_is_registered_listed_shown_and_renewed(world: World) -> 
     assert product.startswith("prd-")
     (listed,) = world.json("products", "list", who="rev-1")
     assert (listed["id"], listed["job"], listed["category"]) == (product, job, "public_governance")
-    shown = world.ok("products", "show", product, who="bank-1")
+    shown = world.ok("products", "show", product, who="rev-1")
     assert "firms by district" in shown and "active enterprises" in shown and job in shown
+    # A consumer calls the privacy-computing products offered to it, and reads no lineage.
+    consumer = world.dsr("products", "show", product, who="bank-1")
+    assert consumer.returncode == 1 and job not in consumer.stdout + consumer.stderr
     assert world.json("products", "show", product, who="op-1")["renewed_at"] is None
     renewed = world.json("products", "renew", product, who="op-1")
     assert renewed["renewed_at"] is not None

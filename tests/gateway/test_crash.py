@@ -2,12 +2,13 @@
 
 The real server (``dsr gateway serve``) runs jobs in real containers on runc.
 It is killed with SIGKILL while its two workers each have a job inside a
-sandbox and more jobs wait in the queue: no shutdown hook runs, the
-containers stay behind. On restart the worker reconciles: the interrupted
-jobs are re-queued (a second interruption would fail them), the orphan
-sandboxes are removed, and everything runs to its end. Afterwards every job
-has settled, no container or volume of these jobs exists, and the audit
-chain verifies over HTTP and with ``dsr audit verify``.
+sandbox (the operator may run two at once here) and more jobs wait in the
+queue: no shutdown hook runs, the containers stay behind. On restart the
+worker reconciles: the interrupted jobs are re-queued (a second interruption
+would fail them), the orphan sandboxes are removed, and everything runs to
+its end. Afterwards every job has settled, no container or volume of these
+jobs exists, and the audit chain verifies over HTTP and with ``dsr audit
+verify``.
 """
 
 from __future__ import annotations
@@ -20,8 +21,7 @@ import docker
 import pytest
 
 from sandbox import demo
-from sandbox.backends.docker import LABEL_JOB, LABEL_MANAGED
-from tests.conftest import require_engine
+from tests.conftest import require_engine, sandbox_objects
 from tests.gateway.live import (
     SETTLED,
     LiveGateway,
@@ -51,6 +51,8 @@ def gateway(tmp_path: Path) -> Iterator[LiveGateway]:
     require_engine()
     tmp_path.chmod(0o755)
     gw = LiveGateway(tmp_path / "var")
+    # One operator fills both workers (fair scheduling would otherwise run one at a time).
+    gw.env["DSR_GATEWAY_MAX_RUNNING_PER_OPERATOR"] = "2"
     for name, role in (
         ("city-bureau", "provider"),
         ("op-1", "operator"),
@@ -66,13 +68,9 @@ def gateway(tmp_path: Path) -> Iterator[LiveGateway]:
 
 
 def _sandboxes(client: docker.DockerClient, jobs: set[str]) -> set[str]:
-    """The jobs among ``jobs`` that still have a container or a volume."""
-    label = {"label": f"{LABEL_MANAGED}=true"}
-    found = {c.labels.get(LABEL_JOB) for c in client.containers.list(all=True, filters=label)}
-    found |= {
-        (v.attrs.get("Labels") or {}).get(LABEL_JOB) for v in client.volumes.list(filters=label)
-    }
-    return {j for j in found if j in jobs}
+    """The jobs among ``jobs`` that still have a container or a volume (the engine is
+    shared: only these jobs are ours to look at)."""
+    return {j for j, _ in sandbox_objects(client) if j in jobs}
 
 
 def test_sigkill_while_jobs_run(

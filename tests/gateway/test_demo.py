@@ -25,10 +25,9 @@ from gateway.identity import list_accounts, revoke_token, token_id_of
 from gateway.requests.service import RequestService
 from gateway.settings import GatewaySettings
 from gateway.store import make_engine, read_transaction
-from sandbox.backends.docker import LABEL_JOB
 from sandbox.policy import PolicyStore
 from sandbox.registry import Registry
-from tests.conftest import require_engine
+from tests.conftest import require_engine, sandbox_objects
 from tests.gateway.served_demo import bash, served_demo, wait_for, walkthrough
 
 RESIDENTS = 3000  # the seed's city, small: the test is about the seed, not the data
@@ -160,14 +159,4 @@ def test_readme_walkthrough_against_the_served_demo(tmp_path: Path, docker_clien
         again = wait_for("the pasted job finishes", lambda: finished(pasted["id"]), 90, log)
         assert again["state"] == "released", again
 
-    left = [
-        c.name
-        for c in docker_client.containers.list(all=True, filters={"label": "dsr.managed=true"})
-        if c.labels.get(LABEL_JOB) in jobs
-    ]
-    left += [
-        v.name
-        for v in docker_client.volumes.list(filters={"label": "dsr.managed=true"})
-        if (v.attrs.get("Labels") or {}).get(LABEL_JOB) in jobs
-    ]
-    assert left == []
+    assert [name for job, name in sandbox_objects(docker_client) if job in jobs] == []

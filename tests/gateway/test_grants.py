@@ -1,5 +1,6 @@
-"""Grants: the state table, suspension, revocation with destruction, expiry, the 3-year
-maximum, minimum necessary columns, and the routes' access matrix (SQLite and PostgreSQL)."""
+"""Grants: the state table, suspension by holds, revocation with destruction, expiry, the
+3-year maximum, minimum necessary columns, and the routes' access matrix (SQLite and
+PostgreSQL). The attacks on holds, terms and scenario names are in ``tests/security``."""
 
 from __future__ import annotations
 
@@ -11,17 +12,23 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from alembic import command
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from gateway.app import create_app
 from gateway.audit.chain import iter_events
 from gateway.grants.errors import GrantError, GrantInactive, IllegalGrantTransition
-from gateway.grants.model import MAX_GRANT_DAYS, TRANSITIONS, GrantRecord, State
+from gateway.grants.holds import holds_of
+from gateway.grants.model import ADMINISTRATORS, TRANSITIONS, GrantRecord, State
 from gateway.grants.service import GrantService, grant_service
+from gateway.grants.terms import years_after
 from gateway.identity import Role, create_account, issue_token
 from gateway.scope import ScopePolicy, column_object
 from gateway.settings import GatewaySettings
+from gateway.store import make_engine, migrate
+from gateway.store.migrations import CONNECTION, alembic_config
+from gateway.store.tables import accounts as accounts_table
 from gateway.store.tables import grants as grants_table
 from sandbox.entitymap import EntityMaps, ledger_secret
 from sandbox.policy import PolicyStore
@@ -154,11 +161,14 @@ def issue(
 
 
 def grant_at_state(w: World, state: State, scenario: str = "s") -> GrantRecord:
-    """A grant brought to ``state`` through legal moves only."""
+    """A grant brought to ``state`` through legal moves only (suspended: an
+    administrators' stop)."""
     g = issue(w, scenario=scenario)
     if state == State.ACTIVE:
         return g
     with w.engine.begin() as conn:
+        if state == State.SUSPENDED:
+            return w.grants.suspend(conn, g.id, ADMINISTRATORS, "admin-1", "test")
         return w.grants.transition(conn, g.id, state, "admin-1", "test")
 
 
@@ -220,7 +230,11 @@ def test_illegal_moves_answer_409_over_http(world: World) -> None:
 
 def test_suspension_stops_at_once_calls_the_hooks_and_resume_restores(world: World) -> None:
     called: list[str] = []
-    world.grants.on_suspend.append(lambda conn, grant_id: called.append(grant_id))
+
+    def hook(conn: sa.Connection, grant_id: str) -> None:
+        called.append(grant_id)
+
+    world.grants.on_suspend.append(hook)
     try:
         g = issue(world)
         policy = world.grants.scope
@@ -239,16 +253,29 @@ def test_suspension_stops_at_once_calls_the_hooks_and_resume_restores(world: Wor
         assert not allows(ScopePolicy.from_engine(world.engine), g)
         with pytest.raises(GrantInactive, match="suspended"):
             world.grants.use(g.id)
+        held = r.json()["holds"]
+        assert [(h["holder_kind"], h["holder"], h["reason"]) for h in held] == [
+            ("provider", "provider-1", "r")
+        ]
+        # Only the provider that stopped it lifts its stop (the administrators hold none).
         r = world.client.post(
             f"/v1/grants/{g.id}/resume", headers=world.headers("admin"), json={"reason": "fixed"}
         )
-        assert r.status_code == 200 and r.json()["state"] == "active"
+        assert r.status_code == 409 and "held by provider provider-1" in r.json()["detail"]
+        r = world.client.post(
+            f"/v1/grants/{g.id}/resume", headers=world.headers("provider"), json={"reason": "fixed"}
+        )
+        assert r.status_code == 200 and r.json()["state"] == "active" and r.json()["holds"] == []
         assert allows(policy, g) and allows(ScopePolicy.from_engine(world.engine), g)
         assert world.grants.use(g.id).grant_id == g.id
         moves = [(e.detail["from"], e.detail["to"]) for e in events(world, "grant.state", g.id)]
         assert moves == [(None, "active"), ("active", "suspended"), ("suspended", "active")]
+        holds = [
+            (e.detail["action"], e.detail["holder"]) for e in events(world, "grant.hold", g.id)
+        ]
+        assert holds == [("placed", "provider-1"), ("lifted", "provider-1")]
     finally:
-        world.grants.on_suspend.clear()
+        world.grants.on_suspend.remove(hook)
 
 
 def test_a_failing_hook_undoes_the_whole_suspension(world: World) -> None:
@@ -259,11 +286,12 @@ def test_a_failing_hook_undoes_the_whole_suspension(world: World) -> None:
     world.grants.on_suspend.append(broken)
     try:
         with pytest.raises(RuntimeError), world.engine.begin() as conn:
-            world.grants.transition(conn, g.id, State.SUSPENDED, "admin-1", "r")
+            world.grants.suspend(conn, g.id, ADMINISTRATORS, "admin-1", "r")
     finally:
-        world.grants.on_suspend.clear()
+        world.grants.on_suspend.remove(broken)
     with world.engine.connect() as conn:
         assert world.grants.get(conn, g.id).state == State.ACTIVE
+        assert world.grants.get(conn, g.id).holds == ()  # the hold rolled back with it
     assert allows(world.grants.scope, g)  # memory reloaded from the store
     assert len(events(world, "grant.state", g.id)) == 1
 
@@ -281,7 +309,7 @@ def test_providers_govern_only_grants_on_their_datasets(world: World) -> None:
     assert seen.json()["datasets"] == [{"dataset": "people", "columns": ["age", "income"]}]
 
 
-def test_emergency_stop_suspends_every_active_grant_on_the_dataset(world: World) -> None:
+def test_emergency_stop_holds_every_live_grant_on_the_dataset(world: World) -> None:
     a = issue(world, scenario="a")
     b = issue(world, scenario="b", operator="operator-2")
     tax = issue(world, scenario="c", dataset="tax")
@@ -289,10 +317,22 @@ def test_emergency_stop_suspends_every_active_grant_on_the_dataset(world: World)
         "/v1/datasets/people/emergency-stop", headers=world.headers("admin"), json={"reason": "x"}
     )
     assert r.status_code == 200 and sorted(r.json()["suspended"]) == sorted([a.id, b.id])
+    assert r.json()["already_held"] == []
     with world.engine.connect() as conn:
         states = {g.id: g.state for g in world.grants.find(conn)}
+        assert world.grants.get(conn, a.id).holders == (ADMINISTRATORS,)
     assert states == {a.id: State.SUSPENDED, b.id: State.SUSPENDED, tax.id: State.ACTIVE}
     assert not allows(world.grants.scope, a) and not allows(world.grants.scope, b)
+    again = world.client.post(
+        "/v1/datasets/people/emergency-stop", headers=world.headers("admin"), json={"reason": "y"}
+    )
+    assert again.json()["suspended"] == [] and sorted(again.json()["already_held"]) == sorted(
+        [a.id, b.id]
+    )
+    lifted = world.client.post(
+        f"/v1/grants/{a.id}/resume", headers=world.headers("admin"), json={"reason": "over"}
+    )
+    assert lifted.status_code == 200 and lifted.json()["state"] == "active"
 
 
 # -- revocation and expiry ---------------------------------------------------------------
@@ -353,11 +393,14 @@ def test_expire_due_sweeps_live_grants_past_their_term(world: World) -> None:
 # -- issuing -----------------------------------------------------------------------------
 
 
-def test_a_grant_runs_at_most_three_years(world: World) -> None:
-    assert MAX_GRANT_DAYS == 1096
-    with pytest.raises(GrantError, match="at most 1096 days"):
-        issue(world, days=MAX_GRANT_DAYS + 1)
-    assert issue(world, days=MAX_GRANT_DAYS).state == State.ACTIVE
+def test_a_grant_runs_at_most_three_calendar_years(world: World) -> None:
+    now = datetime.now(UTC)
+    longest = (years_after(now) - now).days
+    with pytest.raises(GrantError, match="at most 3 years"):
+        issue(world, days=longest + 1, now=now)
+    assert issue(world, days=longest, now=now).state == State.ACTIVE
+    leap = datetime(2028, 2, 29, 12, tzinfo=UTC)
+    assert years_after(leap) == datetime(2031, 2, 28, 12, tzinfo=UTC)
 
 
 def test_the_maximum_can_be_lowered_on_the_app(store_url: str, tmp_path: Path) -> None:
@@ -403,6 +446,43 @@ def test_the_key_is_stored_but_never_shown_or_audited(world: World) -> None:
     assert world.client.get("/v1/grants", headers=world.headers("operator-2")).json() == []
     with world.engine.connect() as conn:
         assert all(key not in str(e.detail) for e in iter_events(conn))
+
+
+def test_grants_suspended_before_holds_get_the_administrators_hold(store_url: str) -> None:
+    """Migration 0009: a grant suspended under the old flag keeps its stop, as the
+    administrators' hold (its stored reason and time), which only they lift."""
+    engine = make_engine(store_url)
+    try:
+        config = alembic_config()
+        with engine.begin() as conn:
+            config.attributes[CONNECTION] = conn
+            command.upgrade(config, "0008")
+        at = datetime(2026, 6, 1, 8, tzinfo=UTC)
+        row = {"operator": "op", "purpose": "p", "scopes": [], "valid_from": at,
+               "valid_until": at + timedelta(days=30), "pseudonym_key": "00" * 32,
+               "key_id": "k-1", "request_id": None, "created_by": "admin",
+               "created_at": at, "state_changed_at": at}  # fmt: skip
+        with engine.begin() as conn:
+            conn.execute(accounts_table.insert().values(
+                name="op", display_name="op", roles=["operator"], created_at=at))  # fmt: skip
+            conn.execute(
+                grants_table.insert().values(
+                    id="g-stopped", scenario="a", state="suspended", state_reason="audit", **row
+                )
+            )
+            conn.execute(
+                grants_table.insert().values(
+                    id="g-active", scenario="b", state="active", state_reason="issued", **row
+                )
+            )
+        migrate(engine)
+        with engine.connect() as conn:
+            held = holds_of(conn, ["g-stopped", "g-active"])
+        assert set(held) == {"g-stopped"}
+        (hold,) = held["g-stopped"]
+        assert (hold.holder, hold.reason, hold.placed_at) == (ADMINISTRATORS, "audit", at)
+    finally:
+        engine.dispose()
 
 
 # -- the access matrix --------------------------------------------------------------------

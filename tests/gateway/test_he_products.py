@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 import tenseal as ts
 
+from gateway.grants.model import Holder, HolderKind
 from gateway.grants.model import State as GrantState
 from gateway.grants.service import grant_service
 from sandbox.he.client import ScoringKeys, VerificationKeys
@@ -293,13 +294,17 @@ def test_a_suspended_grant_stops_calls_and_a_revoked_one_withdraws(
     w = world
     product, context = ready_product(w, vkeys)
     grants = grant_service(w.app)
+    provider = Holder(HolderKind.PROVIDER, "provider-1")
     with w.app.state.engine.begin() as conn:
-        grants.transition(conn, w.grant_id, GrantState.SUSPENDED, "provider-1", "rectification")
-    got = w.client.get(f"/v1/he/products/{product['id']}", headers=w.h("bank-1")).json()
+        grants.suspend(conn, w.grant_id, provider, "provider-1", "rectification")
+    got = w.client.get(f"/v1/he/products/{product['id']}", headers=w.h("op-1")).json()
     assert got["state"] == "suspended"
+    # A consumer sees only approved products: a suspended one is not there for it.
+    hidden = w.client.get(f"/v1/he/products/{product['id']}", headers=w.h("bank-1"))
+    assert hidden.status_code == 404
     assert ask(w, vkeys, product, context, code(9), band(9)).status_code == 409
     with w.app.state.engine.begin() as conn:
-        grants.transition(conn, w.grant_id, GrantState.ACTIVE, "provider-1", "rectified")
+        grants.resume(conn, w.grant_id, provider, "provider-1", "rectified")
     assert vkeys.read_answer(ask(w, vkeys, product, context, code(9), band(9)).content)
     with w.app.state.engine.begin() as conn:
         grants.transition(conn, w.grant_id, GrantState.REVOKED, "provider-1", "terminated")

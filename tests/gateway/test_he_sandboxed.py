@@ -2,10 +2,10 @@
 
 The container answers (on runc, and once on gVisor), it is hardened as job
 containers are (code run inside it cannot connect out, resolve a name,
-write to its input or its root, or become root), a container killed behind the evaluator's back is started
-again, a malformed ciphertext is the same 422 as in process, the spool
-refuses symlinks on both sides, and what the container sees holds no raw
-identifier.
+write to its input or its root, or become root), a container killed behind
+the evaluator's back is started again, a malformed ciphertext is the same
+422 as in process, the spool refuses symlinks on both sides, and what the
+container sees holds no raw identifier.
 """
 
 from __future__ import annotations

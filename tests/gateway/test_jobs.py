@@ -59,8 +59,10 @@ ACCESS: dict[tuple[str, str], str | frozenset[str]] = {
     ("GET", "/v1/reviews/{job_id}"): frozenset({"reviewer"}),
     ("POST", "/v1/reviews/{job_id}/votes"): frozenset({"reviewer"}),
     ("POST", "/v1/products"): frozenset({"operator"}),
-    ("GET", "/v1/products"): "any",
-    ("GET", "/v1/products/{product_id}"): "any",
+    ("GET", "/v1/products"): frozenset({"operator", "provider", "reviewer", "admin", "auditor"}),
+    ("GET", "/v1/products/{product_id}"): frozenset(
+        {"operator", "provider", "reviewer", "admin", "auditor"}
+    ),
     ("POST", "/v1/products/{product_id}/renew"): frozenset({"operator"}),
 }
 PREFIXES = ("/v1/jobs", "/v1/reviews", "/v1/products")

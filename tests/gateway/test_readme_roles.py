@@ -74,7 +74,9 @@ def test_every_role_walkthrough_runs_as_written(tmp_path: Path) -> None:
 
     admin = out["admin"]
     assert re.search(r"dsr_[0-9a-f]{12}_\S{43}", admin) and "analyst-li" in admin
-    assert "suspended" in admin and "active" in admin  # the stop, then the provider's resume
+    assert "suspended" in admin and "stopped by" in admin and "the administrators" in admin
+    assert "only they can lift their stop" in admin  # the provider cannot end the stop
+    assert re.search(r"^grant \S+: active$", admin, re.M)  # the administrators lift theirs
 
     auditor = out["auditor"]
     lines = (tmp_path / "audit.jsonl").read_text().splitlines()

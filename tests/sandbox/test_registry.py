@@ -286,7 +286,7 @@ REFUSALS = [
     ),
     ("unknown encoding", "gbk.csv", GBK, {"encoding": "klingon"}, "unknown encoding 'klingon'"),
     ("bad delimiter", "a.csv", UTF8, {"delimiter": "\n"}, "delimiter must be one character"),
-    ("parquet that is not", "a.parquet", UTF8, {}, "a.parquet: .*magic bytes"),
+    ("parquet that is not", "a.parquet", UTF8, {}, "a.parquet: not a readable Parquet file"),
     ("encoding on parquet", "a.parquet", UTF8, {"encoding": "gbk"}, "only to CSV"),
 ]
 
@@ -313,7 +313,7 @@ def test_bad_row_past_the_sample_names_its_line(tmp_path):
     body = "".join(f"{i},{i % 7}\n" for i in range(120_000))
     source = write(tmp_path, "long.csv", "id,k\n" + body + "1,2,3\n")
     reg = registry(tmp_path)
-    with pytest.raises(RegistryError, match=r"Line: 120002.*Expected Number of Columns: 2"):
+    with pytest.raises(RegistryError, match=r"line 120002 has 3 fields, the header has 2"):
         reg.register(source, name="long", entity_column="id", provider="p")
     assert tree(reg.root) == ["datasets"]
 

@@ -2,20 +2,26 @@
 
 Subclass :class:`BackendContract` and provide a ``backend`` fixture; the
 methods here are the protocol's docstrings turned into checks.
+
+The engine may be shared with other gateways and test runs: job ids carry
+this run's suffix, and listings are asserted about this test's own ids only.
 """
 
 from __future__ import annotations
 
+import os
+import secrets
 from pathlib import Path
 
 from sandbox.backends.base import Backend, ExitClass, Limits, MiB, RunSpec, execute
 from tests.conftest import make_job_dir
 
 LIMITS = Limits(wall_seconds=60, memory_bytes=256 * MiB)
+RUN = f"{os.getpid()}-{secrets.token_hex(3)}"  # two test runs on one engine never collide
 
 
 def spec(tmp_path: Path, code: str, job_id: str) -> RunSpec:
-    return RunSpec(job_id=job_id, job_dir=make_job_dir(tmp_path, code), limits=LIMITS)
+    return RunSpec(job_id=f"{job_id}-{RUN}", job_dir=make_job_dir(tmp_path, code), limits=LIMITS)
 
 
 class BackendContract:
@@ -76,15 +82,24 @@ class BackendContract:
         assert backend.run(handle).exit_class == ExitClass.BACKEND_ERROR
         col = backend.collect(handle, tmp_path / "out")
         assert col.files == () and not col.complete
-        assert "contract-clean" not in backend.sandboxes()
+        assert handle.job_id not in backend.sandboxes()
 
     def test_sandboxes_lists_prepared_runs_and_reconcile_removes_them(self, backend, tmp_path):
-        handle = backend.prepare(spec(tmp_path, "print(1)\n", "contract-list"))
-        assert "contract-list" in backend.sandboxes()
-        others = set(backend.sandboxes()) - {"contract-list"}
-        assert backend.reconcile(keep=others) == ["contract-list"]
-        assert "contract-list" not in backend.sandboxes()
-        backend.cleanup(handle)  # still fine
+        listed = backend.prepare(spec(tmp_path / "a", "print(1)\n", "contract-list"))
+        kept = backend.prepare(spec(tmp_path / "b", "print(1)\n", "contract-kept"))
+        try:
+            assert {listed.job_id, kept.job_id} <= set(backend.sandboxes())
+            # Only what the caller names is touched (others' sandboxes on a shared
+            # engine never are), and ``keep`` wins.
+            ours = {listed.job_id, kept.job_id, f"contract-absent-{RUN}"}
+            assert backend.reconcile(keep={kept.job_id}, only=ours) == [listed.job_id]
+            assert listed.job_id not in backend.sandboxes()
+            assert kept.job_id in backend.sandboxes()
+            assert backend.reconcile(only={listed.job_id}) == []
+        finally:
+            backend.cleanup(listed)  # still fine
+            backend.cleanup(kept)
+        assert not {listed.job_id, kept.job_id} & set(backend.sandboxes())
 
     def test_outputs_of_one_run_never_reach_another(self, backend, tmp_path):
         writer = spec(tmp_path / "w", "open('/output/leak', 'w').write('a')\n", "contract-w")

@@ -1,7 +1,6 @@
 """high_entropy: compressed and encrypted payloads are caught, ordinary outputs are not."""
 
 # Chinese report text is written with full-width punctuation, as real outputs are.
-# ruff: noqa: RUF001
 
 from __future__ import annotations
 

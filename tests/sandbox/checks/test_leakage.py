@@ -1,7 +1,6 @@
 """identifier_leakage over real identifiers of the synthetic city, and no false alarms."""
 
 # Chinese report text is written with full-width punctuation, as real outputs are.
-# ruff: noqa: RUF001
 
 from __future__ import annotations
 
