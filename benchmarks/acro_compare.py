@@ -51,7 +51,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from sandbox.checking import read_sql_output, thresholds_for
+from sandbox.checking import thresholds_for
+from sandbox.checks.sqlresult import read_sql_output
 from sandbox.checks.aggregation import dominance, min_aggregation, suppress
 from sandbox.checks.model import Context, Output, Thresholds, worst
 from sandbox.policy import ExposurePolicy, parse_policy

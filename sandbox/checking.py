@@ -33,7 +33,6 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
-import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
@@ -41,7 +40,6 @@ import pyarrow.parquet as pq
 
 from sandbox.checks import (
     Context,
-    Evidence,
     Finding,
     Output,
     Thresholds,
@@ -53,15 +51,14 @@ from sandbox.checks import (
 )
 from sandbox.checks.files import MANIFEST as MANIFEST_RULE
 from sandbox.checks.model import Kind
+from sandbox.checks.sqlresult import table_csv
 from sandbox.checks.values import cents, norm
 from sandbox.errors import CheckError
 from sandbox.ledger import Cell, DifferencingFinding, Ledger
 from sandbox.policy import ColumnClass, ExposurePolicy, Visibility
-from sandbox.sqlcheck.evidence import EvidenceQuery
 from sandbox.sqltext import ident
 
 MANIFEST = "manifest.json"
-RESULT_NAME = "result.csv"
 _KINDS = {"table", "model", "figure", "text"}
 _PLAIN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")  # as the SDK writes them
 _AUTO_ORDER = {"checked": 0, "sql_only": 1, "never": 2}
@@ -264,83 +261,8 @@ def _read_csv(content: bytes, entry: Mapping[str, Any]) -> pa.Table:
     return table
 
 
-def read_sql_output(
-    result: bytes,
-    query: EvidenceQuery | None,
-    output_columns: Sequence[str],
-    ledger_keys: Mapping[str, Sequence[frozenset[str]]] | None = None,
-) -> Output:
-    """Split an SQL product's result into the table to release and its evidence.
-
-    ``ledger_keys``: per dataset, each row's entities as ledger keys (see
-    ``sandbox.entitymap``); without it the evidence carries no entity sets.
-    """
-    try:
-        full = pq.read_table(io.BytesIO(result))
-    except pa.ArrowInvalid as e:
-        raise CheckError("the SQL product's result cannot be read") from e
-    columns = list(query.output_columns if query is not None else output_columns)
-    missing = [c for c in columns if c not in full.column_names]
-    if missing:
-        raise CheckError("the SQL product's result lacks its output columns")
-    released = full.select(columns)
-    content = _csv(released)
-    entry = {"kind": "table", "format": "csv", "rows": released.num_rows, "columns": columns}
-    if query is None:
-        return Output(RESULT_NAME, "table", "sql", content, entry, table=released)
-    entities = {}
-    for dataset, column in query.entity_columns.items():
-        lengths = full.column(column).combine_chunks()
-        entities[dataset] = np.asarray(
-            [len(v) if v is not None else 0 for v in lengths.to_pylist()], dtype=np.int64
-        )
-    top: dict[str, tuple[tuple[float, ...], ...]] = {}
-    totals: dict[str, np.ndarray[Any, Any]] = {}
-    measures: dict[str, tuple[tuple[str, str], ...]] = {}
-    for out, specs in query.measures.items():
-        measures[out] = tuple((m.top, m.total) for m in specs)
-        for m in specs:
-            top[m.top] = tuple(
-                tuple(float(x) for x in (v or []) if x is not None)
-                for v in full.column(m.top).to_pylist()
-            )
-            totals[m.total] = np.asarray(
-                [float(v) if v is not None else 0.0 for v in full.column(m.total).to_pylist()]
-            )
-    evidence = Evidence(
-        entities=entities,
-        top=top,
-        totals=totals,
-        entity_sets={d: tuple(v) for d, v in (ledger_keys or {}).items()},
-        additive=query.additive,
-        measures=measures,
-    )
-    return Output(
-        RESULT_NAME,
-        "table",
-        "sql",
-        content,
-        entry,
-        table=released,
-        group_by=query.dimensions,
-        measures=tuple(c for c in columns if c not in query.dimensions),
-        evidence=evidence,
-    )
-
-
-def entity_lists(result: bytes, query: EvidenceQuery) -> dict[str, list[list[str]]]:
-    """Per dataset, each row's entity pseudonyms (to be mapped to ledger keys)."""
-    full = pq.read_table(io.BytesIO(result), columns=list(query.entity_columns.values()))
-    return {
-        dataset: [list(v or []) for v in full.column(column).to_pylist()]
-        for dataset, column in query.entity_columns.items()
-    }
-
-
 def _csv(table: pa.Table) -> bytes:
-    sink = io.BytesIO()
-    pacsv.write_csv(table, sink)
-    return sink.getvalue()
+    return table_csv(table)
 
 
 def _release_bytes(output: Output) -> bytes:

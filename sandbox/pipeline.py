@@ -37,13 +37,12 @@ from sandbox.backends.base import Backend, ExitClass, Limits, RunResult, RunSpec
 from sandbox.checking import (
     JobReport,
     check_job,
-    entity_lists,
     read_python_outputs,
-    read_sql_output,
     thresholds_for,
     view_facts,
 )
 from sandbox.checks import Context, Finding, Output
+from sandbox.checks.sqlresult import entity_lists, read_sql_output
 from sandbox.checks.fingerprints import FingerprintIndex, FingerprintStore, build_for_pseudonyms
 from sandbox.dummy import DummyBuilder
 from sandbox.entitymap import EntityMaps
