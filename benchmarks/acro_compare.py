@@ -52,9 +52,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from sandbox.checking import thresholds_for
-from sandbox.checks.sqlresult import read_sql_output
 from sandbox.checks.aggregation import dominance, min_aggregation, suppress
 from sandbox.checks.model import Context, Output, Thresholds, worst
+from sandbox.checks.sqlresult import read_sql_output
 from sandbox.policy import ExposurePolicy, parse_policy
 from sandbox.sdk import connect
 from sandbox.sqlcheck import check_sql

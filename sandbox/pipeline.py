@@ -42,8 +42,8 @@ from sandbox.checking import (
     view_facts,
 )
 from sandbox.checks import Context, Finding, Output
-from sandbox.checks.sqlresult import entity_lists, read_sql_output
 from sandbox.checks.fingerprints import FingerprintIndex, FingerprintStore, build_for_pseudonyms
+from sandbox.checks.sqlresult import entity_lists, read_sql_output
 from sandbox.dummy import DummyBuilder
 from sandbox.entitymap import EntityMaps
 from sandbox.errors import CheckError, EvidenceUnavailable, ScreenRejected, SqlRejected
