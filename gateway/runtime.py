@@ -15,6 +15,7 @@ from gateway.jobs.worker import JobRuntime
 from gateway.settings import GatewaySettings
 from sandbox.backends.base import Backend
 from sandbox.backends.docker import DockerBackend
+from sandbox.bounded import Limits as CheckLimits
 from sandbox.checks.fingerprints import FingerprintStore
 from sandbox.dummy import DummyBuilder
 from sandbox.entitymap import EntityMaps, ledger_secret
@@ -42,5 +43,8 @@ def build_runtime(settings: GatewaySettings, backend: Backend | None = None) -> 
         fingerprints=FingerprintStore(data),
         entity_maps=EntityMaps(data / "cache", ledger_secret(data)),
         work_dir=data / "work",
+        check_limits=CheckLimits(
+            memory_bytes=settings.check_memory_mb * 1024 * 1024, seconds=settings.check_seconds
+        ),
     )
     return JobRuntime(pipeline, views, ledger, backend, data / "work")

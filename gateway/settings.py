@@ -45,6 +45,10 @@ class GatewaySettings(BaseSettings):
     # once, and waiting in the queue (429 beyond); operators take turns.
     max_running_per_operator: int = Field(default=1, ge=1)
     max_queued_per_operator: int = Field(default=20, ge=1)
+    # Checking a job's outputs runs in a separate checker process (sandbox.bounded):
+    # one whose memory or time passes these ends the job blocked, with the reason.
+    check_memory_mb: int = Field(default=2048, ge=256)
+    check_seconds: float = Field(default=300.0, gt=0)
     # A grant starts now: a valid_from further than this from the gateway's
     # clock is refused (gateway.grants).
     grant_clock_skew_seconds: int = Field(default=300, ge=0, le=3600)

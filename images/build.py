@@ -37,10 +37,11 @@ import docker.errors
 ROOT = Path(__file__).resolve().parent.parent
 RUNNER_DIR = ROOT / "images" / "runner"
 LOCK = RUNNER_DIR / "requirements.lock"
-# In-container code: the runner entrypoint, its guard, the SQL runner, the SDK
-# and the HE products' evaluator (sandbox.he.server and what it imports), nothing
-# host-side: never the trusted side's checks, ledger, views, registry or the
-# gateway, nor the HE consumer's client (it makes and holds the secret keys).
+# In-container code: the runner entrypoint, its guard, the SQL runner, the model
+# fitter, the SDK (its specifications included) and the HE products' evaluator
+# (sandbox.he.server and what it imports), nothing host-side: never the trusted
+# side's checks, ledger, views, registry or the gateway, nor the HE consumer's
+# client (it makes and holds the secret keys).
 # tests/security/test_runner_image.py lists the built image against this.
 IN_CONTAINER = (
     "sandbox/__init__.py",
@@ -48,6 +49,7 @@ IN_CONTAINER = (
     "sandbox/runner.py",
     "sandbox/guard.py",
     "sandbox/sqlrun.py",
+    "sandbox/modelfit.py",
     "sandbox/sdk",
     "sandbox/he/__init__.py",
     "sandbox/he/errors.py",

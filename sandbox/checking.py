@@ -13,10 +13,10 @@ Invariants:
 - The decision covers the job as a whole: released (every finding PASS),
   held (worst REVIEW) or blocked (worst FAIL); held and blocked outputs go
   to security review with their findings.
-- Released SQL cells enter the ledger in the same transaction as the
-  differencing check (``Ledger.check_and_record``), so two jobs cannot pass
-  against each other; outputs held for review are checked against the ledger
-  now and recorded when a reviewer releases them (``record_release``).
+- Released SQL cells enter the ledger only when the release commits
+  (``record_release``: check and record in one ledger transaction), so two
+  jobs cannot pass against each other and a job refused after checking
+  (scope at release, a reviewer's denial) records nothing.
 """
 
 from __future__ import annotations
@@ -26,7 +26,6 @@ import csv
 import hashlib
 import io
 import json
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -56,11 +55,12 @@ from sandbox.checks.values import cents, norm
 from sandbox.errors import CheckError
 from sandbox.ledger import Cell, DifferencingFinding, Ledger
 from sandbox.policy import ColumnClass, ExposurePolicy, Visibility
+from sandbox.sdk.specs import NAME_PATTERN
 from sandbox.sqltext import ident
 
 MANIFEST = "manifest.json"
 _KINDS = {"table", "model", "figure", "text"}
-_PLAIN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")  # as the SDK writes them
+SPEC_KINDS = frozenset({"query", "glm"})  # manifest entries the trusted side recomputes
 _AUTO_ORDER = {"checked": 0, "sql_only": 1, "never": 2}
 
 
@@ -184,10 +184,12 @@ def read_python_outputs(files: Mapping[str, bytes]) -> tuple[list[Output], list[
     outputs = []
     declared: set[str] = set()
     for entry in entries:
+        if isinstance(entry, dict) and entry.get("kind") in SPEC_KINDS:
+            continue  # a specification: the trusted side computes it (sandbox/pipeline.py)
         file = entry.get("file") if isinstance(entry, dict) else None
         if (
             not isinstance(file, str)
-            or not _PLAIN_NAME.fullmatch(file)
+            or not NAME_PATTERN.fullmatch(file)
             or file in declared
             or file == MANIFEST
         ):
@@ -235,7 +237,7 @@ def _python_output(name: str, content: bytes, entry: Mapping[str, Any]) -> Outpu
             return replace(base, model=document if isinstance(document, dict) else None)
         if kind == "text":
             return replace(base, text=content.decode("utf-8", errors="replace"))
-    except (pa.ArrowInvalid, UnicodeDecodeError, ValueError):
+    except (pa.ArrowInvalid, UnicodeDecodeError, ValueError, RecursionError):
         return replace(base, kind="other")
     return base
 
@@ -390,32 +392,26 @@ def check_job(
     job_findings: Sequence[Finding] = (),
     ledger: Ledger | None = None,
     ledger_k: Mapping[str, int] | None = None,
-    job_id: str = "",
-    grant_id: str = "",
-    operator: str = "",
-    query: str = "",
+    contexts: Sequence[Context] | None = None,
 ) -> JobReport:
-    """Every rule over every output, then the ledger; the job's verdict and decision."""
+    """Every rule over every output, then the ledger's check; the job's verdict and decision.
+
+    Nothing is recorded here: released cells enter the ledger when the release
+    commits (``record_release``), so a refusal after checking records nothing.
+    ``contexts``: one per output (facts of the datasets it derives from);
+    ``ctx`` for all when absent.
+    """
     checked = []
     cells: list[Cell] = []
-    for output in outputs:
-        released, findings = check_output(output, ctx)
+    for i, output in enumerate(outputs):
+        released, findings = check_output(output, contexts[i] if contexts else ctx)
         checked.append((released, findings))
         cells.extend(sql_cells(released))
     job_level = [*job_findings, *check_outputs(outputs, ctx)]
     before = worst([*job_level, *(f for _, fs in checked for f in fs)])
-    ledger_ids: tuple[int, ...] = ()
-    if ledger is not None and cells:
-        k = dict(ledger_k or {})
-        if before == Verdict.PASS:
-            decision = ledger.check_and_record(
-                cells, k, job_id=job_id, grant_id=grant_id, operator=operator, query=query
-            )
-            found, ledger_ids = list(decision.findings), decision.cell_ids
-        else:
-            found = ledger.check(cells, k)
+    if ledger is not None and cells and before != Verdict.FAIL:  # blocked already: no need
         by_file: dict[str, list[Finding]] = {}
-        for d in found:
+        for d in ledger.check(cells, dict(ledger_k or {})):
             f = _ledger_finding(d)
             by_file.setdefault(f.file, []).append(f)
         checked = [(o, fs + by_file.get(o.file, [])) for o, fs in checked]
@@ -427,7 +423,6 @@ def check_job(
         verdict=verdict,
         decision=decide(verdict),
         cells=tuple(cells),
-        ledger_ids=ledger_ids,
     )
 
 

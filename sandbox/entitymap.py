@@ -63,8 +63,14 @@ class EntityMaps:
     """Pseudonym -> ledger key maps per grant and dataset version, cached."""
 
     def __init__(self, cache_root: Path, secret: bytes) -> None:
+        self.cache_root = cache_root
         self._root = cache_root / "entitymaps"
         self._secret = secret
+
+    @property
+    def secret(self) -> bytes:
+        """The ledger secret (passed to the checker process, never logged)."""
+        return self._secret
 
     def _path(self, grant: Grant, version: DatasetVersion) -> Path:
         name = f"{version.name}-{version.version}-{grant.key_id}.parquet"

@@ -41,6 +41,7 @@ from __future__ import annotations
 import bisect
 import contextlib
 import hashlib
+import itertools
 import sqlite3
 import threading
 from collections.abc import Iterator, Mapping, Sequence
@@ -55,6 +56,7 @@ from pyroaring import AbstractBitMap, BitMap, FrozenBitMap
 from sandbox.errors import LedgerError
 
 RULE = "differencing"
+MAX_FINDINGS = 1000  # per check: enough to show a reviewer the pattern
 _CHUNK = 500  # ids per `IN (...)` when loading bitmaps
 
 _SCHEMA = (
@@ -185,6 +187,7 @@ class Ledger:
     (one lock); several processes may open the same file (WAL)."""
 
     def __init__(self, path: Path) -> None:
+        self.path = path
         self._lock = threading.RLock()
         self._datasets: dict[str, _Dataset] = {}
         self._comparisons = 0
@@ -345,9 +348,16 @@ class Ledger:
             temp: dict[str, int] = {}
             sets = [self._bitmap(ds, cell.entities, temp) for cell in group]
             sizes = [len(s) for s in sets]
-            for cell, new, size in zip(group, sets, sizes, strict=True):
-                findings.extend(self._against_released(dataset, ds, cell, new, size, threshold))
-            findings.extend(self._within(dataset, group, sets, sizes, threshold))
+            found = itertools.chain(
+                *(
+                    self._against_released(dataset, ds, cell, new, size, threshold)
+                    for cell, new, size in zip(group, sets, sizes, strict=True)
+                ),
+                self._within(dataset, group, sets, sizes, threshold),
+            )
+            findings.extend(itertools.islice(found, MAX_FINDINGS - len(findings)))
+            if len(findings) >= MAX_FINDINGS:
+                break  # the cells fail already; the rest would only cost time and memory
         return findings
 
     def _bitmap(self, ds: _Dataset, keys: frozenset[str], temp: dict[str, int]) -> BitMap:

@@ -5,23 +5,38 @@ Python ``main.py``) and returns a ``JobOutcome``:
 
 2. static checks: the SQL checker against the exposure policies, or the
    Python screen (a lint); a rejected submission never runs;
-3. the grant's authorized views (cached);
-4. a fresh sandbox through the backend (SQL products run our evidence-
-   carrying rewrite, with DuckDB locked, in the container too);
-5. outputs read on the trusted side and checked by every rule, the
-   differencing ledger included;
+3. the grant's authorized views (cached), or their dummy twins;
+4. fresh sandboxes through the backend (SQL runs our evidence-carrying
+   rewrite, with DuckDB locked, in the container too);
+5. outputs read on the trusted side and checked by every rule and the
+   differencing ledger's check, in a bounded checker process
+   (``sandbox/bounded.py``, ``sandbox/judge.py``);
 6. the decision: released, held or blocked, as a whole.
 
+A Python job releases automatically only what the trusted side computed
+itself. The job runs first on the **dummy** views; the specifications it
+published there (``publish_query``: an SQL product; ``publish_model``: a
+GLM over a query's rows) are recomputed on the real views by our code: the
+query through the SQL-product path above, the model fitted by our runner in
+a fresh sandbox. A specification therefore never depends on real data. Only
+when the dummy run also wrote files of its own (tables, figures, text,
+models it fitted) does the job run on the real views; those files are held
+for a reviewer under every ``auto_release`` setting.
+
 The gateway adds identity, scope decisions, persistence and audit around
-this; the pipeline itself keeps no state but the ledger and its caches.
-Dummy runs (schema-faithful synthetic views, full logs) use
-``run(..., dummy=True)``; their outputs are not checked, since they hold
-no real value.
+this, and commits a release (``commit_release``: the ledger records the
+cells in its own transaction, after the scope check). Standalone use
+(``run(..., commit=True)``, the default) commits at the end of ``run``.
+Dummy jobs (``run(..., dummy=True)``) run on the dummy views with full logs;
+nothing is checked, since they hold no real value.
 
 Invariants:
 - A failed job is data: its exit class is in the outcome, never raised.
-- stdout and stderr of a real-data run are returned for the trusted side
-  only (``JobOutcome.logs_withheld``); the gateway shows them for dummy runs.
+- stdout and stderr of a run on real data are returned for the trusted side
+  only (``JobOutcome.logs_withheld``); a Python job that never ran on real
+  data shows its logs.
+- Checking that passes its memory or time limits ends the job blocked with
+  a plain reason; the calling process is never the one that grows.
 """
 
 from __future__ import annotations
@@ -31,34 +46,33 @@ import shutil
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from sandbox.backends.base import Backend, ExitClass, Limits, RunResult, RunSpec, execute
-from sandbox.checking import (
-    JobReport,
-    check_job,
-    read_python_outputs,
-    thresholds_for,
-    view_facts,
-)
-from sandbox.checks import Context, Finding, Output
-from sandbox.checks.fingerprints import FingerprintIndex, FingerprintStore, build_for_pseudonyms
-from sandbox.checks.sqlresult import entity_lists, read_sql_output
+from sandbox.bounded import CheckLimitExceeded, shared_pool
+from sandbox.bounded import Limits as CheckLimits
+from sandbox.checking import MANIFEST, JobReport, record_release
+from sandbox.checks import Finding, Verdict
+from sandbox.checks.fingerprints import FingerprintStore
 from sandbox.dummy import DummyBuilder
 from sandbox.entitymap import EntityMaps
 from sandbox.errors import CheckError, EvidenceUnavailable, ScreenRejected, SqlRejected
 from sandbox.fsutil import write_atomic
+from sandbox.judge import JudgeConfig, JudgeTask, ModelPiece, SqlPiece, ViewRef, judge
 from sandbox.ledger import Ledger
-from sandbox.policy import ExposurePolicy, Visibility
-from sandbox.registry import DatasetVersion
+from sandbox.policy import ExposurePolicy
 from sandbox.screen import check_python
+from sandbox.sdk.specs import ModelSpec, QuerySpec, SpecError, check_formula, parse_spec
 from sandbox.sqlcheck import check_sql
-from sandbox.sqlcheck.evidence import EvidenceQuery, rewrite
+from sandbox.sqlcheck.evidence import EvidenceQuery, rewrite, rewrite_rows
 from sandbox.sqlrun import RESULT
 from sandbox.views import Grant, ViewBuilder, ViewSet
 
 Kind = Literal["sql", "python"]
 SQL_RESULT_BYTES = 1024 * 1024 * 1024  # an SQL product's result with its evidence, at most
+MODEL_RESULT = "model.json"
+SPEC = "spec"  # the rule id of findings about a Python job's specifications
+RECOMPUTE = "recompute"  # ... and about the trusted side's re-run of one
 
 
 @dataclass(frozen=True)
@@ -76,6 +90,7 @@ class JobOutcome:
     policy_versions: Mapping[str, str] = field(default_factory=dict)
     dataset_versions: Mapping[str, str] = field(default_factory=dict)
     logs_withheld: bool = True
+    reason: str | None = None  # why checking stopped (its limits), plain words
 
     @property
     def exit_class(self) -> ExitClass | None:
@@ -94,6 +109,15 @@ class _Plan:
     output_columns: tuple[str, ...] = ()
 
 
+@dataclass
+class _Judged:
+    """A Python job's pieces, gathered for the checker."""
+
+    sql: list[SqlPiece] = field(default_factory=list)
+    models: list[ModelPiece] = field(default_factory=list)
+    findings: list[Finding] = field(default_factory=list)
+
+
 class Pipeline:
     """Runs submissions through checks, views, the sandbox and the output rules."""
 
@@ -109,22 +133,43 @@ class Pipeline:
         work_dir: Path,
         limits: Limits | None = None,
         sql_memory: str = "512MB",
+        check_limits: CheckLimits | None = None,
     ) -> None:
         self._views = views
         self._dummy = dummy
         self._backend = backend
         self._ledger = ledger
-        self._fingerprints = fingerprints
-        self._maps = entity_maps
         self._work = work_dir
         self._limits = limits or Limits()
         self._sql_memory = sql_memory
-        self._pseudonyms: dict[str, FingerprintIndex] = {}
+        self._check_limits = check_limits or CheckLimits()
+        self._config = JudgeConfig(
+            fingerprints=fingerprints.root.parent,
+            maps=entity_maps.cache_root,
+            maps_secret=entity_maps.secret,
+            ledger=ledger.path,
+        )
+
+    @property
+    def ledger(self) -> Ledger:
+        return self._ledger
 
     def run(
-        self, grant: Grant, kind: Kind, code: str, job_id: str, *, dummy: bool = False
+        self,
+        grant: Grant,
+        kind: Kind,
+        code: str,
+        job_id: str,
+        *,
+        dummy: bool = False,
+        commit: bool = True,
     ) -> JobOutcome:
-        """Check, run and judge one submission under ``grant``."""
+        """Check, run and judge one submission under ``grant``.
+
+        ``commit``: record a release's cells in the ledger now (standalone use);
+        the gateway passes False and calls ``commit_release`` in its own
+        transaction, after the scope check at release.
+        """
         resolved = self._views.resolve(grant)
         policies = {s.dataset: p.policy for s, _, p in resolved}
         versions = {s.dataset: d for s, d, _ in resolved}
@@ -147,44 +192,254 @@ class Pipeline:
             if any(p.restricted_python for p in policies.values()):
                 plan.description["guard"] = "restricted"
             plan = replace(plan, datasets=datasets, columns=columns)
-        view_set = self._dummy.build(grant) if dummy else self._views.build(grant)
-        run = self._execute(job_id, plan.description, plan.code, view_set)
-        outcome = replace(
-            outcome, status="failed", run=run, datasets=plan.datasets, columns=plan.columns
-        )
+        root = self._work / "jobs" / job_id
+        if root.exists():
+            shutil.rmtree(root)
+        outcome = replace(outcome, status="failed", datasets=plan.datasets, columns=plan.columns)
         if dummy:
-            return replace(outcome, status="dummy", logs_withheld=False)
+            run = self._execute(job_id, "job", plan, self._dummy.build(grant))
+            return replace(outcome, status="dummy", run=run, logs_withheld=False)
+        if kind == "python":
+            return self._run_python(grant, plan, job_id, outcome, policies, versions, commit)
+        view_set = self._views.build(grant)
+        run = self._execute(job_id, "job", plan, view_set)
+        outcome = replace(outcome, run=run)
         if run.execution.exit_class != ExitClass.SUCCEEDED:
             return outcome
-        files = {f.name: f.path.read_bytes() for f in run.collection.files}
-        job_findings: list[Finding] = []
-        if kind == "sql":
-            result = files.get(RESULT)
-            if result is None:
-                return outcome
-            keys = None
-            if plan.query is not None:
-                keys = {
-                    d: self._maps.ledger_keys(grant, versions[d], rows)
-                    for d, rows in entity_lists(result, plan.query).items()
-                }
-            outputs = [read_sql_output(result, plan.query, plan.output_columns, keys)]
-        else:
-            outputs, job_findings = read_python_outputs(files)
+        result = _collected(run, RESULT)
+        if result is None:
+            return outcome
+        piece = SqlPiece("result.csv", result, plan.query, plan.output_columns, plan.datasets)
         used = {d: policies[d] for d in plan.datasets}
-        report = check_job(
-            outputs,
-            self._context(view_set, used, versions, outputs),
-            job_findings=job_findings,
-            ledger=self._ledger,
-            ledger_k={d: p.k for d, p in used.items()},
-            job_id=job_id,
-            grant_id=grant.grant_id,
-            operator=grant.operator,
-            query=code if kind == "sql" else "",
+        task = self._task(job_id, grant, used, versions, view_set, sql=(piece,))
+        return self._decide(outcome, task, code, commit)
+
+    # -- Python jobs: specifications recomputed, the job's own files reviewed ----------
+
+    def _run_python(
+        self,
+        grant: Grant,
+        plan: _Plan,
+        job_id: str,
+        outcome: JobOutcome,
+        policies: Mapping[str, ExposurePolicy],
+        versions: Mapping[str, Any],
+        commit: bool,
+    ) -> JobOutcome:
+        spec_run = self._execute(job_id, "dummy", plan, self._dummy.build(grant))
+        outcome = replace(outcome, run=spec_run, logs_withheld=False)
+        if spec_run.execution.exit_class != ExitClass.SUCCEEDED:
+            return outcome
+        judged = _Judged()
+        if spec_run.collection.refused_total:
+            judged.findings.append(_uncollected())
+        specs: list[QuerySpec | ModelSpec] = []
+        own_files = False
+        raw = _collected(spec_run, MANIFEST)
+        entries = _entries(raw.read_bytes()) if raw is not None else []
+        if entries is None:
+            judged.findings.append(
+                Finding(SPEC, Verdict.FAIL, MANIFEST, "the manifest cannot be read")
+            )
+        for entry in entries or []:
+            try:
+                spec = parse_spec(entry) if isinstance(entry, dict) else None
+            except SpecError as e:
+                judged.findings.append(Finding(SPEC, Verdict.FAIL, MANIFEST, str(e)))
+                continue
+            if spec is None:
+                own_files = True
+            else:
+                specs.append(spec)
+        view_set = self._views.build(grant)
+        files = None
+        if own_files:
+            run = self._execute(job_id, "job", plan, view_set)
+            outcome = replace(outcome, run=run, logs_withheld=True)
+            if run.execution.exit_class != ExitClass.SUCCEEDED:
+                return outcome
+            files = {f.name: f.path for f in run.collection.files}
+            if run.collection.refused_total:
+                judged.findings.append(_uncollected())
+        for i, spec in enumerate(specs):
+            if isinstance(spec, QuerySpec):
+                self._recompute_query(job_id, i, spec, policies, view_set, judged)
+            else:
+                self._recompute_model(job_id, i, spec, policies, view_set, judged)
+        used = dict(policies)
+        task = self._task(
+            job_id,
+            grant,
+            used,
+            versions,
+            view_set,
+            sql=tuple(judged.sql),
+            models=tuple(judged.models),
+            files=files,
+            findings=tuple(judged.findings),
         )
-        self._store(job_id, report)
+        return self._decide(outcome, task, "", commit)
+
+    def _recompute_query(
+        self,
+        job_id: str,
+        i: int,
+        spec: QuerySpec,
+        policies: Mapping[str, ExposurePolicy],
+        view_set: ViewSet,
+        judged: _Judged,
+    ) -> None:
+        try:
+            plan = self._plan_sql(spec.sql, policies)
+        except SqlRejected:
+            judged.findings.append(
+                Finding(SPEC, Verdict.FAIL, spec.file, "the published query was refused by "
+                        "the static checks of SQL products")
+            )  # fmt: skip
+            return
+        run = self._execute(job_id, f"q{i}", plan, view_set)
+        result = _collected(run, RESULT)
+        if run.execution.exit_class != ExitClass.SUCCEEDED or result is None:
+            judged.findings.append(
+                Finding(RECOMPUTE, Verdict.FAIL, spec.file, "the published query failed when "
+                        "the trusted side ran it")
+            )  # fmt: skip
+            return
+        judged.sql.append(
+            SqlPiece(spec.file, result, plan.query, plan.output_columns, plan.datasets)
+        )
+
+    def _recompute_model(
+        self,
+        job_id: str,
+        i: int,
+        spec: ModelSpec,
+        policies: Mapping[str, ExposurePolicy],
+        view_set: ViewSet,
+        judged: _Judged,
+    ) -> None:
+        try:
+            checked = check_sql(spec.sql, policies, row_level=True)
+        except SqlRejected:
+            judged.findings.append(
+                Finding(SPEC, Verdict.FAIL, spec.file, "the model's query was refused by the "
+                        "static checks of model inputs")
+            )  # fmt: skip
+            return
+        formula = check_formula(spec.formula)
+        if not set(formula.variables) <= set(checked.output_columns):
+            judged.findings.append(
+                Finding(SPEC, Verdict.FAIL, spec.file, "the model names a variable its query "
+                        "does not select")
+            )  # fmt: skip
+            return
+        categorical = {f.variable for t in formula.terms for f in t if f.categorical}
+        if any(checked.output_kinds.get(v, frozenset()) - {"dimension"} for v in categorical):
+            judged.findings.append(
+                Finding(SPEC, Verdict.FAIL, spec.file, "a categorical term of the model is "
+                        "made from a column that is not a dimension: its levels would be values")
+            )  # fmt: skip
+            return
+        try:
+            rows = rewrite_rows(checked, {d: p.entity_column for d, p in policies.items()})
+        except EvidenceUnavailable:
+            judged.findings.append(
+                Finding(SPEC, Verdict.FAIL, spec.file, "the entities behind the model's rows "
+                        "cannot be followed")
+            )  # fmt: skip
+            return
+        description: dict[str, object] = {
+            "kind": "model",
+            "query": rows.sql,
+            "entities": {d: list(c) for d, c in rows.entities.items()},
+            "formula": spec.formula,
+            "family": spec.family,
+            "memory_limit": self._sql_memory,
+            "threads": 1,
+        }
+        plan = _Plan(description, None, checked.views, checked.columns)
+        run = self._execute(job_id, f"m{i}", plan, view_set)
+        result = _collected(run, MODEL_RESULT)
+        if run.execution.exit_class != ExitClass.SUCCEEDED or result is None:
+            judged.findings.append(
+                Finding(RECOMPUTE, Verdict.FAIL, spec.file, "the model could not be fitted "
+                        "by the trusted side")
+            )  # fmt: skip
+            return
+        judged.models.append(ModelPiece(spec, result, checked.views))
+
+    # -- checking and deciding -----------------------------------------------------
+
+    def _task(
+        self,
+        job_id: str,
+        grant: Grant,
+        used: Mapping[str, ExposurePolicy],
+        versions: Mapping[str, Any],
+        view_set: ViewSet,
+        **pieces: Any,
+    ) -> JudgeTask:
+        views = {v.dataset: ViewRef(v.path, v.sha256) for v in view_set.views if v.dataset in used}
+        return JudgeTask(
+            config=self._config,
+            job_id=job_id,
+            grant=grant,
+            policies=dict(used),
+            versions={d: versions[d] for d in used},
+            views=views,
+            **pieces,
+        )
+
+    def _decide(self, outcome: JobOutcome, task: JudgeTask, query: str, commit: bool) -> JobOutcome:
+        try:
+            report = shared_pool().call(judge, task, limits=self._check_limits)
+        except CheckLimitExceeded as e:
+            finding = Finding("check_limits", Verdict.FAIL, "", e.reason)
+            report = JobReport((), (finding,), Verdict.FAIL, "blocked")
+            self._store(outcome.job_id, report)
+            return replace(outcome, status="blocked", report=report, reason=e.reason)
+        if commit and report.decision == "released":
+            report = self.commit_release(report, outcome, task.grant, query)
+        self._store(outcome.job_id, report)
         return replace(outcome, status=report.decision, report=report)
+
+    def commit_release(
+        self, report: JobReport, outcome: JobOutcome, grant: Grant, query: str
+    ) -> JobReport:
+        """Record a released job's cells in the ledger (checked again, atomically).
+
+        Returns the report as committed: with the recorded ids, or blocked with
+        the ledger's finding when a release made since checking now differs
+        from one of its cells by fewer than k entities.
+        """
+        if not report.cells:
+            return report
+        k = {d: p.k for d, p in self._policies(grant).items() if d in outcome.datasets}
+        try:
+            ids = record_release(
+                report,
+                self._ledger,
+                k,
+                job_id=outcome.job_id,
+                grant_id=grant.grant_id,
+                operator=grant.operator,
+                query=query,
+            )
+        except CheckError:
+            finding = Finding(
+                "differencing",
+                Verdict.FAIL,
+                "",
+                "the output now differs from a released cell by fewer than k entities",
+            )
+            return replace(
+                report, findings=(*report.findings, finding), verdict=Verdict.FAIL,
+                decision="blocked",
+            )  # fmt: skip
+        return replace(report, ledger_ids=ids)
+
+    def _policies(self, grant: Grant) -> dict[str, ExposurePolicy]:
+        return {s.dataset: p.policy for s, _, p in self._views.resolve(grant)}
 
     def _store(self, job_id: str, report: JobReport) -> None:
         """Keep the checked outputs and the report beside the job, for review and release.
@@ -223,68 +478,23 @@ class Pipeline:
         check_python(code)
         return _Plan({"kind": "python", "entry": "main.py"}, code)
 
-    def _context(
-        self,
-        view_set: ViewSet,
-        policies: Mapping[str, ExposurePolicy],
-        versions: Mapping[str, DatasetVersion],
-        outputs: list[Output],
-    ) -> Context:
-        paths = {v.dataset: v.path for v in view_set.views if v.dataset in policies}
-        thresholds = thresholds_for(list(policies.values()))
-        facts = view_facts(paths, policies, outputs, thresholds.k)
-        index: FingerprintIndex | None = None
-        for dataset, policy in policies.items():
-            found = self._fingerprints.get(versions[dataset], policy)
-            index = found if index is None else index.union(found)
-        for view in view_set.views:
-            if view.dataset not in policies:
-                continue
-            pseudonyms = self._pseudonym_index(view.path, view.sha256, policies[view.dataset])
-            if pseudonyms is not None:
-                index = pseudonyms if index is None else index.union(pseudonyms)
-        return Context(
-            thresholds=thresholds,
-            datasets=tuple(sorted(policies)),
-            views=facts,
-            fingerprints=index,
-        )
-
-    def _pseudonym_index(
-        self, path: Path, sha256: str, policy: ExposurePolicy
-    ) -> FingerprintIndex | None:
-        columns = [
-            name
-            for name, col in policy.columns.items()
-            if name == policy.entity_column or col.visibility == Visibility.JOIN_KEY
-        ]
-        if sha256 not in self._pseudonyms:
-            import pyarrow.parquet as pq
-
-            present = set(pq.read_schema(path).names)
-            wanted = [c for c in columns if c in present]
-            if not wanted:
-                return None
-            self._pseudonyms[sha256] = build_for_pseudonyms(path, wanted)
-        return self._pseudonyms[sha256]
-
-    def _execute(
-        self, job_id: str, description: dict[str, object], code: str | None, view_set: ViewSet
-    ) -> RunResult:
+    def _execute(self, job_id: str, step: str, plan: _Plan, view_set: ViewSet) -> RunResult:
+        """One sandbox of the job (``step``: job, dummy, q<i>, m<i>), under ``jobs/<id>/<step>``."""
         root = self._work / "jobs" / job_id
-        if root.exists():
-            shutil.rmtree(root)
-        job_dir = root / "job"
+        base = root / step if step != "job" else root
+        job_dir = base / "job"
+        if job_dir.exists():
+            shutil.rmtree(job_dir)
         job_dir.mkdir(parents=True)
-        (job_dir / "job.json").write_text(json.dumps(description), encoding="utf-8")
-        if code is not None:
-            (job_dir / "main.py").write_text(code, encoding="utf-8")
-        for path in (root, job_dir):
+        (job_dir / "job.json").write_text(json.dumps(plan.description), encoding="utf-8")
+        if plan.code is not None:
+            (job_dir / "main.py").write_text(plan.code, encoding="utf-8")
+        for path in (root, base, job_dir):
             path.chmod(0o755)
         for child in job_dir.iterdir():
             child.chmod(0o644)
         limits = self._limits
-        if description.get("kind") == "sql":
+        if plan.description.get("kind") in ("sql", "model"):
             # The result carries every row's entity list (about 35 bytes per entity,
             # compressed): our own query's output, not the analyst's, so the caps widen.
             limits = replace(
@@ -294,7 +504,37 @@ class Pipeline:
                 fsize_bytes=max(limits.fsize_bytes, SQL_RESULT_BYTES),
             )
         spec = RunSpec(job_id=job_id, job_dir=job_dir, data_dir=view_set.directory, limits=limits)
+        out = base / "out"
+        if out.exists():
+            shutil.rmtree(out)
         try:
-            return execute(self._backend, spec, root / "out")
+            return execute(self._backend, spec, out)
         except OSError as e:
             raise CheckError(f"job {job_id} could not be run: {e}") from e
+
+
+def _uncollected() -> Finding:
+    return Finding(
+        "collection",
+        Verdict.FAIL,
+        MANIFEST,
+        "some files the job wrote could not be collected (too many, too large or not "
+        "regular files)",
+    )
+
+
+def _collected(run: RunResult, name: str) -> Path | None:
+    for f in run.collection.files:
+        if f.name == name:
+            return f.path
+    return None
+
+
+def _entries(raw: bytes) -> list[object] | None:
+    """A manifest's entries as written (None when it cannot be read)."""
+    try:
+        document = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        return None
+    entries = document.get("outputs") if isinstance(document, dict) else None
+    return list(entries) if isinstance(entries, list) else None

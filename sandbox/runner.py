@@ -3,9 +3,11 @@
 Stage 4 of the data flow, the in-container side. ``python3 -m sandbox.runner``
 is the job container's main process, running as the analyst's uid. It reads
 ``/job/job.json`` (optional; kind and entry file), runs the submitted code and
-exits with its status. With ``"guard": "restricted"`` in ``job.json`` a Python
-job runs under RestrictedPython's guards (``sandbox/guard.py``): a second,
-friendly layer of lint, never the boundary.
+exits with its status (``"kind": "sql"`` and ``"kind": "model"`` run trusted
+code of ours instead: ``sandbox/sqlrun.py``, ``sandbox/modelfit.py``). With
+``"guard": "restricted"`` in ``job.json`` a Python job runs under
+RestrictedPython's guards (``sandbox/guard.py``): a second, friendly layer of
+lint, never the boundary.
 
 Invariants:
 - Everything here runs with the analyst's privileges and is therefore *not*
@@ -87,6 +89,11 @@ def main(job_dir: Path = JOB_DIR) -> int:
         from sandbox.sqlrun import run_sql
 
         return run_sql(job_dir, job)
+    if kind == "model":
+        # A model specification: trusted code of ours fits it (sandbox/modelfit.py).
+        from sandbox.modelfit import run_model
+
+        return run_model(job_dir, job)
     entry = job.get("entry", "main.py")
     if kind != "python" or not isinstance(entry, str):
         print(f"runner: unsupported job kind {kind!r}", file=sys.stderr)

@@ -180,7 +180,8 @@ def append(
 
     Refuses (:class:`AuditError`) an unknown ``type``, empty or oversized
     names, and a ``detail`` that is not a plain JSON object (str keys; str,
-    int, finite float, bool, None, list, dict values; at most 64 KiB).
+    int, finite float, bool, None, list, dict values). A detail over 64 KiB is
+    stored summarised (``gateway.audit.fields.summarise``), never refused.
     Waits for the chain lock, which it holds until the caller's transaction
     ends; on SQLite the transaction must be a write transaction of an engine
     from :func:`gateway.store.make_engine`. On PostgreSQL the transaction

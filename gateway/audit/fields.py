@@ -7,10 +7,18 @@ object values, no NUL characters (PostgreSQL text cannot hold them), no
 NaN or infinities (not JSON), nested at most 16 deep and at most 64 KiB in
 canonical form. The size cap is a reminder as much as a limit: an event
 records ids, hashes, counts, rule ids, column names and reasons, never data.
+
+A detail over the cap is summarised, never refused (:func:`summarise`): long
+lists and long strings give way to their length and the SHA-256 of their
+canonical JSON, and the detail says ``"summarised": true``. What is stored
+is what the chain hashes, so a summarised event verifies like any other; the
+hashes let anyone holding the full list (a job's ``report.json``) show it is
+the one the event stood for.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 from collections.abc import Iterable, Mapping
@@ -21,6 +29,9 @@ from gateway.errors import AuditError
 MAX_NAME = 200  # characters in actor, grant_id and each dataset name
 MAX_DETAIL_BYTES = 64 * 1024  # canonical JSON of detail: an event, not a data dump
 MAX_DEPTH = 16
+SUMMARY_ITEMS = 8  # a list longer than this is summarised first
+SUMMARY_CHARS = 1024  # and a string longer than this
+MIN_SUMMARY_CHARS = 128  # strings shorter than this are never summarised
 
 
 def canonical_json(value: Any) -> bytes:
@@ -47,15 +58,86 @@ def dataset_names(datasets: Iterable[str]) -> tuple[str, ...]:
 
 
 def plain_detail(detail: Mapping[str, Any]) -> dict[str, Any]:
-    """``detail`` checked to be plain JSON, as it will read back from the store."""
+    """``detail`` checked to be plain JSON, as it will read back from the store;
+    summarised (:func:`summarise`) when its canonical form is over ``MAX_DETAIL_BYTES``."""
     if not isinstance(detail, Mapping):
         raise AuditError("detail must be a JSON object (a mapping)")
     check_plain(detail, "detail", 0)
     encoded = canonical_json(detail)
     if len(encoded) > MAX_DETAIL_BYTES:
-        raise AuditError(f"detail is {len(encoded)} bytes; at most {MAX_DETAIL_BYTES} allowed")
+        encoded = canonical_json(summarise(json.loads(encoded)))
     plain: dict[str, Any] = json.loads(encoded)
     return plain
+
+
+def digest(value: Any) -> str:
+    """SHA-256 (hex) of the canonical JSON of ``value``."""
+    return hashlib.sha256(canonical_json(value)).hexdigest()
+
+
+def _stand_in(value: Any) -> dict[str, Any]:
+    """What stands for a summarised value: its size and the hash of its canonical JSON."""
+    if isinstance(value, str):
+        return {"chars": len(value), "sha256": digest(value)}
+    if isinstance(value, dict):
+        return {"keys": len(value), "sha256": digest(value)}
+    return {"count": len(value), "sha256": digest(value)}
+
+
+def _is_stand_in(value: Any) -> bool:
+    if not isinstance(value, dict) or set(value) not in _STAND_IN_KEYS:
+        return False
+    return isinstance(value["sha256"], str) and len(value["sha256"]) == 64
+
+
+_STAND_IN_KEYS = ({"count", "sha256"}, {"chars", "sha256"}, {"keys", "sha256"})
+
+
+def _shorten(value: Any, items: int, chars: int) -> Any:
+    """``value`` with every list over ``items`` items and string over ``chars``
+    characters, at any depth, replaced by its stand-in."""
+    if isinstance(value, str):
+        return _stand_in(value) if len(value) > chars else value
+    if isinstance(value, list):
+        if len(value) > items:
+            return _stand_in(value)
+        return [_shorten(v, items, chars) for v in value]
+    if isinstance(value, dict) and not _is_stand_in(value):
+        return {k: _shorten(v, items, chars) for k, v in value.items()}
+    return value
+
+
+def _fits(detail: Mapping[str, Any]) -> bool:
+    return len(canonical_json(detail)) <= MAX_DETAIL_BYTES
+
+
+def summarise(detail: Mapping[str, Any]) -> dict[str, Any]:
+    """``detail`` (plain JSON) made to fit ``MAX_DETAIL_BYTES``, marked ``"summarised": true``.
+
+    Step by step, until it fits: lists longer than ``SUMMARY_ITEMS`` and
+    strings longer than ``SUMMARY_CHARS`` become their stand-ins (``{"count":
+    n, "sha256": ...}``, ``{"chars": n, "sha256": ...}``), then shorter ones
+    (lists down to none, strings down to ``MIN_SUMMARY_CHARS``: a stand-in is
+    not much shorter), then the largest top-level values whole (objects as
+    ``{"keys": n, "sha256": ...}``); a detail with too many keys for even that
+    becomes one stand-in of itself.
+    """
+    out: dict[str, Any] = dict(detail)
+    items, chars = SUMMARY_ITEMS, SUMMARY_CHARS
+    while True:
+        out = {k: _shorten(v, items, chars) for k, v in out.items()} | {"summarised": True}
+        if _fits(out) or items == 0:
+            break
+        items, chars = items // 2, max(chars // 4, MIN_SUMMARY_CHARS)
+    by_size = sorted(out, key=lambda k: len(canonical_json(out[k])), reverse=True)
+    for key in by_size:
+        if _fits(out):
+            return out
+        if key != "summarised" and isinstance(out[key], list | dict):
+            out[key] = _stand_in(out[key])
+    if _fits(out):
+        return out
+    return {"summarised": True, "whole": _stand_in(dict(detail))}
 
 
 def check_plain(value: object, where: str, depth: int) -> None:

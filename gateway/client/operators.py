@@ -287,7 +287,7 @@ def _finish(api: Api, job: dict[str, Any], as_json: bool) -> None:
             _show_logs(logs)
     if job["state"] not in SUCCEEDED:
         why = ENDED_BADLY.get(job["state"], job["state"])
-        rules = sorted({f["rule"] for f in job.get("findings", [])})
+        rules = sorted(job.get("findings_by_rule") or {f["rule"] for f in job.get("findings", [])})
         more = f" (rules: {', '.join(rules)})" if rules else ""
         note(f"dsr: job {job['id']} ended {job['state']}: {why}{more}")
         raise typer.Exit(REFUSED)
@@ -320,14 +320,30 @@ def _show_job(job: dict[str, Any]) -> None:
         ]
     )
     if job.get("findings"):
-        typer.echo("\nfindings:")
+        shown, total = len(job["findings"]), job.get("findings_total", len(job["findings"]))
+        typer.echo(f"\nfindings (showing {shown:,} of {total:,}):")
         table(
-            job["findings"],
-            [("verdict", "VERDICT"), ("rule", "RULE"), ("file", "FILE"), ("column", "COLUMN"),
+            [_operator_finding(f) for f in job["findings"]],
+            [("verdict", "VERDICT"), ("rule", "RULE"), ("where", "WHERE"),
              ("message", "MESSAGE")],
         )  # fmt: skip
+        if job.get("findings_by_rule") and total > shown:
+            counts = ", ".join(f"{r} {n:,}" for r, n in sorted(job["findings_by_rule"].items()))
+            typer.echo(f"by rule: {counts}")
     for rejection in job.get("rejections", []):
         typer.echo(f"rejected: {rejection}")
+
+
+def _operator_finding(f: dict[str, Any]) -> dict[str, Any]:
+    """Where a finding is, as the gateway gives it: output by position, row, view column."""
+    where = []
+    if f.get("output") is not None:
+        where.append(f"output {f['output']}")
+    if f.get("row") is not None:
+        where.append(f"row {f['row'] + 1}")
+    if f.get("column") is not None:
+        where.append(f"column {f['column']}")
+    return {**f, "where": ", ".join(where) or "the job"}
 
 
 @jobs_app.command("list")

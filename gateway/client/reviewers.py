@@ -44,6 +44,7 @@ def reviews_list(
 def reviews_show(
     job_id: str,
     full: Annotated[bool, typer.Option("--full", help="print every line of each file")] = False,
+    page: Annotated[int, typer.Option("--page", min=1, help="which page of findings")] = 1,
     server: Server = None,
     token: Token = None,
     profile: Profile = None,
@@ -51,7 +52,7 @@ def reviews_show(
 ) -> None:
     """The evidence of a held job: findings with their places, the code, the files."""
     with session(server, token, profile) as api:
-        found = api.get(f"/v1/reviews/{q(job_id)}")
+        found = api.get(f"/v1/reviews/{q(job_id)}", page=page)
     if as_json:
         emit_json(found)
         return
@@ -66,7 +67,9 @@ def reviews_show(
             ("code sha256", found["code_sha256"]),
         ]
     )
-    typer.echo("\nfindings:")
+    listed, total = len(found["findings"]), found.get("findings_total", len(found["findings"]))
+    more = f", page {found['page']} of {found['pages']}" if found.get("pages", 1) > 1 else ""
+    typer.echo(f"\nfindings (showing {listed:,} of {total:,}{more}):")
     table(
         [_finding(f) for f in found["findings"]],
         [("verdict", "VERDICT"), ("rule", "RULE"), ("where", "WHERE"), ("message", "MESSAGE")],

@@ -1,5 +1,7 @@
 """Reviewers' pages: the queue of held and blocked outputs, one job's findings next to
-its output with the named cells marked, and the vote with a written reason.
+its output with the named cells marked (a page of findings at a time, ``?page=``,
+so a job with tens of thousands of findings still renders at once), and the vote
+with a written reason.
 
 The rules are ``gateway.reviews.service``'s, shown, not re-implemented: the
 queue leaves out the reviewer's own jobs, opening a job is audited
@@ -12,13 +14,13 @@ from __future__ import annotations
 from typing import Annotated, Any
 from urllib.parse import quote
 
-from fastapi import APIRouter, Depends, Form, Request
+from fastapi import APIRouter, Depends, Form, Query, Request
 from pydantic import ValidationError
 from starlette.responses import RedirectResponse, Response
 
 from gateway.auth import engine_of
 from gateway.console.pages import PREFIX, ConsoleRoute, Viewer, check_form, check_text, page, render
-from gateway.console.tables import job_level, marks_of, show
+from gateway.console.tables import Mark, job_level, marks_of, show
 from gateway.jobs.errors import NotFound
 from gateway.jobs.model import get_job
 from gateway.jobs.router import runtime_of, scope_policy
@@ -55,7 +57,7 @@ def queue(request: Request, viewer: Reviewer, voted: str | None = None) -> Respo
             "job": job,
             "review": review,
             "verdict": outcome.get("verdict"),
-            "rules": sorted({f["rule"] for f in outcome.get("findings", [])}),
+            "rules": sorted(outcome.get("findings_by_rule", {})),
         }
         for job, review, outcome in items
     ]
@@ -70,13 +72,18 @@ def _detail(
     status: int = 200,
     problem: str | None = None,
     reason: str = "",
+    page: int = 1,
 ) -> Response:
     me = viewer.account.name
     with engine_of(request).begin() as conn:  # opening the evidence is audited
-        seen = service.view(conn, runtime_of(request), job_id, me)
+        seen = service.view(conn, runtime_of(request), job_id, me, page=page)
     job, review, outcome = seen["job"], seen["review"], seen["outcome"]
-    marks = marks_of(outcome.get("findings", []))
-    files = [show(f, marks) for f in seen["files"]]
+    first = (seen["page"] - 1) * service.PAGE
+    marks = marks_of(seen["findings"], start=first + 1)
+    by_file: dict[str | None, list[Mark]] = {}
+    for m in marks:
+        by_file.setdefault(m.file, []).append(m)
+    files = [show(f, by_file.get(f["file"], [])) for f in seen["files"]]
     voted = any(v["reviewer"] == me for v in review.votes)
     context: dict[str, Any] = {
         "job": job,
@@ -88,6 +95,13 @@ def _detail(
         "needed": max(review.required - review.approvals, 0),
         "voted": voted,
         "policy_versions": outcome.get("policy_versions") or {},
+        "findings_page": {
+            "page": seen["page"],
+            "pages": seen["pages"],
+            "total": seen["findings_total"],
+            "first": first + 1 if seen["findings"] else 0,
+            "last": first + len(seen["findings"]),
+        },
         "problem": problem,
         "reason": reason,
     }
@@ -95,8 +109,14 @@ def _detail(
 
 
 @router.get("/reviews/{job_id}")
-def detail(request: Request, viewer: Reviewer, job_id: str) -> Response:
-    return _detail(request, viewer, job_id)
+def detail(
+    request: Request,
+    viewer: Reviewer,
+    job_id: str,
+    page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
+) -> Response:
+    """One job's evidence; its findings ``service.PAGE`` at a time (``?page=``)."""
+    return _detail(request, viewer, job_id, page=page)
 
 
 @router.post("/reviews/{job_id}/vote")

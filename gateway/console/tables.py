@@ -70,9 +70,10 @@ def _worst(verdicts: Iterable[str]) -> str | None:
     return max(verdicts, key=lambda v: _RANK.get(v, 0), default=None)
 
 
-def marks_of(findings: Iterable[Mapping[str, Any]]) -> list[Mark]:
+def marks_of(findings: Iterable[Mapping[str, Any]], *, start: int = 1) -> list[Mark]:
+    """The findings as marks, numbered from ``start`` (a page's first finding)."""
     marks = []
-    for i, f in enumerate(findings, start=1):
+    for i, f in enumerate(findings, start=start):
         row = f.get("row")
         marks.append(
             Mark(
@@ -117,16 +118,23 @@ def show(file: Mapping[str, str], marks: list[Mark]) -> Shown:
     names = parsed[0]
     body = parsed[1:]
     shown.truncated = len(body) > MAX_ROWS
-    by_column = {c: [m for m in own if m.column == c and m.row is None] for c in names}
+    by_column: dict[str, list[Mark]] = {c: [] for c in names}
+    by_row: dict[int, list[Mark]] = {}
+    by_cell: dict[tuple[int, str], list[Mark]] = {}
+    for m in own:  # indexed once: a page of marks over a thousand rows stays quick
+        if m.row is None and m.column is not None:
+            by_column.setdefault(m.column, []).append(m)
+        elif m.row is not None and m.column is None:
+            by_row.setdefault(m.row, []).append(m)
+        elif m.row is not None and m.column is not None:
+            by_cell.setdefault((m.row, m.column), []).append(m)
     shown.header = [Cell(c, by_column[c]) for c in names]
     for r, values in enumerate(body[:MAX_ROWS]):
-        row_marks = [m for m in own if m.row == r and m.column is None]
+        row_marks = by_row.get(r, [])
         cells = []
         for c, value in enumerate(values):
             column = names[c] if c < len(names) else None
-            cell_marks = [
-                m for m in own if m.row == r and m.column is not None and m.column == column
-            ]
+            cell_marks = by_cell.get((r, column), []) if column is not None else []
             cells.append(Cell(value, [*cell_marks, *row_marks, *by_column.get(column or "", [])]))
         shown.rows.append(cells)
     return shown

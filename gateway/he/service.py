@@ -11,7 +11,8 @@ Definition (an operator, under an active grant it holds):
   that cannot be answered is refused at once) and again lazily after a
   restart (``gateway.he.build``).
 - ``score``: a linear model from a *released* job of the operator, under the
-  same grant: the file the job published with ``publish_model`` (so the
+  same grant: a model the job published (``publish_model``, fitted by the
+  trusted side, or ``publish_model_summary`` approved by a reviewer; so the
   coefficients passed the output checks, degrees of freedom included), read
   through the audited download path, with the operator's feature order.
 
@@ -188,7 +189,7 @@ class HEService:
             document = json.loads(content)
             terms: dict[str, float] = dict(document["coefficients"])
         except (ValueError, TypeError, KeyError) as e:
-            raise HEProductError(f"{file} is not a model published with publish_model") from e
+            raise HEProductError(f"{file} is not a published model (publish_model)") from e
         if intercept_term is None:
             intercept_term = next((t for t in INTERCEPT_TERMS if t in terms), None)
         expected = set(terms) - {intercept_term}

@@ -7,6 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from gateway.jobs.findings import RULE_ID, for_operator
 from gateway.jobs.model import Job
 
 MAX_CODE = 256 * 1024
@@ -22,11 +23,15 @@ class JobIn(BaseModel):
 
 
 class FindingOut(BaseModel):
+    """A finding as an operator reads it (``gateway.jobs.findings.for_operator``):
+    a fixed sentence per rule and a place by position, never a name the job chose."""
+
     rule: str
     verdict: str
-    file: str | None = None
-    column: str | None = None
     message: str
+    output: int | None = None  # 1-based, in the order of the job's outputs; None: the job
+    row: int | None = None  # 0-based data row of that output
+    column: str | None = None  # only a column of the views the job could read
 
 
 class JobOut(BaseModel):
@@ -51,7 +56,9 @@ class JobOut(BaseModel):
     memory_peak_bytes: int | None = None
     pids_peak: int | None = None
     verdict: str | None = None
-    findings: list[FindingOut] = []
+    findings: list[FindingOut] = []  # the worst SHOWN
+    findings_total: int = 0
+    findings_by_rule: dict[str, int] = {}
     rejections: list[str] = []
     outputs: int = 0
 
@@ -84,15 +91,16 @@ class JobOut(BaseModel):
             pids_peak=o.get("pids_peak"),
             verdict=o.get("verdict"),
             findings=[
-                FindingOut(
-                    rule=f["rule"],
-                    verdict=f["verdict"],
-                    file=f.get("file"),
-                    column=f.get("column"),
-                    message=f["message"],
+                FindingOut(**f)
+                for f in for_operator(
+                    o.get("findings", []), o.get("outputs", []), o.get("view_columns", ())
                 )
-                for f in o.get("findings", [])
             ],
+            findings_total=o.get("findings_total", len(o.get("findings", []))),
+            findings_by_rule={
+                rule if RULE_ID.fullmatch(rule) else "unknown": n
+                for rule, n in o.get("findings_by_rule", {}).items()
+            },
             rejections=list(o.get("rejections", [])),
             outputs=len(o.get("outputs", [])),
         )

@@ -21,8 +21,10 @@ audited in a transaction of its own and then raised, and leaves no job:
   submissions (other gateway processes too) cannot overshoot it.
 
 Operators read their own jobs only: status, outcome code, durations,
-resource use, findings' rule ids and messages (never values), logs of dummy
-runs only, and the files of released jobs with their SHA-256 manifest.
+resource use, findings as ``gateway.jobs.findings`` projects them (rule, a
+fixed sentence, the output by position; never a name the job chose, a count
+or a value), logs of dummy runs only, and the names and files of released
+jobs' outputs with their SHA-256 manifest.
 
 Invariants:
 - Nothing here raises for a failed user job: it is a state and an outcome.
@@ -60,6 +62,7 @@ from gateway.jobs.errors import (
     QueueFull,
     ScopeRefused,
 )
+from gateway.jobs.findings import StoredFindings, ranked
 from gateway.jobs.model import (
     Job,
     Outcome,
@@ -393,7 +396,12 @@ def _finding(f: dict[str, Any]) -> dict[str, Any]:
 
 
 def outcome_values(outcome: JobOutcome) -> dict[str, Any]:
-    """The ``job_outcomes`` row of a pipeline outcome: no values, logs of dummy runs only."""
+    """The ``job_outcomes`` values of a pipeline outcome: no values, logs of dummy runs only.
+
+    ``findings`` holds every finding (the worst first); :func:`record_outcome`
+    keeps ``STORED`` of them with the total and the counts per rule.
+    ``view_columns``: the names of the view columns the job could read (the
+    column names an operator may be shown in a finding)."""
     report = outcome.report.to_dict() if outcome.report is not None else None
     findings: list[dict[str, Any]] = []
     outputs: list[dict[str, Any]] = []
@@ -414,7 +422,8 @@ def outcome_values(outcome: JobOutcome) -> dict[str, Any]:
         "memory_peak_bytes": execution.memory_peak_bytes if execution else None,
         "pids_peak": execution.pids_peak if execution else None,
         "verdict": report["verdict"] if report else None,
-        "findings": findings,
+        "findings": [dict(f) for f in ranked(findings)],
+        "view_columns": sorted({column for _, column in outcome.columns}),
         "rejections": list(outcome.rejections),
         "outputs": outputs,
         "dataset_versions": dict(outcome.dataset_versions),
@@ -425,7 +434,8 @@ def outcome_values(outcome: JobOutcome) -> dict[str, Any]:
 
 
 def record_outcome(conn: Connection, job_id: str, values: dict[str, Any]) -> None:
-    """Write (or replace, after a re-run) the job's outcome row."""
+    """Write (or replace, after a re-run) the job's outcome row; of the findings it
+    keeps the worst ``STORED`` with the total and the counts per rule."""
     conn.execute(sa.delete(job_outcomes).where(job_outcomes.c.job_id == job_id))
     row = {
         "exit_class": None,
@@ -443,30 +453,46 @@ def record_outcome(conn: Connection, job_id: str, values: dict[str, Any]) -> Non
         "policy_versions": {},
         "stdout": None,
         "stderr": None,
-    } | values
+    } | {k: v for k, v in values.items() if k != "view_columns"}
+    found = StoredFindings.of(row["findings"], values.get("view_columns") or ())
+    row["findings"] = found.to_json()
     conn.execute(
         sa.insert(job_outcomes).values(job_id=job_id, recorded_at=datetime.now(UTC), **row)
     )
 
 
 def add_finding(conn: Connection, job_id: str, finding: dict[str, Any]) -> None:
-    """Append one finding to a job's outcome (e.g. the ledger refusing at approval)."""
-    current = get_outcome(conn, job_id)
-    findings = [*(current or {}).get("findings", []), _finding(finding)]
-    verdict = finding.get("verdict") or (current or {}).get("verdict")
+    """Add one finding to a job's outcome (e.g. the ledger refusing at approval)."""
+    current = conn.execute(
+        sa.select(job_outcomes.c.findings, job_outcomes.c.verdict).where(
+            job_outcomes.c.job_id == job_id
+        )
+    ).first()
+    verdict = finding.get("verdict") or (current.verdict if current is not None else None)
     if current is None:
-        record_outcome(conn, job_id, {"findings": findings, "verdict": verdict})
+        record_outcome(conn, job_id, {"findings": [_finding(finding)], "verdict": verdict})
         return
+    found = StoredFindings.from_json(current.findings).add(_finding(finding))
     conn.execute(
         sa.update(job_outcomes)
         .where(job_outcomes.c.job_id == job_id)
-        .values(findings=findings, verdict=verdict)
+        .values(findings=found.to_json(), verdict=verdict)
     )
 
 
 def get_outcome(conn: Connection, job_id: str) -> dict[str, Any] | None:
+    """The job's outcome row; ``findings`` the ones kept (at most ``STORED``, the worst
+    first), with ``findings_total``, ``findings_by_rule`` and ``view_columns``."""
     row = conn.execute(sa.select(job_outcomes).where(job_outcomes.c.job_id == job_id)).first()
-    return dict(row._mapping) if row is not None else None
+    if row is None:
+        return None
+    outcome = dict(row._mapping)
+    found = StoredFindings.from_json(outcome["findings"])
+    outcome["findings"] = [dict(f) for f in found.items]
+    outcome["findings_total"] = found.total
+    outcome["findings_by_rule"] = dict(found.by_rule)
+    outcome["view_columns"] = found.view_columns
+    return outcome
 
 
 # -- what operators read --------------------------------------------------------------

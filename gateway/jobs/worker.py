@@ -4,7 +4,11 @@ A few threads (``concurrency``, default 2) each claim a queued job
 (``queued -> running``, a conditional update, so no job is taken twice, also
 across processes on PostgreSQL), run it through the pipeline, record
 ``job.run`` (``running -> checking``) and then the outcome row, the
-``verdict`` and the final state in one transaction.
+``verdict`` and the final state in one transaction. A released job's cells
+enter the differencing ledger inside that transaction, after the scope
+check at release (``Pipeline.commit_release``): a job refused there, or
+whose cells now differ from a release made meanwhile, records nothing and
+ends ``scope_denied`` or blocked.
 
 Fair scheduling: one operator cannot stall the others by flooding the queue
 with slow jobs. ``claim`` takes the next job by operator, not by age:
@@ -36,18 +40,19 @@ Invariants:
 - A failed job (non-zero exit, a timeout, a static rejection, even an
   exception in the pipeline) ends in a state with an outcome code; the
   worker thread goes on.
-- Real-run logs are never stored; dummy-run logs are.
+- Real-run logs are never stored; logs of runs on dummy views are.
 - The cells of a held or blocked SQL product are kept beside its outputs
   (``cells.json``, trusted side only) for the ledger at approval.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import threading
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -81,6 +86,7 @@ MAX_ATTEMPTS = 2  # a job left running by a restart is re-queued once
 CLAIM_LOCK = "dsr.jobs.claim"  # serialises claims, so the running cap holds across processes
 ACTIVE = (State.RUNNING.value, State.CHECKING.value)  # what counts against the running cap
 CELLS = "cells.json"
+MAX_LISTED = 100  # output hashes listed one by one in a job.run event
 
 
 @dataclass(frozen=True)
@@ -309,6 +315,7 @@ class JobWorker:
                 job.code,
                 job.id,
                 dummy=job.dummy,
+                commit=False,
             )
         except Exception:
             log.exception("job %s could not be run", job.id)
@@ -338,6 +345,15 @@ class JobWorker:
                 and not release_scope(conn, self._scope(), self._runtime.views, job, grant, SYSTEM)
             ):
                 state, code = State.FAILED, Outcome.SCOPE_DENIED
+            if state == State.RELEASED and outcome.report is not None:
+                # The ledger records the cells now, in its own transaction, just before
+                # this one commits the release: a refusal above records nothing.
+                report = self._runtime.pipeline.commit_release(
+                    outcome.report, outcome, grant, job.code if job.kind == "sql" else ""
+                )
+                if report.decision != "released":
+                    state, code = State.BLOCKED, Outcome.CHECKS_FAILED
+                outcome = replace(outcome, status=report.decision, report=report)
             values = outcome_values(outcome)
             record_outcome(conn, job.id, values)
             if outcome.report is not None:
@@ -352,10 +368,12 @@ class JobWorker:
                         "verdict": values["verdict"],
                         "decision": outcome.report.decision,
                         "rules": sorted({f["rule"] for f in values["findings"]}),
+                        # By position: a file's name is the job's choice, not the auditors'.
                         "outputs": [
-                            {"file": o["file"], "sha256": o["sha256"], "verdict": o["verdict"]}
-                            for o in values["outputs"]
+                            {"output": i, "sha256": o["sha256"], "verdict": o["verdict"]}
+                            for i, o in enumerate(values["outputs"], start=1)
                         ],
+                        "findings": len(values["findings"]),
                         "policy_versions": values["policy_versions"],
                         "ledger_cells": len(outcome.report.cells),
                     },
@@ -420,9 +438,18 @@ def _run_detail(job: Job, outcome: JobOutcome) -> dict[str, Any]:
         "pids_peak": e.pids_peak,
         "outputs": len(run.collection.files),
         "refused": run.collection.refused_total,
-        "output_sha256": [f.sha256 for f in run.collection.files],
+        **_hashes(run.collection.files),
         "logs_withheld": outcome.logs_withheld,
     }
+
+
+def _hashes(files: Sequence[Any]) -> dict[str, Any]:
+    """The collected files' SHA-256s; past ``MAX_LISTED``, a count and one digest of them all."""
+    hashes = [f.sha256 for f in files]
+    if len(hashes) <= MAX_LISTED:
+        return {"output_sha256": hashes}
+    digest = hashlib.sha256("\n".join(hashes).encode()).hexdigest()
+    return {"output_sha256_count": len(hashes), "output_sha256_digest": digest}
 
 
 # -- the application's worker ----------------------------------------------------------

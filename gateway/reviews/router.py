@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Query, Request
 from sqlalchemy import Connection
 
 from gateway.auth import read, requires, write
@@ -28,7 +28,7 @@ def review_queue(reviewer: Reviewer, conn: Annotated[Connection, Depends(read)])
             kind=job.kind,
             state=job.state.value,
             verdict=outcome.get("verdict"),
-            rules=sorted({f["rule"] for f in outcome.get("findings", [])}),
+            rules=sorted(outcome.get("findings_by_rule", {})),
             submitted_at=job.submitted_at,
             finished_at=job.finished_at,
             approvals=review.approvals,
@@ -44,8 +44,10 @@ def review_one(
     reviewer: Reviewer,
     conn: Annotated[Connection, Depends(write)],
     request: Request,
+    page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
 ) -> ReviewOut:
-    seen = service.view(conn, runtime_of(request), job_id, reviewer.name)
+    """The evidence of one job; its findings ``PAGE`` at a time (``?page=``)."""
+    seen = service.view(conn, runtime_of(request), job_id, reviewer.name, page=page)
     job, review, outcome = seen["job"], seen["review"], seen["outcome"]
     return ReviewOut(
         job=job.id,
@@ -60,7 +62,10 @@ def review_one(
         approvals=review.approvals,
         required=review.required,
         votes=[VoteOut(**v) for v in review.votes],
-        findings=outcome.get("findings", []),
+        findings=seen["findings"],
+        findings_total=seen["findings_total"],
+        page=seen["page"],
+        pages=seen["pages"],
         evidence=seen["report"],
         files=seen["files"],
         dataset_versions=outcome.get("dataset_versions", {}),

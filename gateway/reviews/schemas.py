@@ -58,8 +58,11 @@ class ReviewOut(BaseModel):
     approvals: int
     required: int
     votes: list[VoteOut]
-    findings: list[dict[str, Any]]
-    evidence: dict[str, Any]  # the stored report: findings with places, output hashes
+    findings: list[dict[str, Any]]  # page ``page`` of ``pages``: file, place, full message
+    findings_total: int
+    page: int
+    pages: int
+    evidence: dict[str, Any]  # the stored report (output hashes, verdicts), findings apart
     files: list[dict[str, str]]  # file, sha256, encoding, content (the values)
     dataset_versions: dict[str, str]
     policy_versions: dict[str, str]

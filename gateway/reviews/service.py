@@ -1,9 +1,10 @@
 """Security review of held and blocked jobs (stage 6 of the data flow, by people).
 
 Reviewers see the queue (held and blocked jobs they did not submit), open
-one with its findings, evidence and the output files themselves (audited
-``review.viewed``), and vote approve or deny with a written reason
-(audited ``review.vote``).
+one with its findings (all of them, with file names and full messages, from
+the job's ``report.json``, ``PAGE`` at a time), evidence and the output files
+themselves (audited ``review.viewed``), and vote approve or deny with a
+written reason (audited ``review.vote``).
 
 Rules:
 - nobody reviews (opens or votes on) a job they submitted;
@@ -36,6 +37,7 @@ from sqlalchemy import Connection
 
 from gateway.audit import append
 from gateway.jobs.errors import Conflict, Forbidden, InvalidTransition
+from gateway.jobs.findings import RELEASE_STAGE, ranked
 from gateway.jobs.model import UNDER_REVIEW, Job, Outcome, State, get_job, list_jobs
 from gateway.jobs.model import transition as job_transition
 from gateway.jobs.service import (
@@ -80,6 +82,8 @@ _JOB_MOVE = {
     ReviewState.REFUSED: (State.BLOCKED, Outcome.LEDGER_REFUSED),
 }
 
+
+PAGE = 200  # findings in one page of a review
 
 # Approved, then refused at release: nothing left for reviewers to decide.
 REFUSED_AT_RELEASE = frozenset({Outcome.LEDGER_REFUSED, Outcome.SCOPE_DENIED})
@@ -197,8 +201,50 @@ def _content(data: bytes) -> dict[str, str]:
         return {"encoding": "base64", "content": base64.b64encode(data).decode()}
 
 
-def view(conn: Connection, runtime: JobRuntime, job_id: str, reviewer: str) -> dict[str, Any]:
-    """The job with its findings, evidence and output files; audited ``review.viewed``."""
+def all_findings(report: dict[str, Any], outcome: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every finding of a job, with its file, place and full message, the worst first:
+    the stored report's (the outcome row keeps only the worst ``STORED``) and those
+    added when a review ended (scope, differencing at approval)."""
+    if not report:
+        return [dict(f) for f in ranked(outcome.get("findings", []))]
+    found: list[dict[str, Any]] = list(report.get("findings", []))
+    for entry in report.get("outputs", []):
+        found += entry.get("findings", [])
+    found += [f for f in outcome.get("findings", []) if f.get("stage") == RELEASE_STAGE]
+    return [dict(f) for f in ranked(found)]
+
+
+def page_of(items: list[dict[str, Any]], page: int, size: int = PAGE) -> dict[str, Any]:
+    """Page ``page`` (1-based) of ``items``: the items, the total and the number of pages."""
+    pages = max(1, -(-len(items) // size))
+    page = min(max(page, 1), pages)
+    return {
+        "findings": items[(page - 1) * size : page * size],
+        "findings_total": len(items),
+        "page": page,
+        "pages": pages,
+    }
+
+
+def evidence_of(report: dict[str, Any]) -> dict[str, Any]:
+    """The stored report without its findings lists (they are paged apart), each
+    replaced by its count."""
+    evidence = {k: v for k, v in report.items() if k != "findings"}
+    if "findings" in report:
+        evidence["findings_count"] = len(report["findings"])
+    evidence["outputs"] = [
+        {k: v for k, v in o.items() if k != "findings"}
+        | {"findings_count": len(o.get("findings", []))}
+        for o in report.get("outputs", [])
+    ]
+    return evidence
+
+
+def view(
+    conn: Connection, runtime: JobRuntime, job_id: str, reviewer: str, *, page: int = 1
+) -> dict[str, Any]:
+    """The job with its findings (page ``page`` of ``PAGE``), evidence and output
+    files; audited ``review.viewed``."""
     job = get_job(conn, job_id)
     check_review(job, reviewer)
     if job.state not in UNDER_REVIEW:
@@ -219,16 +265,18 @@ def view(conn: Connection, runtime: JobRuntime, job_id: str, reviewer: str) -> d
         datasets=job.datasets,
         detail={
             "job": job.id,
-            "files": [{"file": f["file"], "sha256": f["sha256"]} for f in files],
+            # By position, as operators see them: the log goes to providers too.
+            "files": [{"output": i, "sha256": f["sha256"]} for i, f in enumerate(files, start=1)],
         },
     )
+    outcome = get_outcome(conn, job.id) or {}
     return {
         "job": job,
         "review": get_review(conn, job),
-        "outcome": get_outcome(conn, job.id) or {},
-        "report": report,
+        "outcome": outcome,
+        "report": evidence_of(report) if report else {},
         "files": files,
-    }
+    } | page_of(all_findings(report, outcome), page)
 
 
 def vote(

@@ -19,11 +19,15 @@ from collections.abc import Callable, Sequence
 
 from sandbox.checks.aggregation import (
     DOMINANCE,
+    FILTERED_GROUPS,
     MIN_AGGREGATION,
     NO_COUNT,
+    SUBPOPULATION,
     SUPPRESSED,
     dominance,
+    filtered_groups,
     min_aggregation,
+    subpopulation,
     suppress,
 )
 from sandbox.checks.combos import (
@@ -81,6 +85,8 @@ OUTPUT_RULES: tuple[Rule, ...] = (
     size_caps,
     min_aggregation,
     dominance,
+    subpopulation,
+    filtered_groups,
     row_level,
     rare_combinations,
     sensitive_values,
@@ -98,6 +104,11 @@ RULES: dict[str, str] = {
     NO_COUNT: "a Python table states the number of records behind each row",
     SUPPRESSED: "cells under k are suppressed and margins recomputed (policy: suppress)",
     DOMINANCE: "no cell is dominated by its largest contributors (p% and n,k rules)",
+    SUBPOPULATION: "a condition inside an aggregate describes no entity or at least k",
+    FILTERED_GROUPS: (
+        "a query picking groups (HAVING, QUALIFY, LIMIT, OFFSET) is released only when every "
+        "group it formed, returned or not, passes k, dominance and subpopulations"
+    ),
     ROW_LEVEL: "tables describe groups, never one row per entity",
     RARE_COMBINATION: "no row reproduces a quasi-identifier combination held by under k entities",
     SENSITIVE_VALUE: "no exact sensitive value of an entity is reported for a small group",
@@ -110,6 +121,10 @@ RULES: dict[str, str] = {
     "scope": "at release, everything an output derives from is still within the grant",
     "undeclared_file": "files not declared in the manifest are never released",
     "collection": "a job's outputs were collected whole from the sandbox",
+    "spec": "a Python job's query and model specifications are well formed and pass the "
+    "static checks",
+    "recompute": "the trusted side computed every specification it released",
+    "check_limits": "checking a job stays within its memory and time limits",
 }
 
 

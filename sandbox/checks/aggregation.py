@@ -12,6 +12,16 @@ evidence:
   the p% rule (the total less the two largest must be at least ``p`` of the
   largest, else the second largest contributor can estimate the largest
   within p%). Contributions are per entity and absolute.
+- ``subpopulation``: a condition inside an aggregate of an SQL product
+  (``avg(CASE WHEN gender = ... THEN 1 ELSE 0 END)``, ``count(*) FILTER
+  (WHERE ...)``) splits the row's group in two; each part holds no entity or
+  at least ``k``. A failing row is handled like one under ``k``.
+- ``filtered_groups``: a query that picks groups (HAVING, QUALIFY, LIMIT,
+  OFFSET) is released only if every group it formed, returned or not,
+  passes the three rules above; else it fails whatever the
+  ``small_cell_action``. Suppressing the returned rows alone would make
+  the outcome depend on which groups the filter kept, and so on a value
+  of the filter: an oracle on one entity's value.
 - ``suppress``: with ``small_cell_action: suppress``, rows under ``k`` have
   their measures blanked; margin rows (rows of a ROLLUP/CUBE, whose keys
   are partly NULL) are recomputed from the released cells for additive
@@ -34,10 +44,12 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from sandbox.checks.model import Context, Finding, Output, Verdict
+from sandbox.checks.model import Context, Evidence, Finding, Output, Thresholds, Verdict
 
 MIN_AGGREGATION = "min_aggregation"
 DOMINANCE = "dominance"
+SUBPOPULATION = "subpopulation"
+FILTERED_GROUPS = "filtered_groups"
 SUPPRESSED = "suppressed"
 NO_COUNT = "no_count"
 
@@ -98,45 +110,116 @@ def min_aggregation(output: Output, ctx: Context) -> list[Finding]:
     return findings
 
 
-def dominance(output: Output, ctx: Context) -> list[Finding]:
-    """No row's SUM-like measure is dominated by one or two contributors (p% and n,k)."""
-    ev = output.evidence
-    if output.kind != "table" or ev is None:
-        return []
-    t = ctx.thresholds
-    skip = output.suppressed
-    findings = []
-    for column, measures in ev.measures.items():
+def _dominated(top: tuple[float, ...], total: float, t: Thresholds) -> str | None:
+    """Why one cell is dominated by its largest contributors, or None."""
+    if not top or not total or total <= 0:
+        return None
+    first = top[0]
+    second = top[1] if len(top) > 1 else 0.0
+    if sum(top[: t.dominance_n]) > t.dominance_k * total:
+        return f"its {t.dominance_n} largest contributors exceed {t.dominance_k:.0%} of the total"
+    if first > 0 and (total - first - second) < t.dominance_p * first:
+        return f"the rest of the total is under {t.dominance_p:.0%} of the largest contribution"
+    return None
+
+
+def _dominated_cells(ev: Evidence, t: Thresholds) -> list[tuple[int, str, str]]:
+    """(row, measure key, reason) for every dominated cell of ``ev``."""
+    found = []
+    for key, measures in ev.measures.items():
         for top_col, total_col in measures:
             tops, totals = ev.top.get(top_col), ev.totals.get(total_col)
             if tops is None or totals is None:
                 continue
             for row, (top, total) in enumerate(zip(tops, totals, strict=True)):
-                if row in skip or not top or not total or total <= 0:
-                    continue
-                first = top[0]
-                second = top[1] if len(top) > 1 else 0.0
-                nk = sum(top[: t.dominance_n]) > t.dominance_k * total
-                p_rule = first > 0 and (total - first - second) < t.dominance_p * first
-                if nk or p_rule:
-                    rule = (
-                        f"its {t.dominance_n} largest contributors exceed "
-                        f"{t.dominance_k:.0%} of the total"
-                        if nk
-                        else f"the rest of the total is under {t.dominance_p:.0%} of "
-                        "the largest contribution"
-                    )
-                    findings.append(
-                        Finding(
-                            DOMINANCE,
-                            Verdict.FAIL,
-                            output.file,
-                            f"the value is dominated by a few entities: {rule}",
-                            row=row,
-                            column=column,
-                        )
-                    )
+                if (reason := _dominated(top, float(total), t)) is not None:
+                    found.append((row, key, reason))
+    return found
+
+
+def dominance(output: Output, ctx: Context) -> list[Finding]:
+    """No row's SUM-like measure is dominated by one or two contributors (p% and n,k)."""
+    ev = output.evidence
+    if output.kind != "table" or ev is None or output.table is None:
+        return []
+    columns = set(output.table.column_names)
+    return [
+        Finding(
+            DOMINANCE,
+            Verdict.FAIL,
+            output.file,
+            f"the value is dominated by a few entities: {reason}",
+            row=row,
+            column=key if key in columns else None,
+        )
+        for row, key, reason in _dominated_cells(ev, ctx.thresholds)
+        if row not in output.suppressed
+    ]
+
+
+def _small_subpopulations(ev: Evidence, k: int) -> np.ndarray[Any, Any]:
+    """Per row, whether a condition inside its aggregates splits off 1 to k-1 entities."""
+    rows = len(ev.min_entities())
+    small = np.zeros(rows, dtype=bool)
+    for sides in ev.subpopulations.values():
+        for true, false in sides:
+            for counts in (true, false):
+                small |= (counts > 0) & (counts < k)
+    return small
+
+
+def subpopulation(output: Output, ctx: Context) -> list[Finding]:
+    """Each part a condition inside an aggregate splits a row's group into is 0 or >= k."""
+    ev = output.evidence
+    if output.kind != "table" or ev is None or output.table is None:
+        return []
+    k = ctx.thresholds.k
+    columns = set(output.table.column_names)
+    findings = []
+    for key, sides in ev.subpopulations.items():
+        failing = np.zeros(len(ev.min_entities()), dtype=bool)
+        for true, false in sides:
+            failing |= ((true > 0) & (true < k)) | ((false > 0) & (false < k))
+        for row in np.flatnonzero(failing):
+            if int(row) in output.suppressed:
+                continue
+            findings.append(
+                Finding(
+                    SUBPOPULATION,
+                    Verdict.FAIL,
+                    output.file,
+                    "a condition inside an aggregate describes fewer than "
+                    f"{k} entities (on one side of it)",
+                    row=int(row),
+                    column=key if key in columns else None,
+                )
+            )
     return findings
+
+
+def _group_fails(ev: Evidence, t: Thresholds) -> bool:
+    if len(ev.entities) and (ev.min_entities() < t.k).any():
+        return True
+    return bool(_dominated_cells(ev, t)) or bool(_small_subpopulations(ev, t.k).any())
+
+
+def filtered_groups(output: Output, ctx: Context) -> list[Finding]:
+    """A query picking groups is released only if every group it formed passes."""
+    ev = output.evidence
+    if output.kind != "table" or ev is None or ev.dropped is None:
+        return []
+    if not (_group_fails(ev, ctx.thresholds) or _group_fails(ev.dropped, ctx.thresholds)):
+        return []
+    return [
+        Finding(
+            FILTERED_GROUPS,
+            Verdict.FAIL,
+            output.file,
+            "the query picks groups (HAVING, QUALIFY, LIMIT or OFFSET) and a group it formed, "
+            f"returned or not, has fewer than {ctx.thresholds.k} entities or is dominated by a "
+            "few; such a query is released only when every group passes",
+        )
+    ]
 
 
 def _is_margin(table: pa.Table, keys: tuple[str, ...]) -> np.ndarray[Any, Any]:
@@ -157,6 +240,8 @@ def suppress(output: Output, ctx: Context) -> tuple[Output, list[Finding]]:
         return output, []
     k = ctx.thresholds.k
     small = counts < k
+    if output.evidence is not None:
+        small |= _small_subpopulations(output.evidence, k)
     if not small.any():
         return output, []
     keys = tuple(c for c in output.group_by if c in table.column_names)
@@ -196,7 +281,8 @@ def suppress(output: Output, ctx: Context) -> tuple[Output, list[Finding]]:
             SUPPRESSED,
             Verdict.PASS,
             output.file,
-            f"{len(rows)} rows suppressed: fewer than {k} entities"
+            f"{len(rows)} rows suppressed: fewer than {k} entities (in a group or a "
+            "subpopulation)"
             + (
                 f" ({secondary_rows} more beside them, so totals cannot restore a cell)"
                 if secondary_rows

@@ -8,7 +8,10 @@ outputs; SQL products carry exact counts and are judged by
   (quasi-identifiers, group keys, plain attributes) are looked up in the
   trusted combination counts of that view; a row whose combination is held
   by fewer than ``k`` entities fails -- whatever its declared count says (a
-  lying count column is caught here).
+  lying count column is caught here). Facts per source: only the views the
+  output may come from count (``Context.datasets``: the lineage when it is
+  known); a combination rare in one of them but not in another is held for
+  review instead, since only the lineage tells which one the row describes.
 - ``sensitive_values``: a measure holding exactly the value of a sensitive
   column that fewer than ``k`` entities hold, in a group known or claimed to
   be small, fails; in a group of unknown size it is held for review; a
@@ -33,9 +36,11 @@ def combo_columns(output: Output, ctx: Context, dataset: str) -> tuple[str, ...]
     return tuple(c for c in output.group_by if c in known)
 
 
-def _trusted_sizes(output: Output, ctx: Context) -> list[int | None]:
-    """Per row, the fewest entities holding its combination in any view (None: unknown)."""
+def _trusted_sizes(output: Output, ctx: Context, *, most: bool = False) -> list[int | None]:
+    """Per row, the fewest (``most``: the most) entities holding its combination in a
+    view it may come from (None: unknown)."""
     assert output.table is not None
+    pick = max if most else min
     sizes: list[int | None] = [None] * output.table.num_rows
     for dataset in ctx.datasets:
         columns = combo_columns(output, ctx, dataset)
@@ -48,7 +53,7 @@ def _trusted_sizes(output: Output, ctx: Context) -> list[int | None]:
             n = counts.get(key)
             if n is not None:
                 current = sizes[row]
-                sizes[row] = n if current is None else min(current, n)
+                sizes[row] = n if current is None else pick(current, n)
     return sizes
 
 
@@ -59,15 +64,20 @@ def rare_combinations(output: Output, ctx: Context) -> list[Finding]:
     k = ctx.thresholds.k
     declared = _declared(output)
     findings = []
+    most = _trusted_sizes(output, ctx, most=True)
     for row, n in enumerate(_trusted_sizes(output, ctx)):
         if n is None or n >= k or row in output.suppressed:
             continue
         claim = declared[row] if declared else None
         lie = claim is not None and claim >= k
+        # Rare in every view it may come from: FAIL. Rare in one view, common in
+        # another (a district of 56 residents and one enterprise): which the row
+        # describes, only its lineage or a reviewer can tell.
+        everywhere = (most[row] or 0) < k
         findings.append(
             Finding(
                 RARE_COMBINATION,
-                Verdict.FAIL,
+                Verdict.FAIL if everywhere else Verdict.REVIEW,
                 output.file,
                 f"the row's combination of {', '.join(output.group_by)} is held by fewer than "
                 f"{k} entities in the data" + ("; the declared count claims more" if lie else ""),

@@ -34,6 +34,11 @@ inside (read as base32).
 
 The manifest entry's ``sha256`` is skipped when it is the digest of the
 file itself (the SDK writes it); any other digest-like string is judged.
+So are the texts a file carries besides its table or text: a PNG's text
+and other ancillary chunks (``sandbox.checks.files.png_texts``; one that
+cannot be read is failed by ``identifier_leakage``) and a Parquet file's
+key-value and field metadata, except the ``ARROW:schema`` entry pyarrow
+writes (a base64 schema, read back by pyarrow itself).
 
 Invariants: the verdict is FAIL; messages give lengths and bits per
 character, never the text; at most ``MAX_FINDINGS`` findings per file, then
@@ -57,7 +62,9 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
+from sandbox.checks.files import PNG_SIGNATURE, png_texts
 from sandbox.checks.model import Context, Finding, Output, Verdict
 
 HIGH_ENTROPY = "high_entropy"
@@ -230,6 +237,9 @@ def high_entropy(output: Output, ctx: Context) -> list[Finding]:
             places.append((None, None, f"line {line} of the text holds {what}{SUFFIX}"))
     if output.model is not None:
         places += _document(output.model, "the model")
+    for where, text in _embedded(output.content):
+        for _, what in judge(text)[:1]:
+            places.append((None, None, f"{where} holds {what}{SUFFIX}"))
     unique = list(dict.fromkeys(places))
     findings = [
         Finding(HIGH_ENTROPY, Verdict.FAIL, output.file, message, row=row, column=column)
@@ -300,3 +310,32 @@ def _document(doc: Mapping[str, Any], name: str) -> list[Place]:
             kind = "a key" if is_key else "a field"
             places.append((None, None, f"{name} has {kind}{where} holding {what}{SUFFIX}"))
     return places
+
+
+def _embedded(content: bytes) -> list[tuple[str, str]]:
+    """(place, text) of what a PNG's chunks or a Parquet file's metadata carry."""
+    if content.startswith(PNG_SIGNATURE):
+        try:
+            texts = png_texts(content)
+        except ValueError:
+            return []  # identifier_leakage fails it
+        return [(f"the image's chunk {t.chunk + 1}", t.text) for t in texts]
+    if not (content[:4] == b"PAR1" and content[-4:] == b"PAR1"):
+        return []
+    try:
+        schema = pq.ParquetFile(pa.BufferReader(content)).schema_arrow
+    except (pa.ArrowException, OSError, ValueError):
+        return []  # identifier_leakage fails it
+    found = [
+        ("the Parquet file's key-value metadata", item.decode("utf-8", "replace"))
+        for key, value in (schema.metadata or {}).items()
+        if key != b"ARROW:schema"
+        for item in (key, value)
+    ]
+    for i, field in enumerate(schema):
+        for key, value in (field.metadata or {}).items():
+            found += [
+                (f"the field metadata of column {i + 1}", item.decode("utf-8", "replace"))
+                for item in (key, value)
+            ]
+    return found

@@ -3,21 +3,25 @@
 Prepared for stage 5 (output checks). Once per dataset version and exposure
 policy (and once per view, for pseudonyms) the trusted side fingerprints every
 *form* of every identifier value; the ``identifier_leakage`` rule then only
-looks texts up. A fingerprint is the first 8 bytes of
-``blake2b(form.encode("utf-8"), digest_size=8)`` read as a little-endian uint64.
+looks texts up. A fingerprint is a 64-bit hash of the form's UTF-8 bytes
+(``_hash``: MurmurHash3's finaliser folded over 8-byte words, seeded with the
+length), computed with numpy over many forms or text windows at once.
 
 Forms of a value ``v`` (integers as decimal strings): ``v`` itself, lower-case,
-without separators (whitespace ``- _ . / : , | ; + =``), reversed; the hex and
-base64 (standard or URL-safe, padded or not) of its UTF-8; its unsalted MD5,
-SHA-1 and SHA-256 hex digests. Encodings and digests are taken of ``v`` and of
+without separators (whitespace ``- _ . / : , | ; + =``), reversed; the hex
+(and that hex reversed, and the hex of ``v`` reversed), base32 and base64
+(standard or URL-safe, padded or not) of its UTF-8; its unsalted MD5, SHA-1
+and SHA-256 hex digests. Encodings and digests are taken of ``v`` and of
 ``v`` without separators. Pseudonyms (64-hex keyed HMACs in views) get the
-same forms plus their first 16 hex characters: a truncated pseudonym still
-tracks a person.
+same forms, the forms of their first 15 hex characters (a truncated
+pseudonym still tracks a person, encoded or not) and the base64, base32 and
+decimal of the 32 bytes they spell.
 
 Choices, and why:
 
-- Forms and texts are compared in one normal form (``normalise``): NFKC (so
-  full-width digits count), lower case, separators removed. Stored forms are
+- Forms and texts are compared in one normal form (``normalise``): format
+  characters (zero-width spaces and joiners, BOM) dropped, NFKC (so
+  full-width letters and digits count), lower case, separators removed. Stored forms are
   normalised; a text is lower-cased and scanned with its separators removed,
   so ``138-1234-5678``, ``138 1234 5678`` and upper-case hex match too (a
   removed separator still counts as an edge, below). Base64 variants
@@ -51,8 +55,8 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import hashlib
 import io
+import itertools
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -69,7 +73,7 @@ from sandbox.policy import ColumnClass, ExposurePolicy, Visibility, policy_versi
 from sandbox.registry import DatasetVersion
 from sandbox.sqltext import ident
 
-FORMAT = 1
+FORMAT = 2  # changes with the forms: an index of another format is rebuilt
 ANCHOR = 8  # bytes read at every position of a scanned text
 MIN_CHARS = 4  # shorter values (after stripping) are skipped ...
 MIN_NAME_CHARS = 2  # ... unless they hold non-ASCII characters (names)
@@ -77,7 +81,9 @@ MIN_DIGITS = 6  # all-digit values shorter than this are skipped
 MIN_SCAN_CHARS = 6  # shorter values match whole cells and tokens only
 ALIGN_DIGITS_BELOW = 20  # all-digit forms shorter than this match whole digit runs only
 TWO_PARTS_DIGITS_BELOW = 16  # ... and when shorter than this, span at most two cells
-PSEUDONYM_PREFIX = 16
+# A pseudonym's first 15 hex digits (60 bits) still track a person; 15 bytes are whole
+# base64 (3-byte) and base32 (5-byte) groups, so encodings of any longer prefix hold theirs.
+PSEUDONYM_PREFIX = 15
 SEPARATORS = b" \t\n\r\v\f-_./:,|;+="
 BATCH = 200_000
 
@@ -88,7 +94,15 @@ Bytes = npt.NDArray[np.uint8]
 
 _SEPARATOR = np.zeros(256, dtype=bool)
 _SEPARATOR[list(SEPARATORS)] = True
+_FORMAT_CHAR = r"\p{Cf}"  # RE2: zero-width space/joiners, BOM, soft hyphen, ...
+_BASE32 = np.frombuffer(b"abcdefghijklmnopqrstuvwxyz234567", np.uint8)  # lower case: normal form
 _MIX = np.uint64(0x9E3779B97F4A7C15)  # odd: multiplying by it is a bijection (Fibonacci hashing)
+_K = np.uint64(0x87C37B91114253D5)
+_FMIX1 = np.uint64(0xFF51AFD7ED558CCD)
+_FMIX2 = np.uint64(0xC4CEB9FE1A85EC53)
+_SEED_STEP = 0x9E3779B97F4A7C15
+_MASK = (1 << 64) - 1
+_HASH_BYTES = 1 << 26  # bytes gathered at once when hashing
 
 
 # -- normal form ------------------------------------------------------------------
@@ -127,25 +141,85 @@ def strip_separators(texts: pa.Array) -> pa.Array:
 
 
 def normalise(texts: Any, *, strip: bool) -> pa.Array:
-    """NFKC, lower case and (``strip``) no separators: how forms and texts are compared."""
-    arr = _strings(texts)
+    """No format characters, NFKC, lower case and (``strip``) no separators.
+
+    How forms and texts are compared. Format characters (Unicode category
+    ``Cf``: zero-width spaces and joiners, the byte-order mark, soft hyphens)
+    are invisible, so they are dropped; NFKC folds full-width and other
+    compatibility forms (full-width ``U+FF01..FF5E``) to ASCII. Only texts holding a
+    non-ASCII character are normalised so; the others are only lower-cased.
+    """
+    arr = pc.ascii_lower(_strings(texts))
     _, data = buffers(arr)
     if data.size and int(data.max()) >= 0x80:
-        arr = pc.utf8_lower(pc.utf8_normalize(arr, "NFKC"))
-    else:
-        arr = pc.ascii_lower(arr)
+        wide = pc.invert(pc.string_is_ascii(arr))
+        folded = pc.utf8_lower(
+            pc.utf8_normalize(
+                pc.replace_substring_regex(arr.filter(wide), _FORMAT_CHAR, ""), "NFKC"
+            )
+        )
+        arr = pc.replace_with_mask(arr, wide, folded.cast(pa.large_string()))
     return strip_separators(arr) if strip else arr
 
 
+def base32(texts: pa.Array) -> pa.Array:
+    """Base32 of each text's (or binary's) bytes, lower case and without ``=`` padding.
+
+    Vectorised: every value is zero-padded to whole 5-byte groups, each group
+    read as a 40-bit number and cut into eight 5-bit letters; the letters a
+    padded byte alone produced are dropped.
+    """
+    offsets, data = buffers(texts)
+    lengths = np.diff(offsets)
+    groups = (lengths + 4) // 5
+    padded = np.concatenate([[0], np.cumsum(groups * 5)])
+    buf = np.zeros(int(padded[-1]), np.uint8)
+    buf[np.repeat(padded[:-1] - offsets[:-1], lengths) + np.arange(data.size)] = data
+    g = buf.reshape(-1, 5).astype(np.uint64)
+    word = (g[:, 0] << 32) | (g[:, 1] << 24) | (g[:, 2] << 16) | (g[:, 3] << 8) | g[:, 4]
+    letters = _BASE32[(word[:, None] >> np.arange(35, -1, -5, dtype=np.uint64)) & 31].ravel()
+    chars = (lengths * 8 + 4) // 5
+    start = np.repeat(np.concatenate([[0], np.cumsum(groups * 8)])[:-1], groups * 8)
+    keep = np.arange(letters.size) - start < np.repeat(chars, groups * 8)
+    return _from_buffers(np.concatenate([[0], np.cumsum(chars)]).astype(np.int64), letters[keep])
+
+
 def _fingerprints(forms: pa.Array) -> U64:
-    """blake2b-64 of each form's UTF-8 (a copied initial state: faster than a new hash)."""
-    fresh = hashlib.blake2b(digest_size=8).copy
-    digests = []
-    for form in forms.cast(pa.large_binary()).to_pylist():
-        h = fresh()
-        h.update(form)
-        digests.append(h.digest())
-    return np.frombuffer(b"".join(digests), "<u8").astype(np.uint64)
+    """The fingerprint of each form's UTF-8 bytes (``_hash``)."""
+    offsets, data = buffers(forms)
+    return _hash(data, offsets[:-1], np.diff(offsets))
+
+
+def _hash(data: Bytes, starts: I64, lengths: I64) -> U64:
+    """A 64-bit hash of each byte string ``data[start:start + length]``, vectorised.
+
+    Strings of one length are hashed together: their bytes, zero-padded to
+    whole 8-byte words, are folded word by word into a state seeded with the
+    length (``h = fmix64((h ^ word) * K)``, MurmurHash3's finaliser), so a
+    scan hashes its candidate windows the way the index hashed its forms.
+    """
+    out = np.empty(lengths.size, dtype=np.uint64)
+    padded = np.concatenate([data, np.zeros(ANCHOR, np.uint8)])
+    for length in np.unique(lengths).tolist():
+        rows = np.flatnonzero(lengths == length)
+        for part in np.array_split(rows, max(1, rows.size * max(length, 1) // _HASH_BYTES)):
+            words = -(-length // ANCHOR)
+            width = np.arange(words * ANCHOR)
+            block = padded[starts[part, None] + width] * (width < length)  # zero past the end
+            block = np.ascontiguousarray(block, dtype=np.uint8).view("<u8")
+            h = np.full(part.size, (length * _SEED_STEP) & _MASK, dtype=np.uint64)
+            for w in range(words):
+                h = _fmix((h ^ block[:, w]) * _K)
+            out[part] = h
+    return out
+
+
+def _fmix(h: U64) -> U64:
+    h = h ^ (h >> np.uint64(33))
+    h = h * _FMIX1
+    h = h ^ (h >> np.uint64(33))
+    h = h * _FMIX2
+    return np.asarray(h ^ (h >> np.uint64(33)))
 
 
 def _all_digits(offsets: I64, data: Bytes) -> Bools:
@@ -195,8 +269,10 @@ class FingerprintIndex:
 
     @classmethod
     def _of_forms(cls, scan: pa.Array, exact: pa.Array) -> FingerprintIndex:
-        """The index of normalised forms: ``scan`` as substrings, ``exact`` whole only."""
-        scan = pc.unique(scan)
+        """The index of normalised forms: ``scan`` as substrings, ``exact`` whole only.
+
+        Repeated forms need no removing first: every array is made sorted and unique.
+        """
         length = pc.binary_length(scan)
         whole = pc.or_(pc.less(length, ANCHOR), pc.greater(length, int(_LOW)))
         exact = pa.concat_arrays([exact, scan.filter(whole)])
@@ -325,12 +401,7 @@ class FingerprintIndex:
         if max_parts is not None:
             ok &= spans <= max_parts
         pos, length, part, last, segment = pos[ok], length[ok], part[ok], last[ok], segment[ok]
-        view, blake = data.data, hashlib.blake2b
-        digests = [
-            blake(view[p : p + m], digest_size=8).digest()
-            for p, m in zip(pos.tolist(), length.tolist(), strict=True)
-        ]
-        hit = _isin(np.frombuffer(b"".join(digests), "<u8").astype(np.uint64), self.fingerprints)
+        hit = _isin(_hash(data, pos, length), self.fingerprints)
         base = bounds[segment[hit]]
         return np.stack([segment[hit], part[hit] - base, last[hit] - base], axis=1)
 
@@ -417,14 +488,42 @@ def _forms(values: pa.Array, con: duckdb.DuckDBPyConnection) -> tuple[pa.Array, 
     con.register("variants", pa.table({"u": variants}))
     try:
         encoded = con.sql(
-            "SELECT lower(hex(encode(u))), to_base64(encode(u)), md5(u), sha1(u), sha256(u) "
-            "FROM variants"
+            "SELECT lower(hex(encode(u))), lower(hex(encode(reverse(u)))), "
+            "to_base64(encode(u)), md5(u), sha1(u), sha256(u) FROM variants"
         ).to_arrow_table()
     finally:
         con.unregister("variants")
-    hexed, b64, *digests = (_strings(c) for c in encoded.columns)
-    scan += [hexed, normalise(b64, strip=True), *digests]  # base64: case and + / = folded
+    hexed, hex_of_reversed, b64, *digests = (_strings(c) for c in encoded.columns)
+    scan += [hexed, pc.utf8_reverse(hexed), hex_of_reversed, base32(variants)]
+    scan += [normalise(b64, strip=True), *digests]  # base64: case and + / = folded
     return pa.concat_arrays(scan), pa.concat_arrays(exact)
+
+
+def _byte_forms(hex_values: pa.Array, con: duckdb.DuckDBPyConnection) -> pa.Array:
+    """Forms of the bytes hex values spell: base64, base32 and the number, in decimal.
+
+    A pseudonym is 64 hex digits; ``base64.b64encode(bytes.fromhex(p))`` or
+    ``int(p, 16)`` gives it back as surely as the hex itself.
+    """
+    stripped = normalise(hex_values, strip=True)
+    lengths = pc.utf8_length(stripped)
+    even = pc.equal(pc.bit_wise_and(lengths, 1), 0)
+    keep = pc.and_(
+        pc.and_(even, pc.greater(lengths, 0)), pc.match_substring_regex(stripped, "^[0-9a-f]+$")
+    )
+    hexes = stripped.filter(keep)
+    if not len(hexes):
+        return pa.array([], pa.large_string())
+    con.register("hexes", pa.table({"h": hexes}))
+    try:
+        raw = con.sql("SELECT unhex(h) AS b, to_base64(unhex(h)) AS s FROM hexes").to_arrow_table()
+    finally:
+        con.unregister("hexes")
+    numbers = pa.array([str(int(h, 16)) for h in hexes.to_pylist()], pa.large_string())
+    b64 = normalise(raw.column("s"), strip=True)
+    return pa.concat_arrays(
+        [b64, base32(raw.column("b").combine_chunks().cast(pa.large_binary())), numbers]
+    )
 
 
 def _index_of(values: pa.Array, con: duckdb.DuckDBPyConnection) -> FingerprintIndex:
@@ -442,13 +541,12 @@ def _chunks(values: Iterable[str | int]) -> Iterable[pa.Array]:
         arr = _strings(values)
         yield from (arr.slice(i, BATCH) for i in range(0, len(arr), BATCH))
         return
-    batch: list[str] = []
-    for v in values:
-        batch.append(v if isinstance(v, str) else str(v))
-        if len(batch) >= BATCH:
+    items = iter(values)
+    while batch := list(itertools.islice(items, BATCH)):
+        try:  # all strings: converted in C
             yield pa.array(batch, pa.large_string())
-            batch = []
-    yield pa.array(batch, pa.large_string())
+        except (pa.ArrowInvalid, pa.ArrowTypeError):
+            yield pa.array([v if isinstance(v, str) else str(v) for v in batch], pa.large_string())
 
 
 def _distinct(path: Path, columns: Sequence[str]) -> Iterable[pa.Array]:
@@ -484,13 +582,22 @@ def build_for_dataset(version: DatasetVersion, policy: ExposurePolicy) -> Finger
 
 
 def build_for_pseudonyms(view_parquet_path: Path, columns: Sequence[str]) -> FingerprintIndex:
-    """Fingerprints of the pseudonyms in a view: their forms, and their first 16 hex digits."""
+    """Fingerprints of the pseudonyms in a view.
+
+    Their forms, the forms of their first ``PSEUDONYM_PREFIX`` hex digits (a
+    truncated pseudonym, encoded or not) and of the bytes they spell
+    (``_byte_forms``).
+    """
     parts = []
     with duckdb.connect() as con:
         for batch in _distinct(view_parquet_path, columns):
             prefix = pc.utf8_slice_codeunits(normalise(batch, strip=True), 0, PSEUDONYM_PREFIX)
             empty = pa.array([], pa.large_string())
-            parts.append(_index_of(batch, con).union(FingerprintIndex._of_forms(prefix, empty)))
+            parts += [
+                _index_of(batch, con),
+                _index_of(prefix, con),
+                FingerprintIndex._of_forms(_byte_forms(batch, con), empty),
+            ]
     return _merge(parts)
 
 

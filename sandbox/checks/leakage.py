@@ -9,17 +9,34 @@ and the lines of a text output. An identifier split into parts is found
 too: each table row is scanned as the concatenation of its cells, each
 column as pairs of adjacent cells, a text across its lines.
 
+The file's bytes are read as well, whatever its declared kind, so nothing
+rides along unseen (``_content``): every key and string of a JSON file at
+any depth (duplicate keys included), the text chunks and other ancillary
+chunks of a PNG (``sandbox.checks.files.png_texts``), a Parquet file's
+key-value metadata (JSON and base64 values decoded too), field names and
+field metadata at any depth, writer name and column statistics, and any
+other file as text. A PNG or Parquet file whose structure cannot be read
+fails: what it carries could not be checked.
+
+Every text is compared in the index's normal form (``normalise``: format
+characters such as zero-width spaces dropped, NFKC, lower case), so
+full-width letters and invisible characters hide nothing.
+
 Short values (2-5 character names) match a whole cell, or a whole token of
 a name, a text line or a manifest string, never as part of a longer word.
 
 Invariants: the verdict is FAIL; messages name places (row, column, line,
-field) and never quote a value, nor a column name or key that itself holds
-an identifier; at most ``MAX_FINDINGS`` findings per file, then one that
-counts the rest. Without an index the rule finds nothing.
+field, chunk, metadata entry) and never quote a value, nor a column name or
+key that itself holds an identifier; at most ``MAX_FINDINGS`` findings per
+file, then one that counts the rest. Without an index the rule only fails
+a PNG whose chunks cannot be read.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
+import json
 import re
 from collections.abc import Iterator, Mapping
 from typing import Any
@@ -27,18 +44,23 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
+from sandbox.checks.files import PNG_SIGNATURE, png_texts
 from sandbox.checks.fingerprints import FingerprintIndex, normalise, strip_separators
 from sandbox.checks.model import Context, Finding, Output, Verdict
 
 IDENTIFIER_LEAKAGE = "identifier_leakage"
 RULES = {
     IDENTIFIER_LEAKAGE: "no identifier of a data subject (resident ID, mobile, credit code, "
-    "name, pseudonym), nor its hex, base64, reversed or hashed form, leaves in any part of "
-    "an output",
+    "name, pseudonym), nor its hex, base32, base64, reversed or hashed form, leaves in any "
+    "part of an output, its metadata and image text chunks included",
 }
 MAX_FINDINGS = 20
-WHAT = "an identifier of a data subject, or a reversible encoding of one (hex/base64/reversed/hash)"
+WHAT = (
+    "an identifier of a data subject, or a reversible encoding of one "
+    "(hex/base32/base64/reversed/hash)"
+)
 # Tokens for whole-token matches: split at ASCII punctuation and whitespace, and at
 # full-width (CJK) punctuation.
 _TOKEN = re.compile(
@@ -47,14 +69,20 @@ _TOKEN = re.compile(
     "\u300a\u300b\u201c\u201d\u2018\u2019\u2026\u00b7]+"
 )
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]+")  # splits the strings out of decoded binary
+_BASE64 = re.compile(r"[A-Za-z0-9+/_\-]{8,}={0,2}")
+
+_PNG_UNREADABLE = "the image's chunks cannot be read in full, so what they carry cannot be checked"
+
 Place = tuple[int | None, str | None, str]  # (row, column, message)
+Piece = tuple[str, str]  # (where, text)
 
 
 def identifier_leakage(output: Output, ctx: Context) -> list[Finding]:
     """No identifier, nor an encoding or hash of one, anywhere in the output."""
     index = ctx.fingerprints
     if index is None or not len(index):
-        return []
+        return _unreadable(output)
     places: list[Place] = []
     if _flagged(index, [output.file])[0]:
         places.append((None, None, f"the file name holds {WHAT}"))
@@ -65,6 +93,7 @@ def identifier_leakage(output: Output, ctx: Context) -> list[Finding]:
         places += _text(index, output.text)
     if output.model is not None:
         places += _document(index, output.model, "the model")
+    places += _content(index, output)
     unique = list(dict.fromkeys(places))
     findings = [
         Finding(IDENTIFIER_LEAKAGE, Verdict.FAIL, output.file, message, row=row, column=column)
@@ -85,17 +114,31 @@ def identifier_leakage(output: Output, ctx: Context) -> list[Finding]:
 
 def _flagged(index: FingerprintIndex, texts: list[str]) -> np.ndarray[Any, np.dtype[np.bool_]]:
     """Per text: holds a form, or one of its tokens is wholly a short (exact-only) form."""
-    found = index.scan(texts)
+    lower = normalise(texts, strip=False)
+    found = np.zeros(len(texts), dtype=bool)
+    found[index.find(lower, np.arange(len(texts) + 1, dtype=np.int64))[:, 0]] = True
     tokens, owner = [], []
-    for i, text in enumerate(texts):
+    for i, text in enumerate(lower.to_pylist()):
         for token in [text, *_TOKEN.split(text)]:
             if token:
                 tokens.append(token)
                 owner.append(i)
     if tokens:
-        hits = index.exact_hits(normalise(tokens, strip=True))
+        hits = index.exact_hits(strip_separators(pa.array(tokens, pa.large_string())))
         found[np.asarray(owner, dtype=np.int64)[hits]] = True
     return found
+
+
+def _pieces(index: FingerprintIndex, pieces: list[Piece]) -> list[Place]:
+    """One finding per place whose text holds a form (places named by the caller, fixed)."""
+    if not pieces:
+        return []
+    flagged = _flagged(index, [text for _, text in pieces])
+    return [
+        (None, None, f"{where} holds {WHAT}")
+        for (where, _), hit in zip(pieces, flagged, strict=True)
+        if hit
+    ]
 
 
 # -- tables -------------------------------------------------------------------------
@@ -189,21 +232,21 @@ def _table(index: FingerprintIndex, table: pa.Table) -> list[Place]:
 
 def _text(index: FingerprintIndex, text: str) -> list[Place]:
     lines = text.splitlines() or [""]
-    arr = pa.array(lines, pa.large_string())
+    lower = normalise(pa.array(lines, pa.large_string()), strip=False)
     bounds = np.array([0, len(lines)], dtype=np.int64)
-    hits = index.find(normalise(arr, strip=False), bounds)
+    hits = index.find(lower, bounds)
     places: list[Place] = []
     for _, first, last in hits.tolist():
         where = f"line {first + 1}" if first == last else f"lines {first + 1} to {last + 1}"
         places.append((None, None, f"the text holds {WHAT} on {where}"))
     tokens, owner = [], []
-    for i, line in enumerate(lines):
+    for i, line in enumerate(lower.to_pylist()):
         for token in _TOKEN.split(line):
             if token:
                 tokens.append(token)
                 owner.append(i)
     if tokens:
-        hits_exact = index.exact_hits(normalise(tokens, strip=True))
+        hits_exact = index.exact_hits(strip_separators(pa.array(tokens, pa.large_string())))
         for line_no in sorted({owner[i] for i in np.flatnonzero(hits_exact)}):
             places.append((None, None, f"the text holds {WHAT} on line {line_no + 1}"))
     return places
@@ -212,23 +255,48 @@ def _text(index: FingerprintIndex, text: str) -> list[Place]:
 FieldPath = tuple[str | int, ...]
 
 
+class _Pairs(list[tuple[str, Any]]):
+    """A JSON object as its (key, value) pairs in order, duplicate keys kept."""
+
+
 def _leaves(doc: Any, path: FieldPath) -> Iterator[tuple[FieldPath, bool, str]]:
-    """(path, is a key, text) of every string, key and number of a JSON-like document."""
-    if isinstance(doc, Mapping):
-        for key, value in doc.items():
-            yield path, True, str(key)
-            yield from _leaves(value, (*path, str(key)))
-    elif isinstance(doc, list | tuple):
-        for i, value in enumerate(doc):
-            yield from _leaves(value, (*path, i))
-    elif isinstance(doc, str):
-        yield path, False, doc
-    elif isinstance(doc, bool) or doc is None:
-        return
-    elif isinstance(doc, int):
-        yield path, False, str(doc)
-    elif isinstance(doc, float):
-        yield path, False, str(int(doc)) if doc.is_integer() else repr(doc)
+    """(path, is a key, text) of every string, key and number of a JSON-like document.
+
+    Depth first, without recursion: a document nested thousands deep is read whole.
+    """
+    stack: list[Iterator[tuple[FieldPath, bool, Any]]] = [iter([(path, False, doc)])]
+    while stack:
+        item = next(stack[-1], None)
+        if item is None:
+            stack.pop()
+            continue
+        where, is_key, value = item
+        if is_key:
+            yield where, True, value
+        elif isinstance(value, Mapping | _Pairs):
+            pairs = value.items() if isinstance(value, Mapping) else value
+            stack.append(_members(where, pairs))
+        elif isinstance(value, list | tuple):
+            stack.append(_items(where, value))
+        elif isinstance(value, str):
+            yield where, False, value
+        elif isinstance(value, bool) or value is None:
+            continue
+        elif isinstance(value, int):
+            yield where, False, str(value)
+        elif isinstance(value, float):
+            yield where, False, str(int(value)) if value.is_integer() else repr(value)
+
+
+def _items(path: FieldPath, values: Any) -> Iterator[tuple[FieldPath, bool, Any]]:
+    for i, value in enumerate(values):
+        yield (*path, i), False, value
+
+
+def _members(path: FieldPath, pairs: Any) -> Iterator[tuple[FieldPath, bool, Any]]:
+    for key, value in pairs:
+        yield path, True, str(key)
+        yield (*path, str(key)), False, value
 
 
 def _document(index: FingerprintIndex, doc: Mapping[str, Any], name: str) -> list[Place]:
@@ -251,3 +319,133 @@ def _document(index: FingerprintIndex, doc: Mapping[str, Any], name: str) -> lis
         else:
             places.append((None, None, f"{name}'s field {where or '(top)'} holds {WHAT}"))
     return places
+
+
+# -- the file's bytes ---------------------------------------------------------------
+
+
+def _content(index: FingerprintIndex, output: Output) -> list[Place]:
+    """What the file's bytes carry besides the table, text or model read from them."""
+    content = output.content
+    extension = output.file.rsplit(".", 1)[-1].lower() if "." in output.file else ""
+    if content.startswith(PNG_SIGNATURE) or extension == "png":
+        return _png(index, content)
+    if extension == "parquet" or (content[:4] == b"PAR1" and content[-4:] == b"PAR1"):
+        return _parquet(index, content, read_table=output.table is None)
+    if extension == "json" or output.kind == "model":
+        document = _json(content)
+        if document is not None:
+            name = "the model" if output.kind == "model" else "the JSON document"
+            return _document(index, document, name)
+    if output.table is None and output.text is None:
+        return _text(index, content.decode("utf-8", "replace"))
+    return []
+
+
+def _unreadable(output: Output) -> list[Finding]:
+    """Without an index: only whether a PNG's chunks can be read at all (else a FAIL)."""
+    if not output.content.startswith(PNG_SIGNATURE):
+        return []
+    try:
+        png_texts(output.content)
+    except ValueError:
+        return [Finding(IDENTIFIER_LEAKAGE, Verdict.FAIL, output.file, _PNG_UNREADABLE)]
+    return []
+
+
+def _json(content: bytes) -> Any:
+    """The JSON document with every object as its pairs (duplicates kept); None if not JSON."""
+    try:
+        return json.loads(content.decode("utf-8"), object_pairs_hook=_Pairs)
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        return None
+
+
+def _png(index: FingerprintIndex, content: bytes) -> list[Place]:
+    try:
+        texts = png_texts(content)
+    except ValueError:
+        return [(None, None, _PNG_UNREADABLE)]
+    pieces = [
+        (
+            f"the image's chunk {t.chunk + 1} "
+            + ("(of an unknown type)" if t.kind == "other" else f"({t.kind})"),
+            t.text,
+        )
+        for t in texts
+    ]
+    return _pieces(index, pieces)
+
+
+def _parquet(index: FingerprintIndex, content: bytes, *, read_table: bool) -> list[Place]:
+    """Field names and metadata at any depth, key-value metadata, writer, statistics."""
+    try:
+        file = pq.ParquetFile(pa.BufferReader(content))
+        meta, schema = file.metadata, file.schema_arrow
+        pieces = _parquet_pieces(meta, schema)
+        table = file.read() if read_table else None
+    except (pa.ArrowException, OSError, ValueError):
+        return [(None, None, "the Parquet file cannot be read in full, so it cannot be checked")]
+    places = _pieces(index, pieces)
+    if table is not None:
+        places += _table(index, table)
+    return places
+
+
+def _parquet_pieces(meta: pq.FileMetaData, schema: pa.Schema) -> list[Piece]:
+    pieces: list[Piece] = [("the Parquet file's writer name", meta.created_by or "")]
+    for i, (key, value) in enumerate((meta.metadata or {}).items()):
+        where = f"the Parquet file's key-value metadata (entry {i + 1})"
+        pieces += [(where, text) for text in (*_bytes_texts(key), *_bytes_texts(value))]
+    for i, top in enumerate(schema):
+        for depth, field in _fields(top):
+            if depth:
+                pieces.append((f"the name of a field nested in column {i + 1}", field.name))
+            for key, value in (field.metadata or {}).items():
+                where = f"the field metadata of column {i + 1}"
+                pieces += [(where, text) for text in (*_bytes_texts(key), *_bytes_texts(value))]
+    for j in range(meta.num_columns):
+        path = meta.schema.column(j).path
+        pieces.append((f"the path of Parquet column {j + 1}", path))
+    for g in range(meta.num_row_groups):
+        group = meta.row_group(g)
+        for j in range(group.num_columns):
+            chunk = group.column(j)
+            where = f"the Parquet statistics of row group {g + 1}, column {j + 1}"
+            pieces.append((where, chunk.file_path or ""))
+            stats = chunk.statistics
+            if stats is not None and stats.has_min_max:
+                pieces += [(where, _shown(stats.min) or ""), (where, _shown(stats.max) or "")]
+    return [(where, text) for where, text in pieces if text]
+
+
+def _fields(field: pa.Field, depth: int = 0) -> Iterator[tuple[int, pa.Field]]:
+    yield depth, field
+    kind = field.type
+    if isinstance(kind, pa.StructType):
+        children = [kind.field(i) for i in range(kind.num_fields)]
+    elif isinstance(kind, pa.MapType):
+        children = [kind.key_field, kind.item_field]
+    elif isinstance(kind, pa.ListType | pa.LargeListType | pa.FixedSizeListType):
+        children = [kind.value_field]
+    else:
+        children = []
+    for child in children:
+        yield from _fields(child, depth + 1)
+
+
+def _bytes_texts(value: bytes) -> list[str]:
+    """A metadata value as text, and what it holds when it is JSON or base64 (decoded)."""
+    text = value.decode("utf-8", "replace")
+    texts = [text] if value.isascii() else [text, value.decode("latin-1")]
+    document = _json(value)
+    if isinstance(document, _Pairs | list):
+        texts += [leaf for _, _, leaf in _leaves(document, ())]
+    for run in _BASE64.findall(text):
+        body = run.rstrip("=").replace("-", "+").replace("_", "/")
+        try:
+            decoded = base64.b64decode(body + "=" * (-len(body) % 4), validate=True)
+        except (binascii.Error, ValueError):
+            continue
+        texts += [p for p in _CONTROL.split(decoded.decode("utf-8", "replace")) if p]
+    return texts

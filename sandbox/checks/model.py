@@ -67,7 +67,7 @@ def worst(findings: Iterable[Finding]) -> Verdict:
     return max((f.verdict for f in findings), key=lambda v: v.rank, default=Verdict.PASS)
 
 
-Source = Literal["sql", "python"]
+Source = Literal["sql", "python", "recomputed"]
 Kind = Literal["table", "model", "figure", "text", "other"]
 
 
@@ -80,6 +80,14 @@ class Evidence:
     per-entity contributions to a SUM-like measure (descending) and
     ``totals[measure]`` the sum of absolute contributions; ``entity_sets``
     the ledger keys of each row's entities (for the differencing ledger).
+
+    ``subpopulations[column]``: for each condition inside the column's
+    aggregates (and one dataset), per row the distinct entities for which it
+    holds and for which it does not. ``measures`` and ``subpopulations`` may
+    also be keyed by a clause (HAVING, QUALIFY, ORDER BY) whose aggregates
+    pick or order the rows. ``dropped``: for a query that picks groups
+    (HAVING, QUALIFY, LIMIT, OFFSET), the evidence of the groups it formed
+    and did not return; None when it picks none.
     """
 
     entities: Mapping[str, np.ndarray[Any, Any]]
@@ -90,6 +98,10 @@ class Evidence:
     additive: frozenset[str] = frozenset()
     # Output column -> the (top, total) keys of its SUM/AVG arguments in ``top``/``totals``.
     measures: Mapping[str, tuple[tuple[str, str], ...]] = field(default_factory=dict)
+    subpopulations: Mapping[str, tuple[tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]], ...]] = (
+        field(default_factory=dict)
+    )
+    dropped: Evidence | None = None
 
     def min_entities(self) -> np.ndarray[Any, Any]:
         """Per row, the fewest distinct entities of any dataset behind it."""

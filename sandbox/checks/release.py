@@ -2,15 +2,20 @@
 
 Rule of stage 5, from the policy's ``auto_release`` mode:
 
-- ``sql_only`` (default): SQL products whose checks pass are released; every
-  Python output is held for review (its counts come from untrusted code);
-- ``checked``: Python tables and models that pass every rule are released
-  too;
+- ``sql_only`` (default): SQL products whose rules pass are released, a
+  Python job's ``publish_query`` included (the trusted side runs it as an
+  SQL product: source ``sql``);
+- ``checked``: models the trusted side fitted itself from a Python job's
+  ``publish_model`` specification (source ``recomputed``) are released too
+  when every rule passes;
 - ``never``: everything is reviewed.
 
-Figures and free text are always reviewed: no rule can read them. An SQL
-product whose entities could not be followed has no trusted evidence and
-is reviewed.
+Whatever a Python job's own code wrote (tables, models it fitted, figures,
+text) is reviewed under every mode: no rule can prove that a cell of
+arbitrary output is an aggregate of its group (it may be one person's value
+inside a big group, a transform of it, an encoded pseudonym). Figures and
+free text are reviewed anyway. An SQL product whose entities could not be
+followed has no trusted evidence and is reviewed.
 """
 
 from __future__ import annotations
@@ -36,14 +41,25 @@ def auto_release(output: Output, ctx: Context) -> list[Finding]:
                 "the policy reviews every output (auto_release: never)",
             )
         ]
-    if output.source == "python" and mode != "checked":
+    if output.source == "python":
         return [
             Finding(
                 AUTO_RELEASE,
                 Verdict.REVIEW,
                 output.file,
-                "the policy releases Python outputs only after review (auto_release: sql_only); "
-                "their counts come from the job's own code",
+                "a file the job's own code wrote is released only after review; publish a "
+                "query or a model specification to have it computed and released by the "
+                "trusted side",
+            )
+        ]
+    if output.source == "recomputed" and mode != "checked":
+        return [
+            Finding(
+                AUTO_RELEASE,
+                Verdict.REVIEW,
+                output.file,
+                "the policy releases models fitted by the trusted side only after review "
+                "(auto_release: sql_only)",
             )
         ]
     if output.source == "sql" and output.kind == "table" and output.evidence is None:

@@ -4,11 +4,17 @@
     con = connect()                      # DuckDB, one view per /data/<view>.parquet
     con.sql("SELECT district, count(*) FROM residents GROUP BY district")
 
-    from sandbox.sdk import publish_table
-    publish_table("by_district.csv", frame, group_by=["district"], measures=[], count="n")
+    from sandbox.sdk import publish_model, publish_query
+    publish_query("by_district.csv", "SELECT district, count(*) AS n FROM residents GROUP BY 1")
+    publish_model("age.json", "income ~ age", "SELECT income, age FROM residents")
 
-The ``publish_*`` functions (``sandbox/sdk/publish.py``) write to ``/output``
-and declare each file in ``/output/manifest.json``; nothing else is released.
+The ``publish_*`` functions (``sandbox/sdk/publish.py``) declare each output
+in ``/output/manifest.json``; nothing else is released. ``publish_query`` and
+``publish_model`` are specifications: the trusted side computes them itself
+on the real data, and only they can be released without a reviewer. Files
+the job writes itself (``publish_table``, ``publish_figure``,
+``publish_text``, ``publish_model_summary``, ``publish_model_from``) are held
+for a reviewer.
 
 The connection reads only ``/data``: external access is disabled and the
 configuration locked once the views are registered. (The container has no
@@ -27,6 +33,8 @@ from sandbox.sdk.publish import (
     publish_figure,
     publish_model,
     publish_model_from,
+    publish_model_summary,
+    publish_query,
     publish_table,
     publish_text,
 )
@@ -40,6 +48,8 @@ __all__ = [
     "publish_figure",
     "publish_model",
     "publish_model_from",
+    "publish_model_summary",
+    "publish_query",
     "publish_table",
     "publish_text",
 ]

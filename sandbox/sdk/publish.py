@@ -1,23 +1,33 @@
 """Publishing outputs from inside the sandbox container.
 
-Stage: the job itself (analyst code, in the container). Every ``publish_*``
-function writes one file into the output directory (``/output``) and appends
-an entry describing it to ``<output dir>/manifest.json``::
+Stage: the job itself (analyst code, in the container). Two sorts of
+output, both declared in ``<output dir>/manifest.json``::
 
-    {"version": 1, "outputs": [{"file": "by_district.csv", "kind": "table", ...}]}
+    {"version": 1, "outputs": [{"file": "by_district.csv", "kind": "query", ...}]}
+
+- *Specifications* (``publish_query``, ``publish_model``): a manifest entry
+  and no file. The job's own numbers are not used: the trusted side runs the
+  job on dummy data to collect the specifications, then computes each one
+  itself on the real data (the query through the SQL-product path, the model
+  fitted by trusted code in a fresh sandbox). Only these can be released
+  without a reviewer. ``sandbox/sdk/specs.py`` says what a valid one is.
+- *Files* (``publish_table``, ``publish_model_summary``,
+  ``publish_model_from``, ``publish_figure``, ``publish_text``): bytes the job
+  made itself, written to the output directory and held for a reviewer.
 
 Invariants:
 
-- a name is one plain file name (``^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$``) with
-  the extension of its kind; no path separators, never ``manifest.json``, and
-  never a name that already exists in the output directory;
-- the file is written before its manifest entry, each atomically (temporary
+- a name is one plain file name matching ``specs.NAME_PATTERN`` (lower case,
+  at most 48 characters before the extension) with the extension of its
+  kind; never ``manifest.json``, never a name already published or present
+  in the output directory; a refused call writes nothing;
+- a file is written before its manifest entry, each atomically (temporary
   file, then rename), so the manifest never names a missing or partial file;
-- the entry records the file's SHA-256 and size, so later stages can tell the
+- a file's entry records its SHA-256 and size, so later stages can tell the
   released file is the one that was declared;
-- tables declare every column (group-by key, measure or count); models carry
-  coefficients, standard errors and sizes only, never per-row predictions or
-  residuals.
+- tables declare every column (group-by key, measure or count); model
+  summaries carry coefficients, standard errors and sizes only, never
+  per-row predictions or residuals.
 
 Files in the output directory that the manifest does not list are never
 released; later stages enforce that. The manifest is rewritten whole on each
@@ -42,12 +52,14 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from sandbox.sdk import specs
+
 OUTPUT_DIR = Path("/output")
 MANIFEST = "manifest.json"
 MANIFEST_VERSION = 1
 
-NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
-DESCRIPTION_MAX_CHARS = 4000
+NAME_PATTERN = specs.NAME_PATTERN
+DESCRIPTION_MAX_CHARS = specs.DESCRIPTION_MAX_CHARS
 TEXT_MAX_BYTES = 64 * 1024
 FIGURE_DPI = 100
 FIGURE_MAX_PIXELS = 4000  # per side
@@ -58,6 +70,8 @@ __all__ = [
     "publish_figure",
     "publish_model",
     "publish_model_from",
+    "publish_model_summary",
+    "publish_query",
     "publish_table",
     "publish_text",
 ]
@@ -87,25 +101,21 @@ def _output_dir(output_dir: OutputDir) -> Path:
     return path
 
 
-def _check_name(name: object, extensions: Sequence[str]) -> str:
-    if not isinstance(name, str) or not NAME_PATTERN.fullmatch(name):
-        raise PublishError(
-            f"invalid output name {name!r}: use 1 to 100 letters, digits, '_', '.' or '-', "
-            "starting with a letter or digit, no path separators"
-        )
-    if not any(name.endswith(ext) and len(name) > len(ext) for ext in extensions):
-        raise PublishError(f"output name {name!r} must end with {' or '.join(extensions)}")
-    if name == MANIFEST:
+def _check_name(name: object, extension: str) -> str:
+    try:
+        checked = specs.check_name(name, extension)
+    except specs.SpecError as e:
+        raise PublishError(str(e)) from e
+    if checked == MANIFEST:
         raise PublishError(f"{MANIFEST!r} is reserved for the manifest")
-    return name
+    return checked
 
 
 def _check_description(description: object) -> str:
-    if not isinstance(description, str):
-        raise PublishError("description must be a string")
-    if len(description) > DESCRIPTION_MAX_CHARS:
-        raise PublishError(f"description is longer than {DESCRIPTION_MAX_CHARS} characters")
-    return description
+    try:
+        return specs.check_description(description)
+    except specs.SpecError as e:
+        raise PublishError(str(e)) from e
 
 
 def _read_manifest(directory: Path) -> dict[str, Any]:
@@ -140,16 +150,26 @@ def _write_atomically(path: Path, content: bytes) -> None:
         raise
 
 
+def _free_name(directory: Path, manifest: dict[str, Any], name: str) -> None:
+    if any(isinstance(e, dict) and e.get("file") == name for e in manifest["outputs"]):
+        raise PublishError(f"{name!r} is already published")
+    if os.path.lexists(directory / name):
+        raise PublishError(f"{name!r} already exists in the output directory")
+
+
+def _append(directory: Path, manifest: dict[str, Any], entry: dict[str, Any]) -> None:
+    manifest["outputs"].append(entry)
+    text = json.dumps(manifest, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
+    _write_atomically(directory / MANIFEST, text.encode("utf-8"))
+
+
 def _publish(
     output_dir: OutputDir, name: str, content: bytes, entry: dict[str, Any]
 ) -> dict[str, Any]:
     """Write ``content`` as ``name`` and append its manifest entry; return the entry."""
     directory = _output_dir(output_dir)
     manifest = _read_manifest(directory)
-    if any(isinstance(e, dict) and e.get("file") == name for e in manifest["outputs"]):
-        raise PublishError(f"{name!r} is already published")
-    if os.path.lexists(directory / name):
-        raise PublishError(f"{name!r} already exists in the output directory")
+    _free_name(directory, manifest, name)
     full = {
         "file": name,
         **entry,
@@ -157,10 +177,18 @@ def _publish(
         "bytes": len(content),
     }
     _write_atomically(directory / name, content)
-    manifest["outputs"].append(full)
-    text = json.dumps(manifest, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
-    _write_atomically(directory / MANIFEST, text.encode("utf-8"))
+    _append(directory, manifest, full)
     return dict(full)
+
+
+def _publish_spec(output_dir: OutputDir, spec: specs.QuerySpec | specs.ModelSpec) -> dict[str, Any]:
+    """Append a specification's manifest entry (no file is written); return the entry."""
+    directory = _output_dir(output_dir)
+    manifest = _read_manifest(directory)
+    _free_name(directory, manifest, spec.file)
+    entry: dict[str, Any] = specs.spec_entry(spec)
+    _append(directory, manifest, entry)
+    return dict(entry)
 
 
 def _column_list(value: object, what: str) -> list[str]:
@@ -217,7 +245,7 @@ def publish_table(
     (values computed per group) or ``count`` (the number of records behind
     each row): an output says what each of its columns is.
     """
-    _check_name(name, [".csv"])
+    _check_name(name, ".csv")
     description = _check_description(description)
     group_cols = _column_list(group_by, "group_by")
     measure_cols = _column_list(measures, "measures")
@@ -268,7 +296,60 @@ def publish_table(
     return _publish(output_dir, name, content, entry)
 
 
-# -- models ----------------------------------------------------------------
+# -- specifications --------------------------------------------------------
+
+
+def publish_query(
+    name: str, sql: str, *, description: str = "", output_dir: OutputDir = None
+) -> dict[str, Any]:
+    """Ask the trusted side for a table: the result of ``sql`` over the views.
+
+    Nothing the job computed is used, and no file is written: only the
+    manifest entry ``{"file", "kind": "query", "sql", "description"}``. The
+    trusted side runs the job on dummy data to collect this specification,
+    then runs ``sql`` itself on the real data through the SQL-product path
+    (static check, evidence rewrite, output rules, ledger) and publishes its
+    own result as ``name`` (a ``.csv`` name). Returns the entry.
+    """
+    try:
+        spec = specs.query_spec(name, sql, description)
+    except specs.SpecError as e:
+        raise PublishError(str(e)) from e
+    _check_name(spec.file, ".csv")
+    return _publish_spec(output_dir, spec)
+
+
+def publish_model(
+    name: str,
+    formula: str,
+    sql: str,
+    family: str = "gaussian",
+    *,
+    description: str = "",
+    output_dir: OutputDir = None,
+) -> dict[str, Any]:
+    """Ask the trusted side for a GLM ``formula`` fitted on the rows of ``sql``.
+
+    Nothing the job computed is used, and no file is written: only the
+    manifest entry ``{"file", "kind": "glm", "sql", "formula", "family",
+    "description"}``. The trusted side collects the specification from a run
+    on dummy data, runs ``sql`` on the real data, fits the model with its own
+    code in a fresh sandbox and publishes the coefficients, standard errors
+    and sizes as ``name`` (a ``.json`` name) once they pass the checks.
+
+    ``formula`` follows a small grammar (``y ~ x + C(d) + np.log(z) + a:b +
+    a*b``, ``- 1``; see ``sandbox/sdk/specs.py``) and ``family`` is one of
+    gaussian, binomial, poisson or gamma. Returns the entry.
+    """
+    try:
+        spec = specs.model_spec(name, formula, sql, family, description)
+    except specs.SpecError as e:
+        raise PublishError(str(e)) from e
+    _check_name(spec.file, ".json")
+    return _publish_spec(output_dir, spec)
+
+
+# -- model summaries (held for review) ---------------------------------------
 
 
 def _finite_mapping(values: object, what: str) -> dict[str, float]:
@@ -296,7 +377,7 @@ def _whole(value: object, what: str, minimum: int) -> int:
     return int(value)
 
 
-def publish_model(
+def publish_model_summary(
     name: str,
     *,
     coefficients: Mapping[str, float],
@@ -307,13 +388,15 @@ def publish_model(
     description: str = "",
     output_dir: OutputDir = None,
 ) -> dict[str, Any]:
-    """Publish a fitted model's summary as JSON; return its manifest entry.
+    """Publish a model summary the job computed itself as JSON; return its entry.
 
-    Only coefficients, their standard errors (same terms, or None), the
+    The summary is held for a reviewer: its numbers come from the job's own
+    code. For a model that can be released without review, use
+    :func:`publish_model`. Only coefficients, their standard errors (same terms, or None), the
     number of observations ``n`` and the residual degrees of freedom are
     written; never per-row predictions or residuals.
     """
-    _check_name(name, [".json"])
+    _check_name(name, ".json")
     description = _check_description(description)
     if not isinstance(kind, str) or not MODEL_KIND_PATTERN.fullmatch(kind):
         raise PublishError(f"invalid model kind {kind!r}: lower-case letters, digits and '_'")
@@ -360,7 +443,7 @@ def _named(values: Any, names: Sequence[str]) -> dict[str, float]:
 def publish_model_from(
     name: str, results: Any, description: str = "", *, output_dir: OutputDir = None
 ) -> dict[str, Any]:
-    """Publish a fitted statsmodels results object through :func:`publish_model`.
+    """Publish a fitted statsmodels results object through :func:`publish_model_summary`.
 
     Takes ``params``, ``bse``, ``nobs`` and ``df_resid``; the kind is the
     model class's name in lower case (``ols``, ``logit``, ``glm`` ...).
@@ -382,7 +465,7 @@ def publish_model_from(
         raise PublishError(
             "nobs and df_resid must be whole numbers (weighted fits are not supported)"
         )
-    return publish_model(
+    return publish_model_summary(
         name,
         coefficients=coefficients,
         std_errors=std_errors,
@@ -405,7 +488,7 @@ def publish_figure(
     Rendered with the Agg backend whatever the figure's own; figures larger
     than 4000 pixels on a side are refused.
     """
-    _check_name(name, [".png"])
+    _check_name(name, ".png")
     description = _check_description(description)
     if figure is None:
         plt = _module("matplotlib.pyplot")
@@ -438,8 +521,8 @@ def publish_figure(
 def publish_text(
     name: str, text: str, *, description: str = "", output_dir: OutputDir = None
 ) -> dict[str, Any]:
-    """Publish UTF-8 text as ``.txt`` or ``.md`` (at most 64 KiB encoded)."""
-    _check_name(name, [".txt", ".md"])
+    """Publish UTF-8 text as ``.txt`` (at most 64 KiB encoded), held for a reviewer."""
+    _check_name(name, ".txt")
     description = _check_description(description)
     if not isinstance(text, str):
         raise PublishError("text must be a string")
@@ -449,5 +532,5 @@ def publish_text(
         raise PublishError(f"text cannot be encoded as UTF-8: {e}") from e
     if len(content) > TEXT_MAX_BYTES:
         raise PublishError(f"text is {len(content)} bytes; at most {TEXT_MAX_BYTES} allowed")
-    entry = {"kind": "text", "format": name.rsplit(".", 1)[1], "description": description}
+    entry = {"kind": "text", "format": "txt", "description": description}
     return _publish(output_dir, name, content, entry)

@@ -60,11 +60,18 @@ def check_sql(
     policies: Mapping[str, ExposurePolicy],
     *,
     allowed_aggregates: frozenset[str] = ALLOWED_AGGREGATES,
+    row_level: bool = False,
 ) -> CheckedQuery:
     """Check one SQL product against the exposure policies of the grant's views.
 
     Rule: a query runs only if every column it touches is used as its view's
     exposure policy allows. Raises ``SqlRejected`` listing every problem.
+
+    ``row_level``: the query selects model inputs, one row per row of the
+    views (for a model fitted on the trusted side): the outer query need not
+    aggregate and may output aggregate-only columns (as linear forms), but
+    never keys or hidden columns, never a condition on an aggregate-only
+    column, and never LIMIT/OFFSET.
     """
     tree, problems = parse_statement(code)
     if tree is None:
@@ -79,7 +86,7 @@ def check_sql(
         )
     except SqlglotError as e:
         raise SqlRejected([_unqualifiable(tree, e)]) from e
-    analyzer = Analyzer(views, allowed_aggregates)
+    analyzer = Analyzer(views, allowed_aggregates, row_level=row_level)
     relation = analyzer.query(qualified, None, {}, top=True, where="")
     if analyzer.rejections:
         raise SqlRejected(_unique(analyzer.rejections))
@@ -88,6 +95,9 @@ def check_sql(
         views=tuple(sorted(analyzer.views_used)),
         columns=tuple(sorted(analyzer.lineage)),
         output_columns=tuple(name for name, _ in relation.columns),
+        output_kinds={
+            name: frozenset(str(o.kind) for o in value) for name, value in relation.columns
+        },
     )
 
 

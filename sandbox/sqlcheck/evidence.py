@@ -9,8 +9,21 @@ carries
 - ``__dsr_top_<i>`` / ``__dsr_tot_<i>``: for the argument of each SUM or AVG
   in the output, the largest absolute per-entity contributions to the row
   (descending, as many as the dominance rule needs) and their total;
+- ``__dsr_subt<i>`` / ``__dsr_subf<i>``: for each condition inside an
+  aggregate (CASE / IF / NULLIF / COALESCE / a comparison in the argument,
+  or a FILTER clause), the number of distinct entities of a dataset for
+  which it holds, and for which it does not (NULL counts as not): the
+  subpopulations the aggregate describes;
 - ``__dsr_row``: the row's position, so the released columns keep the
   analyst's order.
+
+A query that picks groups (HAVING, QUALIFY, LIMIT, OFFSET at the top)
+returns every group its FROM, WHERE and GROUP BY form, with ``__dsr_keep``
+true for the rows the analyst's query returns (in its order, first). The
+released values of kept rows come from the analyst's query as written,
+matched to the groups on the grouping keys; dropped groups carry evidence
+only. So the output rules can judge every group, and whether a query is
+released cannot depend on which groups its filter kept.
 
 Threshold and dominance rules can then be exact: the numbers come from our
 SQL, not from the analyst. The analyst's requested columns are what is
@@ -28,7 +41,8 @@ set), matched to output rows on the grouping keys and GROUPING().
 
 Invariants:
 - The released columns are computed by the analyst's (checked) expressions
-  unchanged; only columns are added, never rows removed or values changed.
+  unchanged; only columns (and, for a query that picks groups, the rows it
+  dropped, flagged) are added, never values changed.
 - A query the rewrite cannot follow raises ``EvidenceUnavailable``: without
   trusted evidence an output is never released automatically.
 """
@@ -42,12 +56,24 @@ from dataclasses import dataclass, field
 from sqlglot import exp, parse_one
 
 from sandbox.errors import EvidenceUnavailable, SqlNameError
+from sandbox.sqlcheck.conditions import (
+    conditional_outputs,
+    conditions,
+    filter_condition,
+    has_conditions,
+    outer_aggregates,
+)
 from sandbox.sqlcheck.grammar import DIALECT
 from sandbox.sqlcheck.model import CheckedQuery
 from sandbox.sqltext import ident
 
 PREFIX = "__dsr_"
 ROW = "__dsr_row"
+KEEP = "__dsr_keep"
+# The clauses of the outer query that pick or order groups: their aggregates
+# get evidence under these labels (in place of an output column's name).
+FILTER_CLAUSES = {"having": "HAVING", "qualify": "QUALIFY", "order": "ORDER BY"}
+_PICKS = ("having", "qualify", "limit", "offset")
 
 
 @dataclass(frozen=True)
@@ -60,8 +86,23 @@ class Measure:
 
 
 @dataclass(frozen=True)
+class Subpopulation:
+    """One condition inside an aggregate: per row, the entities of ``dataset``
+    for which it holds (``true``) and for which it does not (``false``)."""
+
+    dataset: str
+    true: str
+    false: str
+
+
+@dataclass(frozen=True)
 class EvidenceQuery:
-    """A checked query rewritten to carry evidence; run ``sql``, release ``output_columns``."""
+    """A checked query rewritten to carry evidence; run ``sql``, release ``output_columns``.
+
+    ``measures`` and ``subpopulations`` are keyed by output column, or by
+    the clause (``FILTER_CLAUSES``: HAVING, QUALIFY, ORDER BY) whose
+    aggregates pick or order the rows.
+    """
 
     sql: str
     output_columns: tuple[str, ...]
@@ -71,6 +112,10 @@ class EvidenceQuery:
     dimensions: tuple[str, ...] = ()  # output columns holding no aggregate: the row's keys
     top_n: int = 2
     datasets: tuple[str, ...] = field(default=())
+    # The column flagging the rows the analyst's query returns; None when it
+    # picks no groups (no HAVING, QUALIFY, LIMIT or OFFSET): every row is kept.
+    keep: str | None = None
+    subpopulations: Mapping[str, tuple[Subpopulation, ...]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -112,15 +157,18 @@ def _windowed(node: exp.Expr, stop: exp.Expr) -> bool:
     return False
 
 
-def _entity_list(items: list[_Item]) -> exp.Expr:
-    """One aggregate: the distinct entities of ``items`` (all of one dataset) in a group."""
+def _entity_list(items: list[_Item], where: str | None = None) -> exp.Expr:
+    """One aggregate: the distinct entities of ``items`` (all of one dataset) in a group,
+    of the rows where ``where`` (SQL) is true when given."""
     parts = []
     for item in items:
+        e = item.expr.sql(dialect=DIALECT)
         if item.is_list:
-            parts.append(f"coalesce(flatten(list({item.expr.sql(dialect=DIALECT)})), [])")
+            cond = f" FILTER (WHERE {where})" if where else ""
+            parts.append(f"coalesce(flatten(list({e}){cond}), [])")
         else:
-            e = item.expr.sql(dialect=DIALECT)
-            parts.append(f"coalesce(list(DISTINCT {e}) FILTER (WHERE {e} IS NOT NULL), [])")
+            cond = f" AND ({where})" if where else ""
+            parts.append(f"coalesce(list(DISTINCT {e}) FILTER (WHERE {e} IS NOT NULL{cond}), [])")
     return parse_one(f"list_distinct(flatten([{', '.join(parts)}]))", dialect=DIALECT)
 
 
@@ -130,6 +178,9 @@ class _Rewriter:
         self._entities = entities
         self._exposed: dict[str, list[tuple[str, str, bool]]] = {}
         self._names = itertools.count()
+        # Per SELECT (by id): per source alias, its computed columns (see conditions.py).
+        self.conditional: dict[int, dict[str, set[str]]] = {}
+        self._computed: dict[int, set[str]] = {}
 
     def fresh(self, stem: str) -> str:
         return f"{PREFIX}{stem}{next(self._names)}"
@@ -137,6 +188,7 @@ class _Rewriter:
     def sources(self, select: exp.Select) -> dict[str, list[_Item]]:
         """Per FROM/JOIN alias of ``select``: the entity items it exposes."""
         found: dict[str, list[_Item]] = {}
+        computed: dict[str, set[str]] = {}
         joins = select.args.get("joins") or []
         from_ = select.args.get("from_") or select.args.get("from")
         for source in ([from_.this] if from_ is not None else []) + [j.this for j in joins]:
@@ -145,15 +197,18 @@ class _Rewriter:
                 name = source.name
                 if name in self._ctes and not source.db:
                     exposed = self._expose_cte(name)
+                    computed[alias] = self._computed[id(self._ctes[name])]
                 elif name in self._entities:
                     exposed = [(name, self._entities[name], False)]
                 else:
                     raise EvidenceUnavailable(f"source {alias} cannot be followed")
             elif isinstance(source, exp.Subquery) and isinstance(source.this, exp.Select):
                 exposed = self._expose(source.this)
+                computed[alias] = self._computed[id(source.this)]
             else:
                 raise EvidenceUnavailable(f"source {alias} cannot be followed")
             found[alias] = [_Item(d, _col(c, alias), is_list) for d, c, is_list in exposed]
+        self.conditional[id(select)] = computed
         return found
 
     def _expose_cte(self, name: str) -> list[tuple[str, str, bool]]:
@@ -169,13 +224,19 @@ class _Rewriter:
         if select.args.get("distinct") is not None:
             raise EvidenceUnavailable("a DISTINCT subquery cannot carry entities")
         items = [i for group in self.sources(select).values() for i in group]
+        computed = self.conditional[id(select)]
         out = []
         if _aggregated(select):
+            # Its groups are not judged: a subpopulation it counts could not be.
+            if has_conditions(select, computed):
+                raise EvidenceUnavailable("a condition inside a subquery's aggregate")
+            self._computed[id(select)] = set()
             for dataset, group in _by_dataset(items).items():
                 name = self.fresh("l")
                 select.append("expressions", exp.alias_(_entity_list(group), name, quoted=True))
                 out.append((dataset, name, True))
         else:
+            self._computed[id(select)] = conditional_outputs(select, computed)
             for item in items:
                 name = self.fresh("e")
                 select.append("expressions", exp.alias_(item.expr.copy(), name, quoted=True))
@@ -218,15 +279,26 @@ def _group_keys(select: exp.Select) -> tuple[list[exp.Expr], bool]:
     return [k.copy() for k in unique.values()], sets
 
 
-def _measure_args(projection: exp.Expr) -> list[exp.Expr]:
+def _measure_args(part: exp.Expr) -> list[exp.Expr]:
+    """The arguments of the SUMs and AVGs of ``part`` (FILTER folded in as a CASE)."""
     found = []
-    for node in projection.find_all(exp.Sum, exp.Avg):
-        if _inside_subquery(node, projection) or _windowed(node, projection):
-            continue
-        if isinstance(node.this, exp.Distinct):
+    for node in outer_aggregates(part):
+        if not isinstance(node, exp.Sum | exp.Avg) or isinstance(node.this, exp.Distinct):
             continue  # SUM(DISTINCT x) is not a sum of contributions
-        found.append(node.this)
+        arg = node.this
+        if (condition := filter_condition(node)) is not None:
+            arg = exp.Case(ifs=[exp.If(this=condition.copy(), true=arg.copy())])
+        found.append(arg)
     return found
+
+
+def _judged_parts(tree: exp.Select, outputs: tuple[str, ...]) -> list[tuple[str, exp.Expr]]:
+    """What carries evidence: each output column, and each clause picking or ordering rows."""
+    parts = list(zip(outputs, tree.expressions, strict=True))
+    for key, label in FILTER_CLAUSES.items():
+        if (clause := tree.args.get(key)) is not None:
+            parts.append((label, clause))
+    return parts
 
 
 def _measure_dataset(arg: exp.Expr, sources: Mapping[str, list[_Item]]) -> _Item | None:
@@ -250,6 +322,42 @@ def rewrite(checked: CheckedQuery, entity_columns: Mapping[str, str], top_n: int
         raise EvidenceUnavailable("a name in the query cannot be quoted") from e
 
 
+@dataclass(frozen=True)
+class RowQuery:
+    """A row-level query (a model's inputs) that also returns each row's entities."""
+
+    sql: str
+    entities: Mapping[str, tuple[str, ...]]  # dataset -> its entity columns in the result
+
+
+def rewrite_rows(checked: CheckedQuery, entity_columns: Mapping[str, str]) -> RowQuery:
+    """Rewrite a row-level ``checked`` query (``check_sql(..., row_level=True)``) so that
+    every row also carries the pseudonyms of the entities it comes from.
+
+    The fitting code counts entities per level of a categorical term with them;
+    they are never part of a model. Raises ``EvidenceUnavailable`` for a query
+    whose entities cannot be followed to single rows.
+    """
+    try:
+        tree = parse_one(checked.sql, dialect=DIALECT)
+        if not isinstance(tree, exp.Select) or _aggregated(tree):
+            raise EvidenceUnavailable("a model's query must select rows")
+        with_key = "with_" if "with_" in tree.arg_types else "with"
+        with_ = tree.args.get(with_key)
+        ctes = {c.alias_or_name: c.this for c in (with_.expressions if with_ else [])}
+        exposed = _Rewriter(ctes, entity_columns)._expose(tree)
+        if not exposed or any(is_list for _, _, is_list in exposed):
+            raise EvidenceUnavailable("the rows' entities cannot be followed")
+        entities: dict[str, list[str]] = {}
+        for dataset, name, _ in exposed:
+            entities.setdefault(dataset, []).append(name)
+        return RowQuery(
+            sql=tree.sql(dialect=DIALECT), entities={d: tuple(c) for d, c in entities.items()}
+        )
+    except SqlNameError as e:
+        raise EvidenceUnavailable("a name in the query cannot be quoted") from e
+
+
 def _rewrite(checked: CheckedQuery, entity_columns: Mapping[str, str], top_n: int) -> EvidenceQuery:
     tree = parse_one(checked.sql, dialect=DIALECT)
     if not isinstance(tree, exp.Select):
@@ -263,6 +371,10 @@ def _rewrite(checked: CheckedQuery, entity_columns: Mapping[str, str], top_n: in
     with_ = tree.args.get(with_key)
     ctes = {c.alias_or_name: c.this for c in (with_.expressions if with_ else [])}
     tree.set(with_key, None)
+    picks = any(tree.args.get(k) is not None for k in _PICKS)
+    if picks and not _aggregated(tree):
+        raise EvidenceUnavailable("a query picking rows it does not group cannot be judged")
+    analyst = tree.copy()
     rewriter = _Rewriter(ctes, entity_columns)
     sources = rewriter.sources(tree)
     items = [i for group in sources.values() for i in group]
@@ -271,24 +383,25 @@ def _rewrite(checked: CheckedQuery, entity_columns: Mapping[str, str], top_n: in
 
     keys, sets = _group_keys(tree)
     main = tree.copy()
-    key_names = [f"{PREFIX}g{i}" for i in range(len(keys))]
-    for key, name in zip(keys, key_names, strict=True):
-        main.append("expressions", exp.alias_(key.copy(), name, quoted=True))
-    if sets:
-        grouping = exp.Anonymous(this="GROUPING", expressions=[k.copy() for k in keys])
-        main.append("expressions", exp.alias_(grouping, f"{PREFIX}gid", quoted=True))
-        key_names.append(f"{PREFIX}gid")
+    if picks:  # every group: what picks them is judged through ``keep``
+        for key in (*FILTER_CLAUSES, "limit", "offset"):
+            main.set(key, None)
+    key_names = _add_keys(main, keys, sets)
     entity_out = {}
     for dataset, group in sorted(_by_dataset(items).items()):
         name = f"{PREFIX}ent_{dataset}"
         main.append("expressions", exp.alias_(_entity_list(group), name, quoted=True))
         entity_out[dataset] = name
+    parts = _judged_parts(tree, outputs)
+    subpopulations = _add_subpopulations(
+        main, parts, items, rewriter.conditional[id(tree)], rewriter
+    )
 
     measures: dict[str, list[Measure]] = {}
     per_dataset: dict[str, tuple[_Item, list[tuple[exp.Expr, str]]]] = {}
     counter = itertools.count()
-    for projection, out in zip(tree.expressions, outputs, strict=True):
-        for arg in _measure_args(projection):
+    for out, part in parts:
+        for arg in _measure_args(part):
             item = _measure_dataset(arg, sources)
             if item is None:
                 continue
@@ -304,6 +417,9 @@ def _rewrite(checked: CheckedQuery, entity_columns: Mapping[str, str], top_n: in
     cte_sql.append(f"{PREFIX}main AS ({main.sql(dialect=DIALECT)})")
     joins = []
     evidence_cols = [f"m.{ident(c)}" for c in entity_out.values()]
+    evidence_cols += [
+        f"m.{ident(c)}" for subs in subpopulations.values() for s in subs for c in (s.true, s.false)
+    ]
     for j, (item, args) in enumerate(per_dataset.values()):
         per = _per_entity_sql(tree, keys, sets, item, args)
         alias = f"c{j}"
@@ -318,18 +434,26 @@ def _rewrite(checked: CheckedQuery, entity_columns: Mapping[str, str], top_n: in
             f"{PREFIX}con{j} AS (SELECT {', '.join([*map(ident, key_names), tops])} "
             f"FROM {PREFIX}per{j}" + (f" GROUP BY {group_by})" if key_names else ")")
         )
-        on = " AND ".join(
-            f"m.{ident(k)} IS NOT DISTINCT FROM {alias}.{ident(k)}" for k in key_names
-        )
-        joins.append(f"LEFT JOIN {PREFIX}con{j} AS {alias} ON {on or 'TRUE'}")
+        joins.append(f"LEFT JOIN {PREFIX}con{j} AS {alias} ON {_match('m', alias, key_names)}")
         for _, c in args:
             for kind in ("_top", "_tot"):
                 evidence_cols.append(f"{alias}.{ident(c.replace('_c', kind, 1))}")
-    released = [f"m.{ident(o)}" for o in outputs]
+    order = f"m.{ROW}"
+    if picks:
+        # The analyst's query as written picks and orders the rows it returns.
+        _add_keys(analyst, keys, sets)
+        cte_sql.append(
+            f"{PREFIX}kept AS (SELECT *, row_number() OVER () AS {PREFIX}pos "
+            f"FROM ({analyst.sql(dialect=DIALECT)}) AS q)"
+        )
+        joins.insert(0, f"LEFT JOIN {PREFIX}kept AS k ON {_match('m', 'k', key_names)}")
+        evidence_cols.append(f"(k.{PREFIX}pos IS NOT NULL) AS {KEEP}")
+        order = f"k.{PREFIX}pos NULLS LAST, m.{ROW}"
+    released = [f"{'k' if picks else 'm'}.{ident(o)}" for o in outputs]
     sql = (
         f"WITH {', '.join(cte_sql)} SELECT {', '.join(released + evidence_cols)} "
         f"FROM (SELECT *, row_number() OVER () AS {ROW} FROM {PREFIX}main) AS m "
-        f"{' '.join(joins)} ORDER BY m.{ROW}"
+        f"{' '.join(joins)} ORDER BY {order}"
     )
     return EvidenceQuery(
         sql=sql,
@@ -344,7 +468,52 @@ def _rewrite(checked: CheckedQuery, entity_columns: Mapping[str, str], top_n: in
         ),
         top_n=top_n,
         datasets=tuple(sorted(entity_out)),
+        keep=KEEP if picks else None,
+        subpopulations=subpopulations,
     )
+
+
+def _add_keys(select: exp.Select, keys: list[exp.Expr], sets: bool) -> list[str]:
+    """Append the grouping keys (and GROUPING() under grouping sets); their names."""
+    names = [f"{PREFIX}g{i}" for i in range(len(keys))]
+    for key, name in zip(keys, names, strict=True):
+        select.append("expressions", exp.alias_(key.copy(), name, quoted=True))
+    if sets:
+        grouping = exp.Anonymous(this="GROUPING", expressions=[k.copy() for k in keys])
+        select.append("expressions", exp.alias_(grouping, f"{PREFIX}gid", quoted=True))
+        names.append(f"{PREFIX}gid")
+    return names
+
+
+def _match(left: str, right: str, key_names: list[str]) -> str:
+    on = " AND ".join(
+        f"{left}.{ident(k)} IS NOT DISTINCT FROM {right}.{ident(k)}" for k in key_names
+    )
+    return on or "TRUE"
+
+
+def _add_subpopulations(
+    main: exp.Select,
+    parts: list[tuple[str, exp.Expr]],
+    items: list[_Item],
+    computed: Mapping[str, set[str]],
+    rewriter: _Rewriter,
+) -> dict[str, tuple[Subpopulation, ...]]:
+    """Per judged part, the entity counts on each side of each condition in its aggregates."""
+    found: dict[str, list[Subpopulation]] = {}
+    for out, part in parts:
+        for agg in outer_aggregates(part):
+            for condition in conditions(agg, computed):
+                test = condition.sql(dialect=DIALECT)
+                for dataset, group in sorted(_by_dataset(items).items()):
+                    names = []
+                    for where in (test, f"({test}) IS NOT TRUE"):
+                        name = rewriter.fresh("sub")
+                        count = exp.func("len", _entity_list(group, where))
+                        main.append("expressions", exp.alias_(count, name, quoted=True))
+                        names.append(name)
+                    found.setdefault(out, []).append(Subpopulation(dataset, *names))
+    return {k: tuple(v) for k, v in found.items()}
 
 
 def _per_entity_sql(

@@ -30,11 +30,19 @@ from sandbox.policy import (
 )
 from sandbox.sqlcheck.grammar import AGGREGATES, RANKING, ROW_VALUE_AGGREGATES, function_name
 from sandbox.sqlcheck.model import Rejection
-from sandbox.sqlcheck.rules import Kind, Origin, Use, check_use, kind_of
+from sandbox.sqlcheck.rules import Kind, Origin, Use, check_use, is_filter, kind_of
 
 Value = frozenset[Origin]
 _NONE: Value = frozenset()
 _CONDITIONS = (exp.Predicate, exp.Connector, exp.Not)
+# Where an aggregate-only value may flow without a condition on it: sums and
+# scalings. (Casts to integer or decimal types round, which is a threshold.)
+_LINEAR = (exp.Column, exp.Paren, exp.Alias, exp.Add, exp.Sub, exp.Neg, exp.Subquery)
+_CONSTANT: tuple[type[exp.Expr], ...] = (
+    *(exp.Literal, exp.Paren, exp.Neg, exp.Add, exp.Sub, exp.Mul, exp.Div, exp.Cast),
+    *(exp.DataType, exp.DataTypeParam),
+)
+_REAL_TYPES = frozenset({exp.DataType.Type.DOUBLE, exp.DataType.Type.FLOAT})
 
 
 @dataclass(frozen=True)
@@ -82,15 +90,26 @@ class Frame:
     sources: dict[str, Relation]
     parent: Frame | None
     aggregating: bool = False
+    # The outer query (or a branch of its set operation): its groups are the
+    # ones judged by the output rules, so they may be filtered on aggregates.
+    top: bool = False
     outputs: dict[str, Value] = field(default_factory=dict)  # for ORDER BY <alias>
 
 
 class Analyzer:
     """Walks a qualified query once, collecting rejections, views read and lineage."""
 
-    def __init__(self, views: Mapping[str, Relation], allowed_aggregates: frozenset[str]) -> None:
+    def __init__(
+        self,
+        views: Mapping[str, Relation],
+        allowed_aggregates: frozenset[str],
+        *,
+        row_level: bool = False,
+    ) -> None:
         self._views = views
         self._allowed = allowed_aggregates
+        self._row_level = row_level
+        self._values: dict[int, Value] = {}  # id(node) -> its origins, as found
         self.rejections: list[Rejection] = []
         self.views_used: set[str] = set()
         self.lineage: set[tuple[str, str]] = set()
@@ -126,7 +145,7 @@ class Analyzer:
                 what = f"column {name} is a join key in one branch only"
                 self._reject("SELECT", "join_key_misuse", what + where)
         relation = Relation(columns, left.row_level or right.row_level)
-        self._order(node, Frame({}, outer, outputs=dict(columns)), scoped, where)
+        self._order(node, Frame({}, outer, top=top, outputs=dict(columns)), scoped, where)
         self._limit(node, relation, top, where)
         return relation
 
@@ -139,7 +158,7 @@ class Analyzer:
         top: bool,
         where: str,
     ) -> Relation:
-        frame = Frame({}, outer)
+        frame = Frame({}, outer, top=top)
         joins: list[exp.Join] = node.args.get("joins") or []
         from_ = node.args.get("from_")
         for source in ([from_.this] if from_ else []) + [j.this for j in joins]:
@@ -153,12 +172,12 @@ class Analyzer:
             for e in group.iter_expressions():  # plain keys, ROLLUP, CUBE, GROUPING SETS
                 self.expr(e, Use("GROUP BY", where=where), frame, ctes)
         strict = top or frame.aggregating
+        row_output = top and self._row_level and not frame.aggregating
         outputs = []
         for item in node.expressions:
             passthrough = not strict and _is_ref(item.unalias())
-            value = self.expr(
-                item, Use("SELECT", strict, key_ok=passthrough, where=where), frame, ctes
-            )
+            use = Use("SELECT", strict, key_ok=passthrough, row_output=row_output, where=where)
+            value = self.expr(item, use, frame, ctes)
             if frame.aggregating:
                 value = frozenset(replace(o, aggregated=True) for o in value)
             outputs.append((item.alias_or_name, value))
@@ -173,7 +192,7 @@ class Analyzer:
         )
         relation = Relation(tuple(outputs), row_level)
         self._limit(node, relation, top, where)
-        if top and row_level:
+        if top and row_level and not self._row_level:
             self._reject(
                 "SELECT", "row_level_output", "row-level output; an SQL product must aggregate"
             )
@@ -217,20 +236,29 @@ class Analyzer:
         self, node: exp.Expr, frame: Frame, ctes: Mapping[str, Relation], where: str
     ) -> None:
         if (order := node.args.get("order")) is not None:
+            # With LIMIT/OFFSET the order picks rows: it is a condition.
+            limited = bool(node.args.get("limit") or node.args.get("offset"))
+            use = Use("ORDER BY", condition=limited, where=where)
             for ordered in order.expressions:
-                self.expr(ordered.this, Use("ORDER BY", where=where), frame, ctes)
+                self.expr(ordered.this, use, frame, ctes)
 
     def _limit(self, node: exp.Expr, relation: Relation, top: bool, where: str) -> None:
         # LIMIT 1 over rows picks one entity's row; only aggregated rows may be cut.
         limited = node.args.get("limit") or node.args.get("offset")
-        if limited and relation.row_level and not top:
-            what = "a subquery over rows must not pick rows by position; aggregate first"
+        if limited and relation.row_level and (not top or self._row_level):
+            what = "a query over rows must not pick rows by position; aggregate first"
             self._reject("LIMIT", "row_selection", what + where)
 
     # -- expressions ----------------------------------------------------------------
 
     def expr(self, node: exp.Expr, use: Use, frame: Frame, ctes: Mapping[str, Relation]) -> Value:
         """The origins of ``node``'s value, checking every reference in it against ``use``."""
+        value = self._expr(node, use, frame, ctes)
+        self._values[id(node)] = value
+        self._check_linear(node, use, frame)
+        return value
+
+    def _expr(self, node: exp.Expr, use: Use, frame: Frame, ctes: Mapping[str, Relation]) -> Value:
         if isinstance(node, exp.Column):
             return self._column(node, use, frame)
         if isinstance(node, exp.Window):
@@ -286,12 +314,24 @@ class Analyzer:
             value = _union(
                 self.expr(a, replace(inner, key_ok=_is_ref(a)), frame, ctes) for a in args
             )
+            if _has_measure(value):  # DISTINCT compares the values
+                self._nonlinear(inner, value, "under DISTINCT")
         else:
             value = _union(self.expr(c, inner, frame, ctes) for c in node.iter_expressions())
         if condition is not None:
-            self.expr(condition, replace(inner, condition=True), frame, ctes)
+            found = self.expr(condition, replace(inner, condition=True), frame, ctes)
+            if _has_measure(found):
+                self._nonlinear(inner, found, "in a FILTER condition")
         # The result is a statistic: keys (COUNT(DISTINCT k)) do not flow on.
-        return frozenset(replace(o, aggregated=True) for o in value if o.kind is not Kind.KEY)
+        result = frozenset(replace(o, aggregated=True) for o in value if o.kind is not Kind.KEY)
+        if _has_measure(result) and not frame.top and is_filter(use):
+            measure = min(o for o in result if o.kind is Kind.MEASURE)
+            what = (
+                f"{name} of aggregate-only column {measure.name} picks rows or groups in a "
+                "subquery; filter on aggregates only in the outer query's HAVING"
+            )
+            self._reject(use.clause, "measure_filter", what + use.where)
+        return result
 
     def _window(
         self, node: exp.Window, use: Use, frame: Frame, ctes: Mapping[str, Relation]
@@ -317,15 +357,43 @@ class Analyzer:
         args = list(func.iter_expressions()) if type(func) in RANKING else []  # NTILE(n)
         for e in [*args, *(node.args.get("partition_by") or [])]:
             self.expr(e, spec, frame, ctes)
+        found: list[Value] = []
         for e in order.expressions if order else []:
-            self.expr(e, spec, frame, ctes)
-        return _NONE  # a rank carries no column's value
+            found.append(self.expr(e, spec, frame, ctes))
+        for e in node.args.get("partition_by") or []:
+            found.append(self._values.get(id(e), _NONE))
+        # A rank is a function of what it orders by: a rank by an aggregate of an
+        # aggregate-only column carries it (a filter on the rank is one on the value).
+        return frozenset(o for o in _union(found) if o.aggregated)
+
+    def _check_linear(self, node: exp.Expr, use: Use, frame: Frame) -> None:
+        """Aggregate-only values only in linear forms inside aggregates, in row-level
+        output and anywhere in a subquery (where an aggregate of them is not judged)."""
+        if use.aggregate is None and not use.row_output and frame.top:
+            return
+        if not _has_measure(self._values.get(id(node), _NONE)):
+            return
+        per_row = use.aggregate is not None or use.row_output
+        if _linear_problem(node, self._values, per_row=per_row):
+            self._nonlinear(use, self._values[id(node)], _describe(node))
+
+    def _nonlinear(self, use: Use, value: Value, what: str) -> None:
+        measure = min(o for o in value if o.kind is Kind.MEASURE)
+        inside = f"inside {use.aggregate}" if use.aggregate else "in a query"
+        msg = (
+            f"aggregate-only column {measure.name} is used {what} {inside}; only the column, "
+            "sums, differences and scalings by constants of it are allowed"
+        )
+        self._reject(use.clause, "nonlinear_measure", msg + use.where)
 
     def _column(self, node: exp.Column, use: Use, frame: Frame) -> Value:
         value = self._resolve(node, use, frame)
         if value is None:
             return _NONE
         self.lineage.update((o.view, o.column) for o in value)
+        if frame.top and use.clause == "ORDER BY" and value is frame.outputs.get(node.name):
+            # The outer query's own aggregate, by its alias: its groups are judged.
+            use = replace(use, condition=False)
         self._apply(value, use)
         return value
 
@@ -376,6 +444,60 @@ class Analyzer:
 
 def _union(values: Iterable[Value]) -> Value:
     return frozenset().union(*values)
+
+
+def _has_measure(value: Value) -> bool:
+    return any(o.kind is Kind.MEASURE for o in value)
+
+
+def _linear_problem(node: exp.Expr, values: Mapping[int, Value], *, per_row: bool) -> bool:
+    """Whether ``node`` (touching an aggregate-only value) is not a linear form of it.
+
+    Children were checked on their own; here only the node itself: its type,
+    and for products, quotients, casts and conditionals the operands that
+    must not touch the value. ``per_row``: the value is a row's (inside an
+    aggregate, or row-level output), so it may be divided by constants only;
+    an aggregated value may be divided by anything that does not touch one.
+    """
+
+    def touches(child: exp.Expr | None) -> bool:
+        if child is None:
+            return False
+        if id(child) in values:
+            return _has_measure(values[id(child)])
+        return any(_has_measure(values.get(id(c), _NONE)) for c in child.find_all(exp.Column))
+
+    if type(node) in AGGREGATES or isinstance(node, exp.Filter | exp.Window):
+        return False  # the aggregate itself: its argument and FILTER are checked apart
+    if isinstance(node, _LINEAR):
+        return False
+    if isinstance(node, exp.Mul):
+        return touches(node.this) and touches(node.expression)
+    if isinstance(node, exp.Div):
+        return touches(node.expression) or (per_row and not _is_constant(node.expression))
+    if isinstance(node, exp.Cast):  # TryCast is a Cast
+        to = node.args.get("to")
+        return not (isinstance(to, exp.DataType) and to.this in _REAL_TYPES)
+    if isinstance(node, exp.Case):
+        tests = [node.this, *(i.this for i in node.args.get("ifs") or [])]
+        return any(touches(t) for t in tests)
+    if isinstance(node, exp.If):
+        return touches(node.this)
+    return True
+
+
+def _is_constant(node: exp.Expr) -> bool:
+    return all(isinstance(n, _CONSTANT) for n in node.walk())
+
+
+def _describe(node: exp.Expr) -> str:
+    if isinstance(node, exp.Case | exp.If):
+        return "in a condition"
+    if isinstance(node, _CONDITIONS):
+        return "in a comparison"
+    if isinstance(node, exp.Func):
+        return f"in {function_name(node)}"
+    return f"in {type(node).__name__.upper()}"
 
 
 def _has_key(value: Value) -> bool:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 
 @dataclass(frozen=True)
@@ -33,9 +34,19 @@ RULES: dict[str, str] = {
     "aggregate_only": "aggregate-only columns appear only inside allowed aggregates",
     "join_key_misuse": "join keys appear only in JOIN equalities and COUNT(DISTINCT ...)",
     "entity_condition_in_aggregate": "no aggregate singles out entities by a join key",
+    "nonlinear_measure": (
+        "an aggregate-only column is aggregated only as itself or a linear expression of it "
+        "(no conditions, comparisons or non-linear functions on its values)"
+    ),
+    "measure_filter": (
+        "rows or groups are never picked by an aggregate of an aggregate-only column, "
+        "except in the outer query's HAVING, QUALIFY and ORDER BY (every group is then judged)"
+    ),
     "window_aggregate": "aggregates are never used as window functions",
     "window_function": "only ranking functions, and only over aggregated rows",
-    "row_selection": "a subquery over rows never picks rows by position (LIMIT/OFFSET)",
+    "row_selection": (
+        "a subquery over rows (or a row-level query) never picks rows by position (LIMIT/OFFSET)"
+    ),
     "row_level_output": "the outer query aggregates: no row-level output",
 }
 
@@ -52,3 +63,6 @@ class CheckedQuery:
     views: tuple[str, ...]  # views referenced, sorted
     columns: tuple[tuple[str, str], ...]  # (view, column) referenced anywhere: the lineage
     output_columns: tuple[str, ...]
+    # Per output column, the kinds of the view columns it derives from
+    # ("dimension", "measure", "key", "hidden"): what a model may make levels of.
+    output_kinds: Mapping[str, frozenset[str]] = field(default_factory=dict)

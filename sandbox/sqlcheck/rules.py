@@ -49,6 +49,9 @@ class Use:
     # This very reference may be a join key: COUNT(DISTINCT k), k = k in
     # JOIN ... ON, or a key passed through a subquery's SELECT list.
     key_ok: bool = False
+    # A SELECT item of the outer query in row-level mode (model inputs):
+    # aggregate-only columns may be output as they are.
+    row_output: bool = False
     where: str = ""  # " (in CTE t)", for messages
 
 
@@ -103,16 +106,31 @@ def _check_measure(origin: Origin, use: Use) -> Rejection | None:
         )
         return _reject(use, "aggregate_only", what)
     if origin.aggregated:
-        # An aggregate computed in a subquery is a result: it may be output,
-        # filtered and sorted on, but not grouped, partitioned or joined on.
+        # An aggregate computed in a subquery is a result: it may be output and
+        # sorted on, but not grouped, partitioned or joined on, nor pick rows:
+        # the subquery's groups are not judged, so a filter on them would be
+        # an oracle on one entity's value.
         if use.clause in ("GROUP BY", "WINDOW", "JOIN"):
             what = f"an aggregate of aggregate-only column {origin.name} cannot be used here"
             return _reject(use, "aggregate_only", what)
+        if is_filter(use):
+            what = (
+                f"an aggregate of aggregate-only column {origin.name} from a subquery "
+                "cannot pick rows or groups"
+            )
+            return _reject(use, "measure_filter", what)
+        return None
+    if use.row_output and not use.condition:
         return None
     if not use.strict:
         return None
     what = f"column {origin.name} is aggregate-only and appears outside an allowed aggregate"
     return _reject(use, "aggregate_only", what)
+
+
+def is_filter(use: Use) -> bool:
+    """Whether a value used at ``use`` decides which rows or groups are returned."""
+    return use.condition or use.clause in ("WHERE", "HAVING", "QUALIFY", "JOIN")
 
 
 def _reject(use: Use, rule: str, what: str) -> Rejection:

@@ -29,7 +29,7 @@ from gateway.settings import GatewaySettings
 from gateway.store.tables import audit_events
 from sandbox.fsutil import sha256_file
 from sandbox.policy import PolicyStore
-from sandbox.sdk.publish import publish_model
+from sandbox.sdk.publish import publish_model_summary
 from tests.conftest import engine_problem
 
 FIRMS = 240
@@ -163,12 +163,12 @@ def released_model_job(
     w: World, coefficients: dict[str, float], *, operator: str = "op-1", state: str = "released"
 ) -> str:
     """A job of ``operator`` under the world's grant that released ``model.json``,
-    written by the SDK's ``publish_model`` and recorded as the worker records it."""
+    written by the SDK's ``publish_model_summary`` and recorded as the worker records it."""
     job_id = f"job-{len(w.extra):04d}{operator[-1]}"
     w.extra[job_id] = coefficients
     outputs = Files(w.data_dir / "work").outputs(job_id)
     outputs.mkdir(parents=True)
-    publish_model(
+    publish_model_summary(
         "model.json", coefficients=coefficients, std_errors=None, n=400, df_resid=396,
         output_dir=outputs,
     )  # fmt: skip

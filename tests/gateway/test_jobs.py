@@ -12,6 +12,7 @@ import csv
 import hashlib
 import io
 import itertools
+import re
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -27,6 +28,14 @@ from sqlalchemy import Connection
 
 from gateway.app import create_app
 from gateway.identity import Role, create_account, issue_token
+from gateway.jobs.findings import (
+    GENERIC,
+    MESSAGES,
+    SHOWN,
+    STORED,
+    StoredFindings,
+    for_operator,
+)
 from gateway.jobs.model import State
 from gateway.jobs.service import cancel_queued_for_grant
 from gateway.jobs.worker import JobRuntime, JobWorker
@@ -34,6 +43,7 @@ from gateway.scope import ScopePolicy
 from gateway.settings import GatewaySettings
 from gateway.store.tables import audit_events, jobs
 from sandbox.backends.base import Backend, Limits, RunHandle, RunSpec
+from sandbox.checks import RULES
 from sandbox.checks.fingerprints import FingerprintStore
 from sandbox.entitymap import EntityMaps, ledger_secret
 from sandbox.ledger import Ledger
@@ -463,3 +473,60 @@ def test_startup_requeues_a_job_left_running_once_then_fails_it(
     finally:
         runtime.ledger.close()
         engine.dispose()
+
+
+# -- findings as operators read them ----------------------------------------------------
+
+
+def test_every_rule_has_a_fixed_sentence_without_numbers() -> None:
+    assert set(RULES) <= set(MESSAGES), set(RULES) - set(MESSAGES)
+    sandbox = Path(__file__).parents[2] / "sandbox"
+    literal = re.compile(r'\bFinding\(\s*"([a-z_]+)"')  # rule ids written in place
+    written = {m for p in sandbox.rglob("*.py") for m in literal.findall(p.read_text())}
+    assert written <= set(MESSAGES), written - set(MESSAGES)
+    for sentence in [*MESSAGES.values(), GENERIC]:
+        assert sentence and not any(c.isdigit() or c in '{}"' for c in sentence), sentence
+
+
+def test_operators_see_outputs_by_position_and_only_view_columns() -> None:
+    outputs = [{"file": "secret-a.csv"}, {"file": "secret-b.csv"}]
+    findings: list[dict[str, Any]] = [
+        {"rule": "min_aggregation", "verdict": "FAIL", "file": "secret-b.csv", "row": 3,
+         "column": "secret_col", "message": "the row aggregates 1 entities"},
+        {"rule": "sensitive_value", "verdict": "REVIEW", "file": "secret-a.csv", "row": None,
+         "column": "income", "message": "value 1234.5"},
+        {"rule": "undeclared_file", "verdict": "PASS", "file": "secret-c.csv", "row": None,
+         "column": None, "message": "secret-c.csv is not declared"},
+        {"rule": "made_up", "verdict": "odd", "file": None, "row": True, "column": None,
+         "message": "secret"},
+    ]  # fmt: skip
+    shown = for_operator(findings, outputs, {"income", "age"})
+    assert "secret" not in repr(shown)
+    assert [(f["rule"], f["output"], f["row"], f["column"]) for f in shown] == [
+        ("min_aggregation", 2, 3, None),
+        ("sensitive_value", 1, None, "income"),
+        ("made_up", None, None, None),  # an unknown verdict reads as REVIEW
+        ("undeclared_file", None, None, None),
+    ]
+    assert [f["message"] for f in shown] == [
+        MESSAGES["min_aggregation"], MESSAGES["sensitive_value"], GENERIC,
+        MESSAGES["undeclared_file"],
+    ]  # fmt: skip
+    assert len(for_operator(findings * 100, outputs, ())) == SHOWN
+
+
+def test_the_outcome_row_keeps_the_worst_findings_and_counts_them_all() -> None:
+    many = [{"rule": "suppressed", "verdict": "PASS"}] * 3_000 + [
+        {"rule": "min_aggregation", "verdict": "FAIL"}
+    ] * 2_000
+    stored = StoredFindings.of(many, ["age"])
+    assert len(stored.items) == STORED and stored.total == 5_000
+    assert {f["verdict"] for f in stored.items} == {"FAIL"}
+    assert stored.by_rule == {"min_aggregation": 2_000, "suppressed": 3_000}
+    again = StoredFindings.from_json(stored.to_json())
+    assert again == stored
+    added = again.add({"rule": "scope", "verdict": "FAIL", "file": None})
+    assert added.items[0]["rule"] == "scope" and added.total == 5_001
+    assert added.by_rule["scope"] == 1 and len(added.items) == STORED
+    old = StoredFindings.from_json([{"rule": "dominance", "verdict": "FAIL"}])  # a list row
+    assert old.total == 1 and old.view_columns == frozenset()

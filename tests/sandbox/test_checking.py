@@ -108,35 +108,38 @@ def keys(a: int, b: int) -> frozenset[str]:
     return frozenset(f"p{i}" for i in range(a, b))
 
 
-def test_passing_sql_cells_enter_the_ledger_and_differencing_fails_later(tmp_path: Path) -> None:
+def test_cells_enter_the_ledger_when_the_release_commits(tmp_path: Path) -> None:
     ctx = Context(thresholds=Thresholds(k=10))
     with Ledger(tmp_path / "ledger.sqlite") as ledger:
         first = check_job(
-            [sql_output([keys(0, 50), keys(50, 100)])],
-            ctx,
-            ledger=ledger,
-            ledger_k={"people": 10},
-            job_id="j1",
-            grant_id="g",
-            operator="op",
-            query="q1",
+            [sql_output([keys(0, 50), keys(50, 100)])], ctx, ledger=ledger, ledger_k={"people": 10}
         )
-        assert first.decision == "released" and len(first.ledger_ids) == 2
+        # Checking records nothing: a refusal after it (scope at release) leaves no trace.
+        assert first.decision == "released" and ledger.released("people") == 0
+        ids = record_release(
+            first, ledger, {"people": 10}, job_id="j1", grant_id="g", operator="op", query="q1"
+        )
+        assert len(ids) == 2 and ledger.released("people") == 2
         # Cell 0 again but without three persons: a differencing attack.
-        second = check_job(
-            [sql_output([keys(3, 50)])],
-            ctx,
-            ledger=ledger,
-            ledger_k={"people": 10},
-            job_id="j2",
-            grant_id="g",
-            operator="op2",
-            query="q2",
-        )
+        second = check_job([sql_output([keys(3, 50)])], ctx, ledger=ledger, ledger_k={"people": 10})
         assert second.decision == "blocked" and second.ledger_ids == ()
         (finding,) = [f for f in second.all_findings() if f.rule == "differencing"]
         assert finding.row == 0 and "p3" not in finding.message
         assert ledger.released("people") == 2
+
+
+def test_two_checked_jobs_cannot_both_commit_against_each_other(tmp_path: Path) -> None:
+    ctx = Context(thresholds=Thresholds(k=10))
+    with Ledger(tmp_path / "ledger.sqlite") as ledger:
+        a = check_job([sql_output([keys(0, 50)])], ctx, ledger=ledger, ledger_k={"people": 10})
+        b = check_job([sql_output([keys(3, 50)])], ctx, ledger=ledger, ledger_k={"people": 10})
+        assert a.decision == b.decision == "released"  # each alone passes
+        record_release(a, ledger, {"people": 10}, job_id="a", grant_id="g", operator="o", query="")
+        with pytest.raises(CheckError):
+            record_release(
+                b, ledger, {"people": 10}, job_id="b", grant_id="g", operator="o", query=""
+            )
+        assert ledger.released("people") == 1
 
 
 def test_held_jobs_are_recorded_when_a_reviewer_releases_them(tmp_path: Path) -> None:
@@ -147,10 +150,6 @@ def test_held_jobs_are_recorded_when_a_reviewer_releases_them(tmp_path: Path) ->
             ctx,
             ledger=ledger,
             ledger_k={"people": 10},
-            job_id="j1",
-            grant_id="g",
-            operator="op",
-            query="q",
         )
         assert held.decision == "held" and ledger.released("people") == 0
         ids = record_release(
@@ -163,10 +162,6 @@ def test_held_jobs_are_recorded_when_a_reviewer_releases_them(tmp_path: Path) ->
             ctx,
             ledger=ledger,
             ledger_k={"people": 10},
-            job_id="j2",
-            grant_id="g",
-            operator="op",
-            query="q2",
         )
         assert other.decision == "blocked"
         with pytest.raises(CheckError):

@@ -16,9 +16,12 @@ from sandbox.sdk import (
     publish_figure,
     publish_model,
     publish_model_from,
+    publish_model_summary,
+    publish_query,
     publish_table,
     publish_text,
 )
+from sandbox.sdk.specs import ModelSpec, QuerySpec, parse_spec
 
 
 def manifest(out: Path) -> dict:
@@ -97,10 +100,35 @@ def test_table_refuses_other_data_and_named_index(tmp_path):
         )
 
 
-@pytest.mark.parametrize(
-    "name",
-    ["../x.csv", "/abs.csv", "", "a/b.csv", ".hidden.csv", "x.txt", ".csv", "x.csv\n", "x" * 101],
-)
+BAD_NAMES = [
+    "../x.csv",
+    "/abs.csv",
+    "",
+    "a/b.csv",
+    "a\\b.csv",
+    ".hidden.csv",
+    "x.txt",
+    ".csv",
+    "x.csv\n",
+    "x" * 49 + ".csv",
+    "x" * 101,
+    "By_District.csv",
+    "BY.CSV",
+    "by district.csv",
+    "by\tdistrict.csv",
+    "résumé.csv",
+    "by_district\u2024csv",
+    "城市.csv",
+    "a.b.csv",
+    "-x.csv",
+    "_x.csv",
+    "x.csv/",
+    None,
+    3,
+]
+
+
+@pytest.mark.parametrize("name", BAD_NAMES)
 def test_bad_names_are_refused(tmp_path, name):
     with pytest.raises(PublishError):
         publish_table(
@@ -110,17 +138,49 @@ def test_bad_names_are_refused(tmp_path, name):
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.parametrize("name", [n for n in BAD_NAMES if n != "x.txt"])
+def test_bad_names_are_refused_by_every_publish_function(tmp_path, name):
+    from matplotlib.figure import Figure
+
+    calls = [
+        lambda n: publish_text(n, "x", output_dir=tmp_path),
+        lambda n: publish_figure(n, Figure(figsize=(1, 1)), output_dir=tmp_path),
+        lambda n: publish_model_summary(
+            n, coefficients={"a": 1.0}, std_errors=None, n=20, df_resid=19, output_dir=tmp_path
+        ),
+        lambda n: publish_query(n, "SELECT 1", output_dir=tmp_path),
+        lambda n: publish_model(n, "y ~ x", "SELECT y, x FROM t", output_dir=tmp_path),
+    ]
+    for call in calls:
+        with pytest.raises(PublishError) as raised:
+            call(name)
+        if isinstance(name, str) and len(name) > 5:
+            assert name not in str(raised.value)
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("name", ["2024.csv", "0.csv", "x" * 48 + ".csv", "a-b_c.csv"])
+def test_good_names_are_accepted(tmp_path, name):
+    entry = publish_table(
+        name, district_frame(), group_by=["district", "mean_age", "n"], measures=[],
+        output_dir=tmp_path,
+    )  # fmt: skip
+    assert entry["file"] == name and (tmp_path / name).is_file()
+
+
 def test_duplicates_and_the_manifest_name_are_refused(tmp_path):
     publish_text("notes.txt", "first", output_dir=tmp_path)
     with pytest.raises(PublishError, match="already published"):
         publish_text("notes.txt", "second", output_dir=tmp_path)
     assert (tmp_path / "notes.txt").read_text() == "first"
-    (tmp_path / "stray.md").write_text("not published")
+    (tmp_path / "stray.txt").write_text("not published")
     with pytest.raises(PublishError, match="already exists"):
-        publish_text("stray.md", "x", output_dir=tmp_path)
+        publish_text("stray.txt", "x", output_dir=tmp_path)
     with pytest.raises(PublishError, match="reserved"):
-        publish_model("manifest.json", coefficients={"a": 1.0}, std_errors=None, n=2, df_resid=1,
-                      output_dir=tmp_path)  # fmt: skip
+        publish_model_summary("manifest.json", coefficients={"a": 1.0}, std_errors=None, n=2,
+                              df_resid=1, output_dir=tmp_path)  # fmt: skip
+    with pytest.raises(PublishError, match="reserved"):
+        publish_model("manifest.json", "y ~ x", "SELECT y, x FROM t", output_dir=tmp_path)
     assert [e["file"] for e in manifest(tmp_path)["outputs"]] == ["notes.txt"]
 
 
@@ -129,8 +189,8 @@ def test_missing_output_dir(tmp_path):
         publish_text("a.txt", "x", output_dir=tmp_path / "nowhere")
 
 
-def test_model(tmp_path):
-    entry = publish_model(
+def test_model_summary(tmp_path):
+    entry = publish_model_summary(
         "fit.json",
         coefficients={"const": 1.0, "x": 2.5},
         std_errors={"const": 0.1, "x": 0.2},
@@ -162,7 +222,7 @@ def test_model(tmp_path):
         ({"kind": "OLS; rm"}, "model kind"),
     ],
 )
-def test_model_misuse(tmp_path, kwargs, message):
+def test_model_summary_misuse(tmp_path, kwargs, message):
     args = {
         "coefficients": {"const": 1.0, "x": 2.5},
         "std_errors": None,
@@ -171,7 +231,7 @@ def test_model_misuse(tmp_path, kwargs, message):
         **kwargs,
     }
     with pytest.raises(PublishError, match=message):
-        publish_model("fit.json", output_dir=tmp_path, **args)
+        publish_model_summary("fit.json", output_dir=tmp_path, **args)
 
 
 def test_model_from_statsmodels_ols(tmp_path):
@@ -236,16 +296,115 @@ def test_figure_defaults_to_the_current_one(tmp_path):
 
 
 def test_text(tmp_path):
-    publish_text("notes.md", "# Résumé\n", description="d", output_dir=tmp_path)
+    publish_text("notes.txt", "# Résumé\n", description="d", output_dir=tmp_path)
     publish_text("limit.txt", "x" * 64 * 1024, output_dir=tmp_path)
-    assert (tmp_path / "notes.md").read_text(encoding="utf-8") == "# Résumé\n"
+    assert (tmp_path / "notes.txt").read_text(encoding="utf-8") == "# Résumé\n"
     with pytest.raises(PublishError, match="at most 65536"):
         publish_text("over.txt", "é" * 32 * 1024 + "x", output_dir=tmp_path)
-    with pytest.raises(PublishError, match="must end with"):
-        publish_text("notes.rst", "x", output_dir=tmp_path)
+    for name in ("notes.rst", "notes.md"):
+        with pytest.raises(PublishError, match="lower-case"):
+            publish_text(name, "x", output_dir=tmp_path)
+    with pytest.raises(PublishError, match=r"must end with \.txt"):
+        publish_text("notes.csv", "x", output_dir=tmp_path)
     outputs = manifest(tmp_path)["outputs"]
-    assert [(e["file"], e["format"]) for e in outputs] == [("notes.md", "md"), ("limit.txt", "txt")]
+    assert [(e["file"], e["format"]) for e in outputs] == [
+        ("notes.txt", "txt"),
+        ("limit.txt", "txt"),
+    ]
     for e in outputs:
         assert e["sha256"] == sha256(tmp_path / e["file"])
         assert e["bytes"] == (tmp_path / e["file"]).stat().st_size
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["limit.txt", "manifest.json", "notes.md"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["limit.txt", "manifest.json", "notes.txt"]
+
+
+# -- specifications --------------------------------------------------------
+
+SQL = "SELECT district, count(*) AS n FROM residents GROUP BY district"
+MODEL_SQL = "SELECT income, age, district FROM residents"
+
+
+def test_query_is_declared_and_writes_no_file(tmp_path):
+    entry = publish_query("by_district.csv", SQL, description="people", output_dir=tmp_path)
+    expected = {
+        "file": "by_district.csv",
+        "kind": "query",
+        "sql": SQL,
+        "description": "people",
+    }
+    assert entry == expected
+    assert manifest(tmp_path) == {"version": 1, "outputs": [expected]}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["manifest.json"]
+    assert parse_spec(manifest(tmp_path)["outputs"][0]) == QuerySpec(
+        "by_district.csv", SQL, "people"
+    )
+
+
+def test_model_is_declared_with_its_canonical_formula(tmp_path):
+    entry = publish_model(
+        "income.json", "income~age+C(district)", MODEL_SQL, "poisson", output_dir=tmp_path
+    )
+    expected = {
+        "file": "income.json",
+        "kind": "glm",
+        "sql": MODEL_SQL,
+        "formula": "income ~ age + C(district)",
+        "family": "poisson",
+        "description": "",
+    }
+    assert entry == expected
+    assert manifest(tmp_path)["outputs"] == [expected]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["manifest.json"]
+    assert parse_spec(expected) == ModelSpec(
+        "income.json", MODEL_SQL, "income ~ age + C(district)", "poisson", ""
+    )
+    assert publish_model("default.json", "y ~ x", MODEL_SQL, output_dir=tmp_path)["family"] == (
+        "gaussian"
+    )
+
+
+def test_specs_and_files_share_one_manifest_and_one_namespace(tmp_path):
+    publish_query("a.csv", SQL, output_dir=tmp_path)
+    publish_text("notes.txt", "x", output_dir=tmp_path)
+    publish_model("m.json", "y ~ x", MODEL_SQL, output_dir=tmp_path)
+    with pytest.raises(PublishError, match="already published"):
+        publish_table(
+            "a.csv", district_frame(), group_by=["district", "mean_age", "n"], measures=[],
+            output_dir=tmp_path,
+        )  # fmt: skip
+    with pytest.raises(PublishError, match="already published"):
+        publish_query("a.csv", SQL, output_dir=tmp_path)
+    with pytest.raises(PublishError, match="already published"):
+        publish_model_summary(
+            "m.json", coefficients={"a": 1.0}, std_errors=None, n=20, df_resid=19,
+            output_dir=tmp_path,
+        )  # fmt: skip
+    (tmp_path / "stray.csv").write_text("x\n1\n")
+    with pytest.raises(PublishError, match="already exists"):
+        publish_query("stray.csv", SQL, output_dir=tmp_path)
+    assert [(e["file"], e["kind"]) for e in manifest(tmp_path)["outputs"]] == [
+        ("a.csv", "query"),
+        ("notes.txt", "text"),
+        ("m.json", "glm"),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda d: publish_query("q.json", SQL, output_dir=d), r"must end with \.csv"),
+        (lambda d: publish_query("q.csv", "", output_dir=d), "SQL"),
+        (lambda d: publish_query("q.csv", None, output_dir=d), "SQL"),
+        (lambda d: publish_query("q.csv", "SELECT 1 --" + "x" * 65536, output_dir=d), "longer"),
+        (lambda d: publish_query("q.csv", SQL, description="x" * 4001, output_dir=d), "longer"),
+        (lambda d: publish_model("m.csv", "y ~ x", SQL, output_dir=d), r"must end with \.json"),
+        (lambda d: publish_model("m.json", "y ~ x", SQL, "tweedie", output_dir=d), "family"),
+        (lambda d: publish_model("m.json", "y ~ open(x)", SQL, output_dir=d), "may be called"),
+        (lambda d: publish_model("m.json", "y ~ x.real", SQL, output_dir=d), "joined"),
+        (lambda d: publish_model("m.json", "y ~ x", "", output_dir=d), "SQL"),
+        (lambda d: publish_model("m.json", None, SQL, output_dir=d), "formula"),
+    ],
+)
+def test_spec_misuse_is_refused_and_writes_nothing(tmp_path, call, message):
+    with pytest.raises(PublishError, match=message):
+        call(tmp_path)
+    assert list(tmp_path.iterdir()) == []

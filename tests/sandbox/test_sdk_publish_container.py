@@ -18,7 +18,7 @@ import statsmodels.api as sm
 from matplotlib.figure import Figure
 
 from sandbox.sdk import (
-    publish_figure, publish_model_from, publish_table, publish_text,
+    publish_figure, publish_model, publish_model_from, publish_query, publish_table, publish_text,
 )
 
 rng = np.random.default_rng(1)
@@ -30,7 +30,9 @@ publish_model_from("fit.json", sm.OLS(y, sm.add_constant(x)).fit(), "y on x")
 figure = Figure(figsize=(3, 2))
 figure.add_subplot().scatter(x, y)
 publish_figure("scatter.png", figure)
-publish_text("notes.md", "# Notes\\n")
+publish_text("notes.txt", "# Notes\\n")
+publish_query("by_age.csv", "SELECT age, count(*) AS n FROM people GROUP BY age")
+publish_model("income.json", "income ~ age + C(district)", "SELECT income, age, district FROM t")
 """
 
 
@@ -43,13 +45,28 @@ def test_published_files_are_collected_with_their_manifest(backend, tmp_path):
         "by_district.csv",
         "fit.json",
         "manifest.json",
-        "notes.md",
+        "notes.txt",
         "scatter.png",
     ]
     manifest = json.loads(files["manifest.json"].path.read_text(encoding="utf-8"))
     assert manifest["version"] == 1
     outputs = {e["file"]: e for e in manifest["outputs"]}
-    assert sorted(outputs) == ["by_district.csv", "fit.json", "notes.md", "scatter.png"]
+    assert sorted(outputs) == [
+        "by_age.csv",
+        "by_district.csv",
+        "fit.json",
+        "income.json",
+        "notes.txt",
+        "scatter.png",
+    ]
+    # Specifications are entries only: the trusted side computes them.
+    assert outputs.pop("by_age.csv") == {
+        "file": "by_age.csv",
+        "kind": "query",
+        "sql": "SELECT age, count(*) AS n FROM people GROUP BY age",
+        "description": "",
+    }
+    assert outputs.pop("income.json")["formula"] == "income ~ age + C(district)"
     for name, entry in outputs.items():
         content = files[name].path.read_bytes()
         assert entry["sha256"] == hashlib.sha256(content).hexdigest() == files[name].sha256

@@ -240,6 +240,104 @@ LEAKS: list[tuple[str, str, str]] = [
         "SELECT",
         "entity_condition_in_aggregate",
     ),
+    # -- conditions on aggregate-only values inside aggregates ------------------------------
+    *(
+        (f"SELECT district_code, {agg} FROM residents GROUP BY 1", "SELECT", "nonlinear_measure")
+        for agg in (
+            "STDDEV_POP(CASE WHEN income > 5000 THEN income END)",
+            "SUM(CASE WHEN income > 5000 THEN 1 ELSE 0 END)",
+            "COUNT(*) FILTER (WHERE income > 5000)",
+            "SUM(income) FILTER (WHERE income > 5000)",
+            "SUM(IF(income > 5000, 1, 0))",
+            "SUM(NULLIF(income, 5000))",
+            "SUM(GREATEST(income - 5000, 0))",
+            "SUM(LEAST(income, 5000))",
+            "SUM(FLOOR(income / 5000))",
+            "SUM(ROUND(income / 5000))",
+            "SUM(ABS(income - 5000))",
+            "SUM(CAST(income / 5000 AS INT))",
+            "SUM(income // 5000)",
+            "SUM(income % 5000)",
+            "AVG(COALESCE(income, 0))",
+            "SUM(LN(income))",
+            "SUM(income * income)",
+            "SUM(1 / income)",
+            "SUM(income / district_code)",
+            "COUNT(DISTINCT income)",
+            "SUM(DISTINCT income)",
+            "SUM(CASE income WHEN 5000 THEN 1 END)",
+            "SUM(CAST(income > 5000 AS INT))",
+            "AVG(LENGTH(CAST(income AS VARCHAR)))",
+        )
+    ),
+    (
+        "WITH t AS (SELECT district_code, GREATEST(income - 5000, 0) AS x FROM residents) "
+        "SELECT district_code, SUM(x) FROM t GROUP BY 1",
+        "SELECT",
+        "nonlinear_measure",
+    ),
+    (
+        "WITH t AS (SELECT district_code, SUM(income) AS s FROM residents GROUP BY 1) "
+        "SELECT SUM(CASE WHEN s > 5000 THEN 1 END) FROM t",
+        "SELECT",
+        "nonlinear_measure",
+    ),
+    (
+        "WITH t AS (SELECT district_code, GREATEST(SUM(income) - 5000, 0) AS s FROM residents "
+        "GROUP BY 1) SELECT SUM(s) FROM t",
+        "SELECT",
+        "nonlinear_measure",
+    ),
+    # -- picking rows or groups by an aggregate that is not judged ---------------------------
+    (
+        "SELECT COUNT(*) FROM (SELECT district_code, SUM(income) AS s FROM residents "
+        "GROUP BY 1) t WHERE s > 5000",
+        "WHERE",
+        "measure_filter",
+    ),
+    (
+        "WITH t AS (SELECT district_code, SUM(income) AS s FROM residents GROUP BY 1) "
+        "SELECT district_code, s FROM t WHERE s > 1000000 ORDER BY s DESC",
+        "WHERE",
+        "measure_filter",
+    ),
+    (
+        "SELECT COUNT(*) FROM residents WHERE district_code IN (SELECT district_code "
+        "FROM residents GROUP BY 1 HAVING SUM(income) > 5000)",
+        "HAVING",
+        "measure_filter",
+    ),
+    (
+        "SELECT COUNT(*) FROM residents WHERE (SELECT SUM(income) FROM residents "
+        "WHERE gender = 'x') > 5000",
+        "WHERE",
+        "measure_filter",
+    ),
+    (
+        "SELECT SUM(n) FROM (SELECT district_code, COUNT(*) AS n FROM residents GROUP BY 1 "
+        "ORDER BY SUM(income) DESC LIMIT 1) t",
+        "ORDER BY",
+        "measure_filter",
+    ),
+    (
+        "SELECT COUNT(*) FROM (SELECT district_code, RANK() OVER (ORDER BY SUM(income)) AS r "
+        "FROM residents GROUP BY 1) t WHERE r = 1",
+        "WHERE",
+        "measure_filter",
+    ),
+    (
+        "SELECT t.district_code, COUNT(*) FROM residents r JOIN (SELECT district_code, "
+        "CASE WHEN SUM(income) > 5000 THEN 1 END AS f FROM residents GROUP BY 1) t "
+        "ON r.district_code = t.district_code GROUP BY 1",
+        "SELECT",
+        "measure_filter",
+    ),
+    (
+        "WITH t AS (SELECT district_code, SUM(income) AS s FROM residents GROUP BY 1) "
+        "SELECT district_code, CASE WHEN s > 5000 THEN 'high' END FROM t",
+        "SELECT",
+        "measure_filter",
+    ),
     # -- join keys ------------------------------------------------------------------------
     ("SELECT person_id, COUNT(*) FROM residents GROUP BY person_id", "SELECT", "join_key_misuse"),
     ("SELECT COUNT(*) FROM residents GROUP BY person_id", "GROUP BY", "join_key_misuse"),
@@ -511,7 +609,7 @@ UTILITY: list[str] = [
     "FROM residents GROUP BY ALL) "
     "SELECT gender, SUM(n) AS n, SUM(total) AS total FROM by_district GROUP BY gender",
     "WITH t AS (SELECT district_code, SUM(income) AS s FROM residents GROUP BY 1) "
-    "SELECT district_code, s FROM t WHERE s > 1000000 ORDER BY s DESC",
+    "SELECT district_code, s FROM t ORDER BY s DESC",
     "SELECT decade, COUNT(*), SUM(income) FROM (SELECT YEAR(birth_date) // 10 * 10 AS decade, "
     "income FROM residents) t GROUP BY decade",
     "SELECT COUNT(DISTINCT p) FROM (SELECT person_id AS p FROM residents "
@@ -529,8 +627,11 @@ UTILITY: list[str] = [
     "GROUP BY 1",
     "SELECT district_code, COUNT(DISTINCT person_id) FILTER (WHERE gender = '男') FROM residents "
     "GROUP BY 1",
-    "SELECT district_code, COUNT(*) FILTER (WHERE income > 10000) AS high FROM residents "
+    "SELECT district_code, AVG(CASE WHEN gender = '女' THEN 1.0 ELSE 0.0 END) AS share, "
+    "SUM(income * 2 - 1) / 12.0 AS s, AVG(CAST(income AS DOUBLE) / 100) FROM residents "
     "GROUP BY 1",
+    "SELECT district_code, SUM(income) FILTER (WHERE gender = '女') AS women FROM residents "
+    "GROUP BY 1 HAVING SUM(income) > 1000 ORDER BY SUM(income) DESC LIMIT 3",
     # filters, subqueries, ranking, ordering, limits
     "SELECT gender, COUNT(*) FROM residents WHERE district_name = '渝中区' "
     "AND birth_date >= DATE '1990-01-01' GROUP BY gender",
@@ -643,3 +744,49 @@ def test_hidden_entity_column_is_still_a_join_key() -> None:
     with pytest.raises(SqlRejected) as info:
         check_sql("SELECT person_id, COUNT(*) FROM residents GROUP BY 1", grant)
     assert "join_key_misuse" in {r.rule for r in info.value.rejections}
+
+
+# -- row-level mode: model inputs -------------------------------------------------------
+
+ROW_LEVEL_INPUTS = [
+    "SELECT gender, district_code, income FROM residents",
+    "SELECT gender, income / 1000.0 AS k_income, CAST(income AS DOUBLE) AS x FROM residents "
+    "WHERE district_code = '500103'",
+    "SELECT r.gender, s.amount FROM residents r JOIN social_insurance s "
+    "ON r.person_id = s.person_id",
+    "SELECT r.gender, t.total FROM residents r JOIN (SELECT district_code, SUM(income) AS total "
+    "FROM residents GROUP BY 1) t ON r.district_code = t.district_code",
+]
+
+
+@pytest.mark.parametrize("sql", ROW_LEVEL_INPUTS)
+def test_row_level_mode_accepts_model_inputs(sql: str) -> None:
+    checked = check_sql(sql, policies(), row_level=True)
+    assert isinstance(checked, CheckedQuery)
+    # The same rows are no SQL product: an SQL product aggregates.
+    assert "row_level_output" in {r.rule for r in rejections(sql)}
+
+
+@pytest.mark.parametrize(
+    ("sql", "rule"),
+    [
+        ("SELECT gender, person_id, income FROM residents", "join_key_misuse"),
+        ("SELECT gender, phone FROM residents", "hidden_column"),
+        ("SELECT gender FROM residents WHERE income > 5000", "aggregate_only"),
+        ("SELECT CASE WHEN income > 5000 THEN 1 ELSE 0 END AS y FROM residents", "aggregate_only"),
+        ("SELECT GREATEST(income - 5000, 0) AS y FROM residents", "nonlinear_measure"),
+        ("SELECT FLOOR(income / 5000) AS y FROM residents", "nonlinear_measure"),
+        ("SELECT income FROM residents ORDER BY birth_date LIMIT 10", "row_selection"),
+        ("SELECT income FROM residents OFFSET 5", "row_selection"),
+        (
+            "SELECT r.gender FROM residents r JOIN social_insurance s "
+            "ON r.person_id = s.person_id AND r.income = s.amount",
+            "aggregate_only",
+        ),
+        ("SELECT income FROM residents GROUP BY income", "aggregate_only"),
+    ],
+)
+def test_row_level_mode_refuses(sql: str, rule: str) -> None:
+    with pytest.raises(SqlRejected) as info:
+        check_sql(sql, policies(), row_level=True)
+    assert rule in {r.rule for r in info.value.rejections}, info.value.rejections

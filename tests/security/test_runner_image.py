@@ -34,6 +34,7 @@ ALLOWED_FILES = frozenset(
         "sandbox/runner.py",
         "sandbox/guard.py",
         "sandbox/sqlrun.py",
+        "sandbox/modelfit.py",
         "sandbox/he/__init__.py",
         "sandbox/he/errors.py",
         "sandbox/he/params.py",
@@ -64,7 +65,9 @@ MUST_IMPORT = (
     "sandbox.runner",
     "sandbox.guard",
     "sandbox.sqlrun",
+    "sandbox.modelfit",
     "sandbox.sdk",
+    "sandbox.sdk.specs",
     "sandbox.he.server",
 )
 

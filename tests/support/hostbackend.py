@@ -51,26 +51,34 @@ class HostBackend:
         self._runs: dict[str, Execution] = {}
 
     def prepare(self, spec: RunSpec) -> RunHandle:
-        self._specs[spec.job_id] = spec
-        return RunHandle(job_id=spec.job_id, backend_id=spec.job_id, runtime="host")
+        # One job may take several sandboxes (a Python job's dummy run, recomputations).
+        self._specs[str(spec.job_dir)] = spec
+        return RunHandle(job_id=spec.job_id, backend_id=str(spec.job_dir), runtime="host")
 
     def run(self, handle: RunHandle) -> Execution:
-        if handle.job_id in self._runs:
-            return self._runs[handle.job_id]
-        spec = self._specs[handle.job_id]
+        if handle.backend_id in self._runs:
+            return self._runs[handle.backend_id]
+        spec = self._specs[handle.backend_id]
         started = time.monotonic()
         described = spec.job_dir / "job.json"
         job = json.loads(described.read_text()) if described.exists() else {"kind": "python"}
         files: dict[str, bytes] = {}
         code = 0
-        if job.get("kind") == "sql":
+        if job.get("kind") in ("sql", "model"):
             assert spec.data_dir is not None
             with tempfile.TemporaryDirectory(prefix="dsr-host-out-") as out:
-                code = run_sql(spec.job_dir, job, data_dir=spec.data_dir, output_dir=Path(out))
+                if job["kind"] == "sql":
+                    code = run_sql(spec.job_dir, job, data_dir=spec.data_dir, output_dir=Path(out))
+                else:
+                    from sandbox.modelfit import run_model
+
+                    code = run_model(
+                        spec.job_dir, job, data_dir=spec.data_dir, output_dir=Path(out)
+                    )
                 files = {p.name: p.read_bytes() for p in Path(out).iterdir() if p.is_file()}
         else:
             files = self._python_outputs(spec.job_dir)
-        self._outputs[handle.job_id] = files
+        self._outputs[handle.backend_id] = files
         empty = CapturedStream(b"", 0)
         execution = Execution(
             exit_class=ExitClass.SUCCEEDED if code == 0 else ExitClass.FAILED,
@@ -81,16 +89,17 @@ class HostBackend:
             stdout=empty,
             stderr=empty,
         )
-        self._runs[handle.job_id] = execution
+        self._runs[handle.backend_id] = execution
         return execution
 
     def collect(self, handle: RunHandle, dest: Path) -> Collection:
-        limits = self._specs[handle.job_id].limits
+        limits = self._specs[handle.backend_id].limits
         caps = CollectLimits(limits.output_files, limits.output_file_bytes, limits.output_bytes)
-        return collect_archive(_tar(self._outputs.get(handle.job_id, {})), dest, caps)
+        return collect_archive(_tar(self._outputs.get(handle.backend_id, {})), dest, caps)
 
     def cleanup(self, handle: RunHandle) -> None:
-        self._outputs.pop(handle.job_id, None)
+        self._outputs.pop(handle.backend_id, None)
+        self._runs.pop(handle.backend_id, None)
 
     def sandboxes(self) -> list[str]:
         return []

@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pyarrow as pa
 
-from sandbox.checks import Context, Evidence, Output, Thresholds, Verdict, check_output
-from sandbox.checks.aggregation import dominance, min_aggregation, suppress
+from sandbox.checks import Context, Evidence, Output, Thresholds, Verdict, check_output, worst
+from sandbox.checks.aggregation import (
+    dominance,
+    filtered_groups,
+    min_aggregation,
+    subpopulation,
+    suppress,
+)
 
 
 def sql_table(
@@ -164,3 +172,72 @@ def test_block_action_leaves_table_and_fails() -> None:
     released, findings = check_output(out, BLOCK)
     assert released.table is not None and released.table.column("n").to_pylist() == [50, 3]
     assert any(f.rule == "min_aggregation" and f.verdict == Verdict.FAIL for f in findings)
+
+
+def with_evidence(out: Output, **changes: object) -> Output:
+    assert out.evidence is not None
+    return replace(out, evidence=replace(out.evidence, **changes))  # type: ignore[arg-type]
+
+
+def test_small_subpopulation_is_suppressed_or_fails() -> None:
+    out = sql_table({"district": ["a", "b"], "share": [0.5, 0.02]}, [50, 50])
+    sides = ((np.array([25, 1]), np.array([25, 49])),)
+    out = with_evidence(out, subpopulations={"share": sides})
+    findings = subpopulation(out, BLOCK)
+    assert [(f.rule, f.verdict, f.row, f.column) for f in findings] == [
+        ("subpopulation", Verdict.FAIL, 1, "share")
+    ]
+    assert "1 " not in findings[0].message.replace("10", "")
+    released, findings = check_output(out, SUPPRESS)
+    assert released.table is not None
+    assert released.table.column("share").to_pylist() == [0.5, None]
+    assert worst(findings) == Verdict.PASS
+
+
+def test_empty_subpopulation_passes() -> None:
+    out = sql_table({"district": ["a"], "share": [0.0]}, [50])
+    out = with_evidence(out, subpopulations={"share": ((np.array([0]), np.array([50])),)})
+    assert subpopulation(out, BLOCK) == []
+
+
+def dropped(entities: list[int], **changes: object) -> Evidence:
+    return Evidence(entities={"residents": np.array(entities)}, **changes)  # type: ignore[arg-type]
+
+
+def test_filtered_groups_fail_when_a_dropped_group_is_small() -> None:
+    # HAVING kept a and dropped b (one entity): under suppress or block, it fails.
+    out = with_evidence(sql_table({"district": ["a"], "n": [50]}, [50]), dropped=dropped([1]))
+    for ctx in (BLOCK, SUPPRESS):
+        findings = check_output(out, ctx)[1]
+        assert [(f.rule, f.verdict) for f in findings if f.verdict != Verdict.PASS] == [
+            ("filtered_groups", Verdict.FAIL)
+        ]
+    # Kept small, dropped large: the same.
+    out = with_evidence(sql_table({"district": ["a"], "n": [1]}, [1]), dropped=dropped([50]))
+    assert "filtered_groups" in {f.rule for f in check_output(out, SUPPRESS)[1]}
+
+
+def test_filtered_groups_judge_dominance_and_subpopulations_of_dropped_groups() -> None:
+    passing = sql_table({"district": ["a"], "n": [50]}, [50])
+    dominated = dropped(
+        [30],
+        top={"t": ((900.0, 10.0),)},
+        totals={"s": np.array([1000.0])},
+        measures={"HAVING": (("t", "s"),)},
+    )
+    assert [f.rule for f in filtered_groups(with_evidence(passing, dropped=dominated), BLOCK)] == [
+        "filtered_groups"
+    ]
+    split = dropped([30], subpopulations={"HAVING": ((np.array([2]), np.array([28])),)})
+    assert filtered_groups(with_evidence(passing, dropped=split), BLOCK) != []
+    assert filtered_groups(with_evidence(passing, dropped=dropped([30])), BLOCK) == []
+
+
+def test_empty_kept_table_passes_only_when_dropped_groups_pass() -> None:
+    empty = sql_table({"district": [], "n": []}, [])
+    assert worst(check_output(with_evidence(empty, dropped=dropped([40, 60])), BLOCK)[1]) == (
+        Verdict.PASS
+    )
+    assert worst(check_output(with_evidence(empty, dropped=dropped([40, 3])), SUPPRESS)[1]) == (
+        Verdict.FAIL
+    )

@@ -18,8 +18,11 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
+from PIL import Image, PngImagePlugin
 
 from sandbox import identifiers
 from sandbox.checks.entropy import (
@@ -271,3 +274,41 @@ def test_a_million_cells_are_checked_in_seconds() -> None:
     start = time.perf_counter()
     assert check(output) == []
     assert time.perf_counter() - start < 30
+
+
+def test_payloads_in_png_chunks_and_parquet_metadata_fail() -> None:
+    payload = PAYLOADS["fernet-like"]()
+    info = PngImagePlugin.PngInfo()
+    info.add_text("Software", "matplotlib version 3.11")
+    info.add_itxt("Comment", payload, zip=True)
+    sink = io.BytesIO()
+    Image.new("RGB", (4, 4)).save(sink, "PNG", pnginfo=info)
+    figure = Output("f.png", "figure", "python", sink.getvalue(), {"kind": "figure"})
+    (finding,) = check(figure, payload)
+    assert finding.message.startswith("the image's chunk 3 holds a high-entropy base64 run")
+
+    table = pa.table({"n": [1, 2]}).replace_schema_metadata({"note": PAYLOADS["base64-zlib"]()})
+    field = table.schema.field("n").with_metadata({"k": PAYLOADS["random-base64"]()})
+    table = table.cast(table.schema.set(0, field))
+    sink = io.BytesIO()
+    pq.write_table(table, sink)
+    output = Output("t.parquet", "table", "python", sink.getvalue(), {}, table=table)
+    assert sorted(f.message.split(" holds")[0] for f in check(output)) == [
+        "the Parquet file's key-value metadata",
+        "the field metadata of column 1",
+    ]
+
+
+def test_an_ordinary_figure_and_pandas_parquet_pass() -> None:
+    info = PngImagePlugin.PngInfo()
+    info.add_text("Software", "matplotlib version 3.11.2, https://matplotlib.org/")
+    info.add_itxt("Title", "各区参保人数（2025 年）")
+    sink = io.BytesIO()
+    Image.new("RGB", (4, 4)).save(sink, "PNG", pnginfo=info)
+    figure = Output("f.png", "figure", "python", sink.getvalue(), {"kind": "figure"})
+    assert check(figure) == []
+    frame = pd.DataFrame({"district_code": ["500103"], "n": [120]}).set_index("district_code")
+    sink = io.BytesIO()
+    frame.to_parquet(sink)
+    output = Output("t.parquet", "table", "python", sink.getvalue(), {}, table=pa.table({}))
+    assert check(output) == []

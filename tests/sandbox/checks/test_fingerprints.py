@@ -306,3 +306,25 @@ def test_store_destroys_a_versions_indexes(city: City, tmp_path: Path) -> None:
     assert record is not None and not path.exists()
     assert [p for p, _ in record.files] == [str(path)]
     assert store.destroy("enterprises", version.version) is None
+
+
+def test_normal_form_drops_invisible_characters_and_folds_full_width() -> None:
+    texts = ["１３８\u200b１２３４\ufeff５６７８", "ab\u00adcd", "渝中区", "Plain"]
+    assert normalise(texts, strip=True).to_pylist() == ["13812345678", "abcd", "渝中区", "plain"]
+
+
+def test_pseudonym_prefixes_and_bytes_are_found_in_every_encoding(city: City) -> None:
+    view = next(v for v in city_views(city).views if v.dataset == "residents")
+    index = build_for_pseudonyms(view.path, ["person_id"])
+    k = str(pq.read_table(view.path).column("person_id")[0])
+    raw = bytes.fromhex(k)
+    forms = {
+        "hex-of-prefix": k[:20].encode().hex(),
+        "base64-of-prefix": base64.b64encode(k[:30].encode()).decode(),
+        "base32": base64.b32encode(k.encode()).decode(),
+        "bytes-base64url": base64.urlsafe_b64encode(raw).decode().rstrip("="),
+        "bytes-base32": base64.b32encode(raw).decode(),
+        "bytes-decimal": str(int.from_bytes(raw, "big")),
+    }
+    found = index.scan(list(forms.values()))
+    assert dict(zip(forms, found.tolist(), strict=True)) == dict.fromkeys(forms, True)

@@ -4,8 +4,13 @@
 
 from __future__ import annotations
 
+import io
+import json
+import struct
 import time
+import zlib
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -13,6 +18,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from sandbox.checks.files import PNG_SIGNATURE
 from sandbox.checks.fingerprints import FingerprintIndex, build_for_pseudonyms
 from sandbox.checks.leakage import IDENTIFIER_LEAKAGE, MAX_FINDINGS, RULES, identifier_leakage
 from sandbox.checks.model import Context, Finding, Output, Verdict
@@ -302,3 +308,92 @@ def test_a_million_cells_are_checked_in_seconds(ctx: Context) -> None:
     elapsed = time.perf_counter() - start
     assert findings == []
     assert elapsed < 30, f"{table.num_rows * table.num_columns} cells took {elapsed:.1f} s"
+
+
+# -- the file's bytes, whatever was parsed from them ------------------------------------
+
+
+def _png(*chunks: tuple[bytes, bytes]) -> bytes:
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        crc = zlib.crc32(kind + body)
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", crc)
+
+    header = struct.pack(">IIBBBBB", 1, 1, 8, 0, 0, 0, 0)
+    pixels = chunk(b"IDAT", zlib.compress(b"\x00\x00"))
+    middle = b"".join(chunk(kind, body) for kind, body in chunks)
+    return PNG_SIGNATURE + chunk(b"IHDR", header) + middle + pixels + chunk(b"IEND", b"")
+
+
+def test_png_chunks_are_read_and_named_by_position(ctx: Context, person: dict[str, str]) -> None:
+    rid = person["id"]
+    content = _png(
+        (b"tEXt", b"Software\x00matplotlib"),
+        (b"zTXt", b"Comment\x00\x00" + zlib.compress(f"sample {rid}".encode())),
+        (b"iTXt", b"Title\x00\x01\x00zh\x00\x00" + zlib.compress(person["name"].encode())),
+        (b"quIt", encodings(rid)["base64"].encode()),
+    )
+    output = Output("f.png", "figure", "python", content, {"kind": "figure"})
+    assert sorted(f.message.split(" holds")[0] for f in leaks(output, ctx, rid)) == [
+        "the image's chunk 3 (zTXt)",
+        "the image's chunk 4 (iTXt)",
+        "the image's chunk 5 (of an unknown type)",
+    ]
+
+
+def test_a_png_that_cannot_be_read_fails_with_or_without_an_index(ctx: Context) -> None:
+    broken = _png((b"tEXt", b"Comment\x00ok"))[:-5]
+    output = Output("f.png", "figure", "python", broken, {"kind": "figure"})
+    for context in (ctx, Context()):
+        (finding,) = identifier_leakage(output, context)
+        assert finding.verdict == Verdict.FAIL and "cannot be read" in finding.message
+    many = _png(*[(b"tEXt", b"k\x00v")] * 1_000)
+    assert identifier_leakage(replace(output, content=many), Context())
+
+
+def test_parquet_metadata_is_read_and_named(ctx: Context, person: dict[str, str]) -> None:
+    phone = person["phone"]
+    table = aggregate_table(5).replace_schema_metadata({"made_by": f"tel {phone}"})
+    field = table.schema.field("n").with_metadata({"note": person["credit_code"]})
+    table = table.cast(table.schema.set(table.schema.get_field_index("n"), field))
+    sink = io.BytesIO()
+    pq.write_table(table, sink)
+    content = sink.getvalue()
+    output = Output("t.parquet", "table", "python", content, {}, table=pq.read_table(sink))
+    messages = sorted(f.message.split(" holds")[0] for f in leaks(output, ctx, phone))
+    assert messages == [
+        "the Parquet file's key-value metadata (entry 1)",
+        "the Parquet file's key-value metadata (entry 2)",  # ARROW:schema, decoded
+        "the field metadata of column 5",
+    ]
+    unreadable = replace(output, content=b"PAR1" + content[4:-12] + b"\x00" * 8 + b"PAR1")
+    assert [f.message for f in identifier_leakage(unreadable, ctx)] == [
+        "the Parquet file cannot be read in full, so it cannot be checked"
+    ]
+
+
+def test_bytes_are_read_whatever_kind_was_declared(ctx: Context, person: dict[str, str]) -> None:
+    rid = person["id"]
+    as_figure = Output("t.csv", "figure", "python", f"a,b\n{rid},1\n".encode(), {})
+    duplicated = f'{{"note": "{rid}", "note": "x"}}'.encode()
+    as_model = Output("m.json", "model", "python", duplicated, {}, model={"note": "x"})
+    listed = Output("m.json", "model", "python", json.dumps([[{"k": rid}]]).encode(), {})
+    assert leaks(as_figure, ctx, rid)[0].message.endswith("on line 2")
+    assert [f.message.split(" holds")[0] for f in leaks(as_model, ctx, rid)] == [
+        "the model's field note"
+    ]
+    assert leaks(listed, ctx, rid)[0].message.startswith("the model's field [0][0].k")
+
+
+def test_full_width_and_invisible_characters_hide_nothing(
+    ctx: Context, person: dict[str, str]
+) -> None:
+    name, phone = person["name"], person["phone"]
+    wide = "".join(chr(ord(c) + 0xFEE0) for c in phone)
+    table = pa.table({"district": ["渝中区", "江北区"], f"n\u200b{wide}": [1, 2]})
+    entry = {"description": f"负责人：{name}／李四", "notes": {"\u200c".join(name): 1}}
+    findings = leaks(table_output(table, entry=entry), ctx, phone, name)
+    assert sorted(f.message.split(" holds")[0].split(" that")[0] for f in findings) == [
+        "the manifest entry has a key under notes",
+        "the manifest entry's field description",
+        "the name of column 2",
+    ]

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import zlib
+from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
@@ -16,7 +18,23 @@ from sandbox.checks.release import auto_release
 from sandbox.checks.rowlevel import row_level
 from sandbox.checks.values import norm
 
-PNG = b"\x89PNG\r\n\x1a\n" + b"\0" * 32
+
+def _png() -> bytes:
+    """A real 1x1 image: the signature, IHDR, IDAT and IEND with their CRCs."""
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return (
+            len(body).to_bytes(4, "big") + kind + body + zlib.crc32(kind + body).to_bytes(4, "big")
+        )
+
+    header = (1).to_bytes(4, "big") * 2 + bytes([8, 0, 0, 0, 0])
+    pixels = zlib.compress(b"\0\0")
+    return (
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", pixels) + chunk(b"IEND", b"")
+    )
+
+
+PNG = _png()
 
 
 def py_table(
@@ -172,8 +190,16 @@ def test_release_modes() -> None:
     checked = Context(thresholds=Thresholds(auto_release="checked"))
     sql_only = Context(thresholds=Thresholds(auto_release="sql_only"))
     never = Context(thresholds=Thresholds(auto_release="never"))
-    assert auto_release(table, checked) == []
-    assert [f.verdict for f in auto_release(table, sql_only)] == [Verdict.REVIEW]
+    # What the job's own code wrote is reviewed under every mode: no rule can prove
+    # that a cell of it is an aggregate of its group.
+    for ctx in (checked, sql_only, never):
+        assert [f.verdict for f in auto_release(table, ctx)] == [Verdict.REVIEW]
+    # A model the trusted side fitted itself from a publish_model specification.
+    doc = {"coefficients": {"b0": 0.1}, "n": 1000, "df_resid": 999}
+    fitted = Output("m.json", "model", "recomputed", b"{}", {}, model=doc)
+    assert auto_release(fitted, checked) == []
+    assert [f.verdict for f in auto_release(fitted, sql_only)] == [Verdict.REVIEW]
+    assert [f.verdict for f in auto_release(fitted, never)] == [Verdict.REVIEW]
     figure = Output("f.png", "figure", "python", PNG, {})
     assert [f.verdict for f in auto_release(figure, checked)] == [Verdict.REVIEW]
     sql = Output(
@@ -189,3 +215,40 @@ def test_release_modes() -> None:
     assert [f.verdict for f in auto_release(sql, never)] == [Verdict.REVIEW]
     no_evidence = Output("r.csv", "table", "sql", b"", {}, table=table.table)
     assert [f.rule for f in auto_release(no_evidence, sql_only)] == ["evidence_unavailable"]
+
+
+def test_facts_per_source_a_combination_rare_in_one_view_only_is_reviewed() -> None:
+    # District 7 has 56 residents and one enterprise: a table by district may
+    # describe either; only its lineage says which.
+    facts = ViewFacts(
+        entities={"residents": 5000, "enterprises": 300},
+        combos={
+            ("residents", ("district",)): {("7",): 56, ("8",): 3},
+            ("enterprises", ("district",)): {("7",): 1, ("8",): 2},
+        },
+        quasi_columns={"residents": ("district",), "enterprises": ("district",)},
+    )
+    both = Context(thresholds=Thresholds(k=10), datasets=("enterprises", "residents"), views=facts)
+    table = py_table({"district": ["7", "8"], "n": [56, 3]}, ("district",))
+    verdicts = {f.row: f.verdict for f in rare_combinations(table, both)}
+    assert verdicts == {0: Verdict.REVIEW, 1: Verdict.FAIL}
+    # Its lineage known (residents only): district 7 is common, 8 is rare.
+    residents = Context(thresholds=Thresholds(k=10), datasets=("residents",), views=facts)
+    assert {f.row: f.verdict for f in rare_combinations(table, residents)} == {1: Verdict.FAIL}
+
+
+def test_facts_per_source_row_level_counts_the_output_s_own_datasets() -> None:
+    from sandbox.judge import _for_source
+    from sandbox.policy import parse_policy
+
+    root = Path(__file__).resolve().parents[3] / "policies" / "exposure"
+    used = {
+        d: parse_policy((root / f"{d}.yaml").read_text()) for d in ("residents", "tax_payments")
+    }
+    facts = ViewFacts(entities={"residents": 20_000, "tax_payments": 60})
+    ctx = Context(thresholds=Thresholds(k=10), datasets=tuple(sorted(used)), views=facts)
+    table = py_table({"district": [str(i) for i in range(40)], "n": [500] * 40}, ("district",))
+    # 40 rows against a dataset of 60 entities looks like one row per entity...
+    assert [f.rule for f in row_level(table, ctx)] == ["row_level"]
+    # ... but the output comes from residents alone.
+    assert row_level(table, _for_source(ctx, ("residents",), used)) == []
