@@ -24,6 +24,7 @@ Invariants:
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import importlib
 import os
@@ -187,6 +188,7 @@ def shared_pool() -> BoundedPool:
     with _POOL_LOCK:
         if _POOL is None:
             _POOL = BoundedPool(size=CHECKERS)
+            atexit.register(_POOL.close)
         return _POOL
 
 

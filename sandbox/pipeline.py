@@ -113,7 +113,7 @@ class _Plan:
 class _Judged:
     """A Python job's pieces, gathered for the checker."""
 
-    sql: list[SqlPiece] = field(default_factory=list)
+    queries: list[SqlPiece] = field(default_factory=list)
     models: list[ModelPiece] = field(default_factory=list)
     findings: list[Finding] = field(default_factory=list)
 
@@ -273,7 +273,7 @@ class Pipeline:
             used,
             versions,
             view_set,
-            sql=tuple(judged.sql),
+            sql=tuple(judged.queries),
             models=tuple(judged.models),
             files=files,
             findings=tuple(judged.findings),
@@ -305,7 +305,7 @@ class Pipeline:
                         "the trusted side ran it")
             )  # fmt: skip
             return
-        judged.sql.append(
+        judged.queries.append(
             SqlPiece(spec.file, result, plan.query, plan.output_columns, plan.datasets)
         )
 

@@ -215,7 +215,7 @@ def filtered_groups(output: Output, ctx: Context) -> list[Finding]:
             FILTERED_GROUPS,
             Verdict.FAIL,
             output.file,
-            "the query picks groups (HAVING, QUALIFY, LIMIT or OFFSET) and a group it formed, "
+            "the query picks groups (having, qualify, limit or offset) and a group it formed, "
             f"returned or not, has fewer than {ctx.thresholds.k} entities or is dominated by a "
             "few; such a query is released only when every group passes",
         )

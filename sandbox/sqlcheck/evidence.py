@@ -157,17 +157,17 @@ def _windowed(node: exp.Expr, stop: exp.Expr) -> bool:
     return False
 
 
-def _entity_list(items: list[_Item], where: str | None = None) -> exp.Expr:
+def _entity_list(items: list[_Item], where_sql: str | None = None) -> exp.Expr:
     """One aggregate: the distinct entities of ``items`` (all of one dataset) in a group,
-    of the rows where ``where`` (SQL) is true when given."""
+    of the rows where ``where_sql`` is true when given."""
     parts = []
     for item in items:
         e = item.expr.sql(dialect=DIALECT)
         if item.is_list:
-            cond = f" FILTER (WHERE {where})" if where else ""
+            cond = f" FILTER (WHERE {where_sql})" if where_sql else ""
             parts.append(f"coalesce(flatten(list({e}){cond}), [])")
         else:
-            cond = f" AND ({where})" if where else ""
+            cond = f" AND ({where_sql})" if where_sql else ""
             parts.append(f"coalesce(list(DISTINCT {e}) FILTER (WHERE {e} IS NOT NULL{cond}), [])")
     return parse_one(f"list_distinct(flatten([{', '.join(parts)}]))", dialect=DIALECT)
 
@@ -434,7 +434,7 @@ def _rewrite(checked: CheckedQuery, entity_columns: Mapping[str, str], top_n: in
             f"{PREFIX}con{j} AS (SELECT {', '.join([*map(ident, key_names), tops])} "
             f"FROM {PREFIX}per{j}" + (f" GROUP BY {group_by})" if key_names else ")")
         )
-        joins.append(f"LEFT JOIN {PREFIX}con{j} AS {alias} ON {_match('m', alias, key_names)}")
+        joins.append(f"LEFT JOIN {PREFIX}con{j} AS {alias} ON {_match_sql('m', alias, key_names)}")
         for _, c in args:
             for kind in ("_top", "_tot"):
                 evidence_cols.append(f"{alias}.{ident(c.replace('_c', kind, 1))}")
@@ -446,7 +446,7 @@ def _rewrite(checked: CheckedQuery, entity_columns: Mapping[str, str], top_n: in
             f"{PREFIX}kept AS (SELECT *, row_number() OVER () AS {PREFIX}pos "
             f"FROM ({analyst.sql(dialect=DIALECT)}) AS q)"
         )
-        joins.insert(0, f"LEFT JOIN {PREFIX}kept AS k ON {_match('m', 'k', key_names)}")
+        joins.insert(0, f"LEFT JOIN {PREFIX}kept AS k ON {_match_sql('m', 'k', key_names)}")
         evidence_cols.append(f"(k.{PREFIX}pos IS NOT NULL) AS {KEEP}")
         order = f"k.{PREFIX}pos NULLS LAST, m.{ROW}"
     released = [f"{'k' if picks else 'm'}.{ident(o)}" for o in outputs]
@@ -485,9 +485,9 @@ def _add_keys(select: exp.Select, keys: list[exp.Expr], sets: bool) -> list[str]
     return names
 
 
-def _match(left: str, right: str, key_names: list[str]) -> str:
+def _match_sql(left_sql: str, right_sql: str, key_names: list[str]) -> str:
     on = " AND ".join(
-        f"{left}.{ident(k)} IS NOT DISTINCT FROM {right}.{ident(k)}" for k in key_names
+        f"{left_sql}.{ident(k)} IS NOT DISTINCT FROM {right_sql}.{ident(k)}" for k in key_names
     )
     return on or "TRUE"
 
@@ -504,12 +504,12 @@ def _add_subpopulations(
     for out, part in parts:
         for agg in outer_aggregates(part):
             for condition in conditions(agg, computed):
-                test = condition.sql(dialect=DIALECT)
+                test_sql = condition.sql(dialect=DIALECT)
                 for dataset, group in sorted(_by_dataset(items).items()):
                     names = []
-                    for where in (test, f"({test}) IS NOT TRUE"):
+                    for where_sql in (test_sql, f"({test_sql}) IS NOT TRUE"):
                         name = rewriter.fresh("sub")
-                        count = exp.func("len", _entity_list(group, where))
+                        count = exp.func("len", _entity_list(group, where_sql))
                         main.append("expressions", exp.alias_(count, name, quoted=True))
                         names.append(name)
                     found.setdefault(out, []).append(Subpopulation(dataset, *names))

@@ -328,7 +328,7 @@ class Analyzer:
             measure = min(o for o in result if o.kind is Kind.MEASURE)
             what = (
                 f"{name} of aggregate-only column {measure.name} picks rows or groups in a "
-                "subquery; filter on aggregates only in the outer query's HAVING"
+                "subquery; filter on aggregates only in the outer query's having clause"
             )
             self._reject(use.clause, "measure_filter", what + use.where)
         return result
