@@ -36,12 +36,12 @@ def combo_columns(output: Output, ctx: Context, dataset: str) -> tuple[str, ...]
     return tuple(c for c in output.group_by if c in known)
 
 
-def _trusted_sizes(output: Output, ctx: Context, *, most: bool = False) -> list[int | None]:
-    """Per row, the fewest (``most``: the most) entities holding its combination in a
-    view it may come from (None: unknown)."""
+def _size_bounds(output: Output, ctx: Context) -> tuple[list[int | None], list[int | None]]:
+    """Per row, the fewest and the most entities holding its combination in a view it
+    may come from (None: unknown)."""
     assert output.table is not None
-    pick = max if most else min
-    sizes: list[int | None] = [None] * output.table.num_rows
+    fewest: list[int | None] = [None] * output.table.num_rows
+    most: list[int | None] = [None] * output.table.num_rows
     for dataset in ctx.datasets:
         columns = combo_columns(output, ctx, dataset)
         counts = ctx.views.combos.get((dataset, columns)) if columns else None
@@ -49,12 +49,17 @@ def _trusted_sizes(output: Output, ctx: Context, *, most: bool = False) -> list[
             continue
         values = [output.table.column(c).to_pylist() for c in columns]
         for row in range(output.table.num_rows):
-            key = tuple(norm(v[row]) for v in values)
-            n = counts.get(key)
+            n = counts.get(tuple(norm(v[row]) for v in values))
             if n is not None:
-                current = sizes[row]
-                sizes[row] = n if current is None else pick(current, n)
-    return sizes
+                low, high = fewest[row], most[row]
+                fewest[row] = n if low is None else min(low, n)
+                most[row] = n if high is None else max(high, n)
+    return fewest, most
+
+
+def _trusted_sizes(output: Output, ctx: Context) -> list[int | None]:
+    """Per row, the fewest entities holding its combination in any view (None: unknown)."""
+    return _size_bounds(output, ctx)[0]
 
 
 def rare_combinations(output: Output, ctx: Context) -> list[Finding]:
@@ -64,8 +69,8 @@ def rare_combinations(output: Output, ctx: Context) -> list[Finding]:
     k = ctx.thresholds.k
     declared = _declared(output)
     findings = []
-    most = _trusted_sizes(output, ctx, most=True)
-    for row, n in enumerate(_trusted_sizes(output, ctx)):
+    fewest, most = _size_bounds(output, ctx)
+    for row, n in enumerate(fewest):
         if n is None or n >= k or row in output.suppressed:
             continue
         claim = declared[row] if declared else None
