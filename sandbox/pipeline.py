@@ -117,6 +117,10 @@ class _Judged:
     models: list[ModelPiece] = field(default_factory=list)
     findings: list[Finding] = field(default_factory=list)
 
+    def fail(self, rule: str, file: str, message: str) -> None:
+        """A specification the trusted side will not compute: the job is blocked."""
+        self.findings.append(Finding(rule, Verdict.FAIL, file, message))
+
 
 class Pipeline:
     """Runs submissions through checks, views, the sandbox and the output rules."""
@@ -238,14 +242,12 @@ class Pipeline:
         raw = _collected(spec_run, MANIFEST)
         entries = _entries(raw.read_bytes()) if raw is not None else []
         if entries is None:
-            judged.findings.append(
-                Finding(SPEC, Verdict.FAIL, MANIFEST, "the manifest cannot be read")
-            )
+            judged.fail(SPEC, MANIFEST, "the manifest cannot be read")
         for entry in entries or []:
             try:
                 spec = parse_spec(entry) if isinstance(entry, dict) else None
             except SpecError as e:
-                judged.findings.append(Finding(SPEC, Verdict.FAIL, MANIFEST, str(e)))
+                judged.fail(SPEC, MANIFEST, str(e))
                 continue
             if spec is None:
                 own_files = True
@@ -292,18 +294,18 @@ class Pipeline:
         try:
             plan = self._plan_sql(spec.sql, policies)
         except SqlRejected:
-            judged.findings.append(
-                Finding(SPEC, Verdict.FAIL, spec.file, "the published query was refused by "
-                        "the static checks of SQL products")
-            )  # fmt: skip
+            judged.fail(
+                SPEC,
+                spec.file,
+                "the published query was refused by the static checks of SQL products",
+            )
             return
         run = self._execute(job_id, f"q{i}", plan, view_set)
         result = _collected(run, RESULT)
         if run.execution.exit_class != ExitClass.SUCCEEDED or result is None:
-            judged.findings.append(
-                Finding(RECOMPUTE, Verdict.FAIL, spec.file, "the published query failed when "
-                        "the trusted side ran it")
-            )  # fmt: skip
+            judged.fail(
+                RECOMPUTE, spec.file, "the published query failed when the trusted side ran it"
+            )
             return
         judged.queries.append(
             SqlPiece(spec.file, result, plan.query, plan.output_columns, plan.datasets)
@@ -321,32 +323,29 @@ class Pipeline:
         try:
             checked = check_sql(spec.sql, policies, row_level=True)
         except SqlRejected:
-            judged.findings.append(
-                Finding(SPEC, Verdict.FAIL, spec.file, "the model's query was refused by the "
-                        "static checks of model inputs")
-            )  # fmt: skip
+            judged.fail(
+                SPEC,
+                spec.file,
+                "the model's query was refused by the static checks of model inputs",
+            )
             return
         formula = check_formula(spec.formula)
         if not set(formula.variables) <= set(checked.output_columns):
-            judged.findings.append(
-                Finding(SPEC, Verdict.FAIL, spec.file, "the model names a variable its query "
-                        "does not select")
-            )  # fmt: skip
+            judged.fail(SPEC, spec.file, "the model names a variable its query does not select")
             return
         categorical = {f.variable for t in formula.terms for f in t if f.categorical}
         if any(checked.output_kinds.get(v, frozenset()) - {"dimension"} for v in categorical):
-            judged.findings.append(
-                Finding(SPEC, Verdict.FAIL, spec.file, "a categorical term of the model is "
-                        "made from a column that is not a dimension: its levels would be values")
-            )  # fmt: skip
+            judged.fail(
+                SPEC,
+                spec.file,
+                "a categorical term of the model is made from a column that is not a "
+                "dimension: its levels would be values",
+            )
             return
         try:
             rows = rewrite_rows(checked, {d: p.entity_column for d, p in policies.items()})
         except EvidenceUnavailable:
-            judged.findings.append(
-                Finding(SPEC, Verdict.FAIL, spec.file, "the entities behind the model's rows "
-                        "cannot be followed")
-            )  # fmt: skip
+            judged.fail(SPEC, spec.file, "the entities behind the model's rows cannot be followed")
             return
         description: dict[str, object] = {
             "kind": "model",
@@ -361,10 +360,7 @@ class Pipeline:
         run = self._execute(job_id, f"m{i}", plan, view_set)
         result = _collected(run, MODEL_RESULT)
         if run.execution.exit_class != ExitClass.SUCCEEDED or result is None:
-            judged.findings.append(
-                Finding(RECOMPUTE, Verdict.FAIL, spec.file, "the model could not be fitted "
-                        "by the trusted side")
-            )  # fmt: skip
+            judged.fail(RECOMPUTE, spec.file, "the model could not be fitted by the trusted side")
             return
         judged.models.append(ModelPiece(spec, result, checked.views))
 
