@@ -51,14 +51,14 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from sandbox.checking import thresholds_for
-from sandbox.checks.aggregation import dominance, min_aggregation, suppress
-from sandbox.checks.model import Context, Output, Thresholds, worst
-from sandbox.checks.sqlresult import read_sql_output
-from sandbox.policy import ExposurePolicy, parse_policy
+from sandbox.intake.policy import ExposurePolicy, parse_policy
+from sandbox.judge.facts import thresholds_for
+from sandbox.judge.outputs.sql import read_sql_output
+from sandbox.judge.rules.aggregation import dominance, min_aggregation, suppress
+from sandbox.judge.types import Context, Output, Thresholds, worst
+from sandbox.precheck.sql import check_sql
+from sandbox.precheck.sql.evidence import rewrite
 from sandbox.sdk import connect
-from sandbox.sqlcheck import check_sql
-from sandbox.sqlcheck.evidence import rewrite
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"

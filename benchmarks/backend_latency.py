@@ -25,8 +25,8 @@ from pathlib import Path
 
 import duckdb
 
-from sandbox.backends.base import ExitClass, Limits, MiB, RunSpec, execute
-from sandbox.backends.docker import DockerBackend
+from sandbox.run.backends.base import ExitClass, Limits, MiB, RunSpec, execute
+from sandbox.run.backends.docker import DockerBackend
 from sandbox.settings import SandboxSettings
 
 HERE = Path(__file__).resolve().parent

@@ -2,7 +2,7 @@
 
 A Python job's table of 100,000 rows x 10 columns (district codes, years,
 industry names, counts, means, shares, totals: what an aggregate looks like)
-is checked by every output rule (``sandbox.checks.check_output``) against:
+is checked by every output rule (``sandbox.judge.rules.check_output``) against:
 
 - a fingerprint index of 1,000,000 identifiers (500,000 resident IDs and
   500,000 mobiles, every encoding form), as the identifier rule uses for a
@@ -32,11 +32,11 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from sandbox import identifiers
-from sandbox.checks import OUTPUT_RULES, Context, Output, Thresholds, ViewFacts, check_output
-from sandbox.checks.aggregation import suppress
-from sandbox.checks.fingerprints import build_from_values
-from sandbox.checks.values import norm
+from sandbox.judge.fingerprints import build_from_values
+from sandbox.judge.rules import OUTPUT_RULES, Context, Output, Thresholds, ViewFacts, check_output
+from sandbox.judge.rules.aggregation import suppress
+from sandbox.judge.rules.values import norm
+from sandbox.synthetic import identifiers
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"

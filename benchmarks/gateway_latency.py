@@ -47,9 +47,9 @@ from gateway.identity import create_account, issue_token
 from gateway.jobs.worker import start_worker
 from gateway.runtime import build_runtime
 from gateway.settings import GatewaySettings
-from sandbox import demo
-from sandbox.policy import PolicyStore
-from sandbox.registry import Registry
+from sandbox.intake.policy import PolicyStore
+from sandbox.intake.registry import Registry
+from sandbox.synthetic import demo
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"

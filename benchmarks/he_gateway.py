@@ -31,8 +31,8 @@ sys.path.insert(0, str(ROOT))
 
 from gateway.he.contexts import ContextStore  # noqa: E402
 from gateway.he.sandboxed import Evaluator, InProcess, Sandboxed  # noqa: E402
+from sandbox.container.he.verify import Band, build_table  # noqa: E402
 from sandbox.he.client import VerificationKeys  # noqa: E402
-from sandbox.he.verify import Band, build_table  # noqa: E402
 from sandbox.settings import SandboxSettings  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"

@@ -40,16 +40,16 @@ from typing import Any
 
 import tenseal as ts
 
-from sandbox.he import score, verify
-from sandbox.he.client import ScoringKeys, VerificationKeys
-from sandbox.he.params import (
+from sandbox.container.he import score, verify
+from sandbox.container.he.params import (
     SCORE_COEFF_BITS,
     SCORE_POLY_DEGREE,
     VERIFY_PLAIN_MODULUS,
     VERIFY_POLY_DEGREE,
 )
-from sandbox.he.protocol import FALSE_MATCH_BOUND, VerificationQuery, bucket_of
-from sandbox.he.verify import Band, VerificationTable
+from sandbox.container.he.protocol import FALSE_MATCH_BOUND, VerificationQuery, bucket_of
+from sandbox.container.he.verify import Band, VerificationTable
+from sandbox.he.client import ScoringKeys, VerificationKeys
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"

@@ -36,7 +36,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sandbox.ledger import Cell, Ledger
+from sandbox.judge.ledger import Cell, Ledger
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"

@@ -49,13 +49,9 @@ import casbin
 from casbin.model import fast_policy_filter
 from sqlalchemy import create_engine
 
-from gateway.scope import (
-    MODEL_PATH,
-    ScopePolicy,
-    column_object,
-    dataset_object,
-)
-from gateway.scope_store import ScopeRuleAdapter, create_scope_tables
+from gateway.scope.objects import column_object, dataset_object
+from gateway.scope.policy import MODEL_PATH, ScopePolicy
+from gateway.scope.store import ScopeRuleAdapter, create_scope_tables
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"

@@ -26,10 +26,10 @@ from pathlib import Path
 
 import duckdb
 
-from sandbox.demo import generate_city
-from sandbox.policy import PolicyStore
-from sandbox.registry import Registry
-from sandbox.views import DatasetScope, Grant, ViewBuilder
+from sandbox.intake.policy import PolicyStore
+from sandbox.intake.registry import Registry
+from sandbox.synthetic.demo import generate_city
+from sandbox.views.build import DatasetScope, Grant, ViewBuilder
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent

@@ -3,7 +3,12 @@ administrators and auditors.
 
 ``create_app(settings)`` builds it: the store is opened and migrated, routes
 are versioned under ``/v1``, OpenAPI is served at ``/openapi.json`` (and
-``/docs``). Before any route, a request's body size and text are checked
+``/docs``). Every service the routes share is built here, once per app, and
+kept on ``app.state`` (the grant service with its suspension hooks, the one
+scope policy, the catalogue, the provider service, the console's sessions);
+nothing is a process-wide registry, so two apps in one process share
+nothing. What the app owns it closes at shutdown: the job runtime's checker
+processes, the HE evaluation sandbox. Before any route, a request's body size and text are checked
 (``gateway.inputs``). Domain errors know nothing of HTTP; ``_status`` maps
 them to status codes in one place, and no response ever carries a traceback.
 """
@@ -27,13 +32,15 @@ from gateway.audit.checkpointer import start_checkpoints, stop_checkpoints
 from gateway.audit.router import router as audit_router
 from gateway.auth import current_account
 from gateway.catalog.router import router as catalog_router
+from gateway.catalog.service import CatalogService
 from gateway.console import is_console, no_route
 from gateway.console import router as console_router
 from gateway.console import static_files as console_static
+from gateway.console.sessions import Sessions
 from gateway.errors import AuditError, ConfigurationError, GatewayError, StoreError
 from gateway.grants.errors import GrantConflict, GrantError, GrantForbidden, UnknownGrant
 from gateway.grants.router import router as grants_router
-from gateway.grants.service import grant_service
+from gateway.grants.service import build_grant_service, grant_service
 from gateway.he.errors import (
     HEConflict,
     HEForbidden,
@@ -63,6 +70,7 @@ from gateway.providers.router import router as providers_router
 from gateway.providers.service import (
     DatasetForbidden,
     ProviderError,
+    ProviderService,
     UnknownDataset,
     UploadTooLarge,
 )
@@ -77,7 +85,9 @@ from gateway.requests.router import router as requests_router
 from gateway.reviews.router import router as reviews_router
 from gateway.settings import GatewaySettings
 from gateway.store import make_engine, migrate
-from sandbox.registry import Registry
+from gateway.store.lifecycle import Clock, system_clock
+from sandbox.intake.policy import PolicyStore
+from sandbox.intake.registry import Registry
 
 log = logging.getLogger("dsr.gateway")
 
@@ -122,9 +132,13 @@ def _status(error: GatewayError) -> int:
 
 
 def create_app(
-    settings: GatewaySettings | None = None, runtime: JobRuntime | None = None
+    settings: GatewaySettings | None = None,
+    runtime: JobRuntime | None = None,
+    *,
+    clock: Clock = system_clock,
 ) -> FastAPI:
-    """The gateway; ``runtime`` (see ``gateway.runtime.build_runtime``) runs jobs."""
+    """The gateway; ``runtime`` (see ``gateway.runtime.build_runtime``) runs jobs;
+    ``clock`` is the time every service's state changes and deadlines take."""
     settings = settings or GatewaySettings()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     engine = make_engine(settings.database_url)
@@ -149,6 +163,8 @@ def create_app(
             he = getattr(state, "he", None)
             if he is not None:
                 he.evaluator.close()  # the HE evaluation sandbox (gateway.he.sandboxed)
+            if runtime is not None and runtime.checkers is not None:
+                runtime.checkers.close()  # this app's checker processes, not another's
 
     app = FastAPI(
         lifespan=lifespan,
@@ -167,15 +183,29 @@ def create_app(
     app.state.settings = settings
     app.state.engine = engine
     app.state.denials = DenialLog(engine)  # access.denied, per actor and minute
-    app.state.registry = Registry(settings.data_dir)
+    registry = Registry(settings.data_dir)
+    app.state.registry = registry
+    app.state.clock = clock
     if runtime is not None:
         app.state.runtime = runtime
-    # Jobs find their grant through the grant service (expiry enforced on every use);
-    # suspending a grant cancels its queued jobs in the same transaction.
+    # Jobs find their grant through the grant service (expiry enforced on every use).
     app.state.grant_resolver = lambda conn, grant_id: grant_service(app).active_grant(
         conn, grant_id
     )
-    app.state.grant_on_suspend = (cancel_queued_for_grant, suspend_grant_products)
+    # Suspending a grant cancels its queued jobs and suspends its products in the same
+    # transaction: the hooks belong to this app's grant service alone.
+    grants = build_grant_service(
+        settings,
+        engine,
+        registry,
+        on_suspend=(cancel_queued_for_grant, suspend_grant_products),
+        clock=clock,
+    )
+    app.state.grants = grants
+    app.state.scope = grants.scope  # the app's one scope policy (job checks see changes at once)
+    app.state.catalog = CatalogService(engine, grants, grants.scope, settings.data_dir / "cache")
+    app.state.provider_service = ProviderService(registry, PolicyStore(registry.root), engine)
+    app.state.console_sessions = Sessions()
 
     # Every refusal: a reference in the body and the log, no internals in the body, and
     # an access.denied event for a 403 (gateway.refusals).

@@ -28,7 +28,8 @@ import typer
 
 from gateway.client import admin as remote
 from gateway.client import register as register_client
-from gateway.client.render import Json, Profile, Server, Token, emit_json, handled
+from gateway.client.options import client_context, client_group, gateway_options
+from gateway.client.render import emit_json, handled
 from gateway.errors import GatewayError
 from gateway.he.cli import he_app
 from sandbox.cli import app
@@ -42,9 +43,10 @@ if TYPE_CHECKING:
 # The store's modules (SQLAlchemy, Alembic) are imported by the commands that open
 # it: the REST-client commands of ``dsr`` start without them.
 
-accounts_app = typer.Typer(help="Accounts and their roles.", no_args_is_help=True)
-tokens_app = typer.Typer(help="API tokens (shown once).", no_args_is_help=True)
-audit_app = typer.Typer(help="The hash-chained audit log.", no_args_is_help=True)
+# The groups that also speak to a gateway take its options before their commands too.
+accounts_app = client_group("Accounts and their roles.")
+tokens_app = client_group("API tokens (shown once).")
+audit_app = client_group("The hash-chained audit log.")
 gateway_app = typer.Typer(help="The HTTP gateway.", no_args_is_help=True)
 app.add_typer(accounts_app, name="accounts")
 app.add_typer(tokens_app, name="tokens")
@@ -87,7 +89,9 @@ def _engine() -> Engine:
 
 
 @accounts_app.command("create")
+@gateway_options
 def accounts_create(
+    ctx: typer.Context,
     name: str,
     role: Annotated[
         list[str],
@@ -95,16 +99,11 @@ def accounts_create(
     ],
     display_name: Annotated[str, typer.Option(help="a human-readable name")] = "",
     local: remote.Local = False,
-    server: Server = None,
-    token: Token = None,
-    profile: Profile = None,
-    as_json: Json = False,
 ) -> None:
     """Create an account with one or more roles."""
-    if remote.remote(local, server, profile):
-        return remote.accounts_create(
-            name, role, display_name, remote.Remote(server, token, profile), as_json
-        )
+    gw = client_context(ctx)
+    if remote.remote(local, gw):
+        return remote.accounts_create(name, role, display_name, gw)
     from gateway.identity import create_account
 
     try:
@@ -114,7 +113,7 @@ def accounts_create(
             )
     except GatewayError as e:
         _fail(str(e))
-    if as_json:  # the shape of the gateway's answer (AccountOut)
+    if gw.as_json:  # the shape of the gateway's answer (AccountOut)
         emit_json(
             {
                 "name": account.name,
@@ -129,22 +128,18 @@ def accounts_create(
 
 
 @accounts_app.command("list")
-def accounts_list(
-    as_json: Annotated[bool, typer.Option("--json")] = False,
-    local: remote.Local = False,
-    server: Server = None,
-    token: Token = None,
-    profile: Profile = None,
-) -> None:
+@gateway_options
+def accounts_list(ctx: typer.Context, local: remote.Local = False) -> None:
     """List accounts and their roles."""
-    if remote.remote(local, server, profile):
-        return remote.accounts_list(remote.Remote(server, token, profile), as_json)
+    gw = client_context(ctx)
+    if remote.remote(local, gw):
+        return remote.accounts_list(gw)
     from gateway.identity import list_accounts
     from gateway.store import read_transaction
 
     with read_transaction(_engine()) as conn:
         found = list_accounts(conn)
-    if as_json:
+    if gw.as_json:
         rows = [{"name": a.name, "roles": sorted(a.roles), "disabled": a.disabled} for a in found]
         typer.echo(json.dumps(rows))
         return
@@ -154,18 +149,17 @@ def accounts_list(
 
 
 @tokens_app.command("issue")
+@gateway_options
 def tokens_issue(
+    ctx: typer.Context,
     account: str,
     label: Annotated[str, typer.Option(help="what the token is for")] = "",
     local: remote.Local = False,
-    server: Server = None,
-    token: Token = None,
-    profile: Profile = None,
-    as_json: Json = False,
 ) -> None:
     """Issue an API token for an account; it is printed once and never stored."""
-    if remote.remote(local, server, profile):
-        return remote.tokens_issue(account, label, remote.Remote(server, token, profile), as_json)
+    gw = client_context(ctx)
+    if remote.remote(local, gw):
+        return remote.tokens_issue(account, label, gw)
     from gateway.identity import issue_token
 
     try:
@@ -173,24 +167,19 @@ def tokens_issue(
             issued = issue_token(conn, account, actor=_actor(), label=label)
     except GatewayError as e:
         _fail(str(e))
-    if as_json:
+    if gw.as_json:
         emit_json(remote.issued_json(account, issued, label))
         return
     typer.echo(issued)
 
 
 @tokens_app.command("revoke")
-def tokens_revoke(
-    token_id: str,
-    local: remote.Local = False,
-    server: Server = None,
-    token: Token = None,
-    profile: Profile = None,
-    as_json: Json = False,
-) -> None:
+@gateway_options
+def tokens_revoke(ctx: typer.Context, token_id: str, local: remote.Local = False) -> None:
     """Revoke a token by its public id (the 12 hex characters after ``dsr_``)."""
-    if remote.remote(local, server, profile):
-        return remote.tokens_revoke(token_id, remote.Remote(server, token, profile), as_json)
+    gw = client_context(ctx)
+    if remote.remote(local, gw):
+        return remote.tokens_revoke(token_id, gw)
     from gateway.identity import revoke_token
 
     try:
@@ -198,7 +187,7 @@ def tokens_revoke(
             revoke_token(conn, token_id, actor=_actor())
     except GatewayError as e:
         _fail(str(e))
-    if as_json:
+    if gw.as_json:
         emit_json({"id": token_id, "revoked": True})
         return
     typer.echo(f"token {token_id} revoked")
@@ -219,20 +208,18 @@ SaveFile = Annotated[Path | None, typer.Option("--save", help="write it to this 
 
 
 @audit_app.command("verify")
+@gateway_options
 def audit_verify(
+    ctx: typer.Context,
     checkpoint: CheckpointFile = None,
     public_key: PublicKeyFile = None,
     local: remote.Local = False,
-    server: Server = None,
-    token: Token = None,
-    profile: Profile = None,
-    as_json: Json = False,
 ) -> None:
     """Recompute the audit chain against every signed checkpoint (stored, and the ones
     in --checkpoint); exit 1 and name the first broken link if it fails."""
-    gw = remote.Remote(server, token, profile)
-    if remote.remote(local, server, profile):
-        return remote.audit_verify(gw, as_json, checkpoint, public_key)
+    gw = client_context(ctx)
+    if remote.remote(local, gw):
+        return remote.audit_verify(gw, checkpoint, public_key)
     from gateway.audit import local as anchors
     from gateway.client import checkpoints as shown
 
@@ -243,11 +230,13 @@ def audit_verify(
         result = anchors.verify(_engine(), _settings(), _actor(), supplied, key)
     except GatewayError as e:
         _fail(str(e))
-    shown.report_verification(result, as_json)
+    shown.report_verification(result, gw.as_json)
 
 
 @audit_app.command("export")
+@gateway_options(json=False)
 def audit_export(
+    ctx: typer.Context,
     dataset: Annotated[list[str] | None, typer.Option(help="only events about it")] = None,
     since: Annotated[datetime | None, typer.Option(help="only events from then on")] = None,
     checkpoints: Annotated[
@@ -255,14 +244,11 @@ def audit_export(
         typer.Option("--checkpoints", help='then the signed checkpoints ("kind": "checkpoint")'),
     ] = False,
     local: remote.Local = False,
-    server: Server = None,
-    token: Token = None,
-    profile: Profile = None,
 ) -> None:
     """Write events as JSON Lines to standard output (with --checkpoints, then the
     signed checkpoints of the chain's head, one line each)."""
-    if remote.remote(local, server, profile):
-        gw = remote.Remote(server, token, profile)
+    gw = client_context(ctx)
+    if remote.remote(local, gw):
         return remote.audit_export(dataset, since, gw, checkpoints)
     from gateway.audit import append, export_jsonl
     from gateway.audit.checkpoints import export_jsonl as export_checkpoints
@@ -279,66 +265,59 @@ def audit_export(
 
 
 @audit_app.command("checkpoint")
-def audit_checkpoint(
-    local: remote.Local = False,
-    server: Server = None,
-    token: Token = None,
-    profile: Profile = None,
-    as_json: Json = False,
-) -> None:
+@gateway_options
+def audit_checkpoint(ctx: typer.Context, local: remote.Local = False) -> None:
     """Sign the audit chain's head now, if it moved since the last checkpoint
     (administrators and auditors)."""
     from gateway.client import checkpoints as shown
 
-    if remote.remote(local, server, profile):
-        return shown.checkpoint(remote.Remote(server, token, profile), as_json)
+    gw = client_context(ctx)
+    if remote.remote(local, gw):
+        return shown.checkpoint(gw)
     from gateway.audit import local as anchors
 
     try:
         made = anchors.checkpoint(_engine(), _settings())
     except GatewayError as e:
         _fail(str(e))
-    shown.report_made(made, as_json)
+    shown.report_made(made, gw.as_json)
 
 
 @audit_app.command("checkpoints")
+@gateway_options
 def audit_checkpoints(
+    ctx: typer.Context,
     last: Annotated[int, typer.Option(help="the newest N", min=1, max=10_000)] = 20,
     save: SaveFile = None,
     local: remote.Local = False,
-    server: Server = None,
-    token: Token = None,
-    profile: Profile = None,
-    as_json: Json = False,
 ) -> None:
     """The signed checkpoints of the chain's head; --save FILE keeps the newest, for
     `dsr audit verify --checkpoint FILE` later."""
     from gateway.client import checkpoints as shown
 
-    if remote.remote(local, server, profile):
-        return shown.checkpoints(remote.Remote(server, token, profile), last, save, as_json)
+    gw = client_context(ctx)
+    if remote.remote(local, gw):
+        return shown.checkpoints(gw, last, save)
     from gateway.audit import local as anchors
 
     try:
         found = anchors.checkpoints(_engine(), last)
     except GatewayError as e:
         _fail(str(e))
-    shown.report_checkpoints(found, save, as_json)
+    shown.report_checkpoints(found, save, gw.as_json)
 
 
 @audit_app.command("public-key")
+@gateway_options(json=False)
 def audit_public_key(
-    save: SaveFile = None,
-    local: remote.Local = False,
-    server: Server = None,
-    token: Token = None,
-    profile: Profile = None,
+    ctx: typer.Context, save: SaveFile = None, local: remote.Local = False
 ) -> None:
     """The Ed25519 public key (PEM) that verifies the checkpoints: keep a copy."""
     from gateway.client import checkpoints as shown
 
-    if remote.remote(local, server, profile):
-        return shown.public_key(remote.Remote(server, token, profile), save)
+    gw = client_context(ctx)
+    if remote.remote(local, gw):
+        return shown.public_key(gw, save)
     from gateway.audit import local as anchors
 
     try:

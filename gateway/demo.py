@@ -1,5 +1,8 @@
 """The demo ``make run`` starts: an account per role, the synthetic city, a grant.
 
+(Long on purpose: one script of seeding steps in the order they happen, read top
+to bottom like the README's walkthrough it backs.)
+
 ``seed(settings)`` prepares a development data directory through the same
 services the HTTP routes call, one transaction per step, so each step is an
 audit event as it would be in production:
@@ -7,7 +10,7 @@ audit event as it would be in production:
 1. accounts for every role: an operator, a provider, two reviewers, an
    administrator, an auditor, a consumer (a bank) (created by ``local:<user>``, as
    ``dsr accounts create`` does), each with an API token;
-2. the synthetic city (``sandbox.demo``, 20,000 residents: seconds)
+2. the synthetic city (``sandbox.synthetic.demo``, 20,000 residents: seconds)
    registered by the demo provider, with the example exposure policies of
    ``policies/exposure/`` applied (``gateway.providers.service``);
 3. a data request by the demo operator that passes the administrator's
@@ -67,9 +70,9 @@ from gateway.requests.model import State as RequestState
 from gateway.requests.service import RequestService
 from gateway.settings import GatewaySettings
 from gateway.store import make_engine, migrate, read_transaction
-from sandbox.demo import generate_city
-from sandbox.policy import PolicyStore, parse_policy
-from sandbox.registry import DatasetVersion, Registry
+from sandbox.intake.policy import PolicyStore, parse_policy
+from sandbox.intake.registry import DatasetVersion, Registry
+from sandbox.synthetic.demo import generate_city
 
 EXPOSURE = Path(__file__).resolve().parent.parent / "policies" / "exposure"
 ENV_FILE = "demo-tokens.env"
@@ -80,7 +83,7 @@ ISSUED_AS = "demo"  # the label of the tokens the seed issues
 
 # The SQL product of the walkthrough (README, `dsr gateway demo`): residents by district.
 DEMO_SQL = "SELECT district_name, count(*) AS people FROM residents GROUP BY 1 ORDER BY 1"
-RESULT_FILE = "result.csv"  # an SQL product's released table (sandbox.checking)
+RESULT_FILE = "result.csv"  # an SQL product's released table (sandbox.judge.verdict)
 
 
 @dataclass(frozen=True)

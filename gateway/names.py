@@ -54,6 +54,8 @@ _INVISIBLE = (
 )
 
 
+# Module-level on purpose: the table is a pure function of the installed confusables
+# data, the same for every app in the process; nothing is registered in it.
 @cache
 def prototypes() -> dict[str, str]:
     """Character -> its confusable prototype (one character or a short sequence)."""

@@ -45,7 +45,7 @@ class GatewaySettings(BaseSettings):
     # once, and waiting in the queue (429 beyond); operators take turns.
     max_running_per_operator: int = Field(default=1, ge=1)
     max_queued_per_operator: int = Field(default=20, ge=1)
-    # Checking a job's outputs runs in a separate checker process (sandbox.bounded):
+    # Checking a job's outputs runs in a separate checker process (sandbox.judge.bounded):
     # one whose memory or time passes these ends the job blocked, with the reason.
     check_memory_mb: int = Field(default=2048, ge=256)
     check_seconds: float = Field(default=300.0, gt=0)

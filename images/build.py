@@ -37,28 +37,18 @@ import docker.errors
 ROOT = Path(__file__).resolve().parent.parent
 RUNNER_DIR = ROOT / "images" / "runner"
 LOCK = RUNNER_DIR / "requirements.lock"
-# In-container code: the runner entrypoint, its guard, the SQL runner, the model
-# fitter, the SDK (its specifications included) and the HE products' evaluator
-# (sandbox.he.server and what it imports), nothing host-side: never the trusted
-# side's checks, ledger, views, registry or the gateway, nor the HE consumer's
-# client (it makes and holds the secret keys).
-# tests/security/test_runner_image.py lists the built image against this.
+# In-container code: everything under sandbox/container/ (the runner entrypoint,
+# its guard, the SQL runner, the model fitter, the SDK and the HE products'
+# evaluator), the package marker, and sandbox/sdk.py (the analysts' import
+# name, which re-exports sandbox.container.sdk). Nothing host-side: never the
+# trusted side's checks, ledger, views, registry or the gateway, nor the HE
+# consumer's client (it makes and holds the secret keys).
+# tests/security/test_runner_image.py checks this list against the import
+# closure of sandbox/container/ and against the files of the built image.
 IN_CONTAINER = (
     "sandbox/__init__.py",
-    "sandbox/errors.py",
-    "sandbox/runner.py",
-    "sandbox/guard.py",
-    "sandbox/sqlrun.py",
-    "sandbox/modelfit.py",
-    "sandbox/sdk",
-    "sandbox/he/__init__.py",
-    "sandbox/he/errors.py",
-    "sandbox/he/params.py",
-    "sandbox/he/protocol.py",
-    "sandbox/he/score.py",
-    "sandbox/he/server.py",
-    "sandbox/he/verify.py",
-    "sandbox/he/wire.py",
+    "sandbox/sdk.py",
+    "sandbox/container",
 )
 
 SUITE = "bookworm"

@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING, NoReturn
 
 import typer
 
-from sandbox.backends.base import Backend, ExitClass, RunSpec, execute
 from sandbox.errors import SandboxError
+from sandbox.run.backends.base import Backend, ExitClass, RunSpec, execute
 
 if TYPE_CHECKING:  # the settings (pydantic) are imported by the commands that need them
     from sandbox.settings import SandboxSettings
@@ -50,7 +50,7 @@ def _fail(message: str, code: int = 1) -> NoReturn:
 def _backend(runtime: str | None) -> tuple[SandboxSettings, Backend]:
     from pydantic import ValidationError
 
-    from sandbox.backends import docker_backend
+    from sandbox.run.backends import docker_backend
     from sandbox.settings import SandboxSettings
 
     try:
@@ -163,11 +163,11 @@ def demo(
     import os
     import secrets
 
-    from sandbox.demo import generate_city
-    from sandbox.dummy import DummyBuilder
-    from sandbox.policy import PolicyStore
-    from sandbox.registry import Registry
-    from sandbox.views import DatasetScope, Grant, ViewBuilder
+    from sandbox.intake.policy import PolicyStore
+    from sandbox.intake.registry import Registry
+    from sandbox.synthetic.demo import generate_city
+    from sandbox.views.build import DatasetScope, Grant, ViewBuilder
+    from sandbox.views.dummy import DummyBuilder
 
     settings, backend = _backend(runtime)
     root = settings.data_dir.resolve() / "demo"

@@ -10,9 +10,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-
-class SandboxError(Exception):
-    """Base of every error this package raises on purpose."""
+# The root, defined beside the container code that raises it too.
+from sandbox.container.errors import SandboxError as SandboxError
 
 
 class ConfigurationError(SandboxError):
@@ -79,7 +78,7 @@ class LedgerError(SandboxError):
 class SqlRejected(SandboxError):
     """An SQL product failed the static checks. ``rejections`` lists every problem found.
 
-    Each rejection (``sandbox.sqlcheck.Rejection``) names the clause and the rule.
+    Each rejection (``sandbox.precheck.sql.Rejection``) names the clause and the rule.
     """
 
     def __init__(self, rejections: Sequence[Any]) -> None:

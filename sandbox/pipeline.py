@@ -6,12 +6,16 @@ Python ``main.py``) and returns a ``JobOutcome``:
 2. static checks: the SQL checker against the exposure policies, or the
    Python screen (a lint); a rejected submission never runs;
 3. the grant's authorized views (cached), or their dummy twins;
-4. fresh sandboxes through the backend (SQL runs our evidence-carrying
-   rewrite, with DuckDB locked, in the container too);
+4. fresh sandboxes through the backend (``sandbox/run/steps.py``: SQL runs our
+   evidence-carrying rewrite, with DuckDB locked, in the container too);
+   a Python job's specifications computed by the trusted side
+   (``sandbox/run/recompute.py``);
 5. outputs read on the trusted side and checked by every rule and the
    differencing ledger's check, in a bounded checker process
-   (``sandbox/bounded.py``, ``sandbox/judge.py``);
-6. the decision: released, held or blocked, as a whole.
+   (``sandbox/judge/bounded.py``, ``sandbox/judge/task.py``);
+6. the decision (``Decision``): released, held or blocked, as a whole. A job
+   that ends before it is checked is ``Unchecked``: rejected, failed or a
+   dummy run; ``JobOutcome.status`` is one or the other (``JobStatus``).
 
 A Python job releases automatically only what the trusted side computed
 itself. The job runs first on the **dummy** views; the specifications it
@@ -45,34 +49,44 @@ import json
 import shutil
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from enum import StrEnum
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
-from sandbox.backends.base import Backend, ExitClass, Limits, RunResult, RunSpec, execute
-from sandbox.bounded import CheckLimitExceeded, shared_pool
-from sandbox.bounded import Limits as CheckLimits
-from sandbox.checking import MANIFEST, JobReport, record_release
-from sandbox.checks import Finding, Verdict
-from sandbox.checks.fingerprints import FingerprintStore
-from sandbox.dummy import DummyBuilder
-from sandbox.entitymap import EntityMaps
-from sandbox.errors import CheckError, EvidenceUnavailable, ScreenRejected, SqlRejected
+from sandbox.container.sqlrun import RESULT
+from sandbox.errors import CheckError, ScreenRejected, SqlRejected
 from sandbox.fsutil import write_atomic
-from sandbox.judge import JudgeConfig, JudgeTask, ModelPiece, SqlPiece, ViewRef, judge
-from sandbox.ledger import Ledger
-from sandbox.policy import ExposurePolicy
-from sandbox.screen import check_python
-from sandbox.sdk.specs import ModelSpec, QuerySpec, SpecError, check_formula, parse_spec
-from sandbox.sqlcheck import check_sql
-from sandbox.sqlcheck.evidence import EvidenceQuery, rewrite, rewrite_rows
-from sandbox.sqlrun import RESULT
-from sandbox.views import Grant, ViewBuilder, ViewSet
+from sandbox.intake.policy import ExposurePolicy
+from sandbox.intake.registry import DatasetVersion
+from sandbox.judge.bounded import CHECKERS, BoundedPool, CheckLimitExceeded
+from sandbox.judge.bounded import Limits as CheckLimits
+from sandbox.judge.fingerprints import FingerprintStore
+from sandbox.judge.ledger import Ledger
+from sandbox.judge.ledger_keys import EntityMaps
+from sandbox.judge.rules import Finding, Verdict
+from sandbox.judge.task import JudgeConfig, JudgeTask, ModelPiece, SqlPiece, ViewRef, judge
+from sandbox.judge.types import Decision
+from sandbox.judge.verdict import JobReport, record_release
+from sandbox.run.backends.base import Backend, ExitClass, Limits, RunResult
+from sandbox.run.recompute import Pieces, Recompute, read_specs
+from sandbox.run.steps import Plan, Sandboxes, collected, plan_python, plan_sql
+from sandbox.views.build import Grant, ViewBuilder, ViewSet
+from sandbox.views.dummy import DummyBuilder
 
 Kind = Literal["sql", "python"]
-SQL_RESULT_BYTES = 1024 * 1024 * 1024  # an SQL product's result with its evidence, at most
-MODEL_RESULT = "model.json"
-SPEC = "spec"  # the rule id of findings about a Python job's specifications
-RECOMPUTE = "recompute"  # ... and about the trusted side's re-run of one
+
+
+class Unchecked(StrEnum):
+    """How a job ends before its outputs are checked: no decision is made."""
+
+    REJECTED = "rejected"  # refused by the static checks; it never ran
+    FAILED = "failed"  # a run did not succeed, or left no result to check
+    DUMMY = "dummy"  # ran on the dummy views, as asked: nothing to check
+
+
+# A job's status: the decision on its checked outputs, or how it ended unchecked. A
+# union rather than one enum of six, so that a report's decision is a status as it is.
+JobStatus = Decision | Unchecked
 
 
 @dataclass(frozen=True)
@@ -81,7 +95,7 @@ class JobOutcome:
 
     job_id: str
     kind: Kind
-    status: str  # "rejected" | "failed" | "released" | "held" | "blocked" | "dummy"
+    status: JobStatus
     rejections: tuple[str, ...] = ()  # static-check messages (no values)
     run: RunResult | None = None
     report: JobReport | None = None
@@ -95,31 +109,6 @@ class JobOutcome:
     @property
     def exit_class(self) -> ExitClass | None:
         return self.run.execution.exit_class if self.run is not None else None
-
-
-@dataclass(frozen=True)
-class _Plan:
-    """What to run: the job description, and what the job reads."""
-
-    description: dict[str, object]
-    code: str | None  # main.py of a Python job
-    datasets: tuple[str, ...] = ()
-    columns: tuple[tuple[str, str], ...] = ()
-    query: EvidenceQuery | None = None
-    output_columns: tuple[str, ...] = ()
-
-
-@dataclass
-class _Judged:
-    """A Python job's pieces, gathered for the checker."""
-
-    queries: list[SqlPiece] = field(default_factory=list)
-    models: list[ModelPiece] = field(default_factory=list)
-    findings: list[Finding] = field(default_factory=list)
-
-    def fail(self, rule: str, file: str, message: str) -> None:
-        """A specification the trusted side will not compute: the job is blocked."""
-        self.findings.append(Finding(rule, Verdict.FAIL, file, message))
 
 
 class Pipeline:
@@ -138,15 +127,16 @@ class Pipeline:
         limits: Limits | None = None,
         sql_memory: str = "512MB",
         check_limits: CheckLimits | None = None,
+        checkers: BoundedPool | None = None,
     ) -> None:
         self._views = views
         self._dummy = dummy
-        self._backend = backend
         self._ledger = ledger
-        self._work = work_dir
-        self._limits = limits or Limits()
-        self._sql_memory = sql_memory
+        self._sandboxes = Sandboxes(backend, work_dir, limits or Limits(), sql_memory)
         self._check_limits = check_limits or CheckLimits()
+        # The checker processes: the gateway's runtime passes its own (closed with the
+        # app); standalone, the pipeline has a pool of its own.
+        self._checkers = checkers if checkers is not None else BoundedPool(size=CHECKERS)
         self._config = JudgeConfig(
             fingerprints=fingerprints.root.parent,
             maps=entity_maps.cache_root,
@@ -180,12 +170,16 @@ class Pipeline:
         outcome = JobOutcome(
             job_id,
             kind,
-            "rejected",
+            Unchecked.REJECTED,
             policy_versions={s.dataset: p.version for s, _, p in resolved},
             dataset_versions={s.dataset: d.version for s, d, _ in resolved},
         )
         try:
-            plan = self._plan_sql(code, policies) if kind == "sql" else self._plan_python(code)
+            plan = (
+                plan_sql(code, policies, self._sandboxes.sql_memory)
+                if kind == "sql"
+                else plan_python(code)
+            )
         except SqlRejected as e:
             return replace(outcome, rejections=tuple(r.message for r in e.rejections))
         except ScreenRejected as e:
@@ -193,176 +187,74 @@ class Pipeline:
         if kind == "python":
             datasets = tuple(sorted(policies))
             columns = tuple(sorted((s.dataset, c) for s, _, _ in resolved for c in s.columns))
+            settings = dict(plan.settings)
             if any(p.restricted_python for p in policies.values()):
-                plan.description["guard"] = "restricted"
-            plan = replace(plan, datasets=datasets, columns=columns)
-        root = self._work / "jobs" / job_id
+                settings["guard"] = "restricted"
+            plan = replace(plan, settings=settings, datasets=datasets, columns=columns)
+        root = self._sandboxes.root(job_id)
         if root.exists():
             shutil.rmtree(root)
-        outcome = replace(outcome, status="failed", datasets=plan.datasets, columns=plan.columns)
+        outcome = replace(
+            outcome, status=Unchecked.FAILED, datasets=plan.datasets, columns=plan.columns
+        )
         if dummy:
-            run = self._execute(job_id, "job", plan, self._dummy.build(grant))
-            return replace(outcome, status="dummy", run=run, logs_withheld=False)
+            run = self._sandboxes.run(job_id, "job", plan, self._dummy.build(grant))
+            return replace(outcome, status=Unchecked.DUMMY, run=run, logs_withheld=False)
         if kind == "python":
-            return self._run_python(grant, plan, job_id, outcome, policies, versions, commit)
+            return self._run_python(grant, plan, outcome, policies, versions, commit)
         view_set = self._views.build(grant)
-        run = self._execute(job_id, "job", plan, view_set)
+        run = self._sandboxes.run(job_id, "job", plan, view_set)
         outcome = replace(outcome, run=run)
         if run.execution.exit_class != ExitClass.SUCCEEDED:
             return outcome
-        result = _collected(run, RESULT)
+        result = collected(run, RESULT)
         if result is None:
             return outcome
         piece = SqlPiece("result.csv", result, plan.query, plan.output_columns, plan.datasets)
         used = {d: policies[d] for d in plan.datasets}
-        task = self._task(job_id, grant, used, versions, view_set, sql=(piece,))
+        task = self._task(job_id, grant, used, versions, view_set, queries=(piece,))
         return self._decide(outcome, task, code, commit)
-
-    # -- Python jobs: specifications recomputed, the job's own files reviewed ----------
 
     def _run_python(
         self,
         grant: Grant,
-        plan: _Plan,
-        job_id: str,
+        plan: Plan,
         outcome: JobOutcome,
         policies: Mapping[str, ExposurePolicy],
-        versions: Mapping[str, Any],
+        versions: Mapping[str, DatasetVersion],
         commit: bool,
     ) -> JobOutcome:
-        spec_run = self._execute(job_id, "dummy", plan, self._dummy.build(grant))
+        """Specifications from the dummy run, recomputed; the job's own files reviewed."""
+        job_id = outcome.job_id
+        spec_run = self._sandboxes.run(job_id, "dummy", plan, self._dummy.build(grant))
         outcome = replace(outcome, run=spec_run, logs_withheld=False)
         if spec_run.execution.exit_class != ExitClass.SUCCEEDED:
             return outcome
-        judged = _Judged()
-        if spec_run.collection.refused_total:
-            judged.findings.append(_uncollected())
-        specs: list[QuerySpec | ModelSpec] = []
-        own_files = False
-        raw = _collected(spec_run, MANIFEST)
-        entries = _entries(raw.read_bytes()) if raw is not None else []
-        if entries is None:
-            judged.fail(SPEC, MANIFEST, "the manifest cannot be read")
-        for entry in entries or []:
-            try:
-                spec = parse_spec(entry) if isinstance(entry, dict) else None
-            except SpecError as e:
-                judged.fail(SPEC, MANIFEST, str(e))
-                continue
-            if spec is None:
-                own_files = True
-            else:
-                specs.append(spec)
+        pieces = Pieces()
+        specs, own_files = read_specs(spec_run, pieces)
         view_set = self._views.build(grant)
         files = None
         if own_files:
-            run = self._execute(job_id, "job", plan, view_set)
+            run = self._sandboxes.run(job_id, "job", plan, view_set)
             outcome = replace(outcome, run=run, logs_withheld=True)
             if run.execution.exit_class != ExitClass.SUCCEEDED:
                 return outcome
             files = {f.name: f.path for f in run.collection.files}
             if run.collection.refused_total:
-                judged.findings.append(_uncollected())
-        for i, spec in enumerate(specs):
-            if isinstance(spec, QuerySpec):
-                self._recompute_query(job_id, i, spec, policies, view_set, judged)
-            else:
-                self._recompute_model(job_id, i, spec, policies, view_set, judged)
-        used = dict(policies)
+                pieces.uncollected()
+        Recompute(self._sandboxes, job_id, policies, view_set).all(specs, pieces)
         task = self._task(
             job_id,
             grant,
-            used,
+            policies,
             versions,
             view_set,
-            sql=tuple(judged.queries),
-            models=tuple(judged.models),
+            queries=tuple(pieces.queries),
+            models=tuple(pieces.models),
             files=files,
-            findings=tuple(judged.findings),
+            findings=tuple(pieces.findings),
         )
         return self._decide(outcome, task, "", commit)
-
-    def _recompute_query(
-        self,
-        job_id: str,
-        i: int,
-        spec: QuerySpec,
-        policies: Mapping[str, ExposurePolicy],
-        view_set: ViewSet,
-        judged: _Judged,
-    ) -> None:
-        try:
-            plan = self._plan_sql(spec.sql, policies)
-        except SqlRejected:
-            judged.fail(
-                SPEC,
-                spec.file,
-                "the published query was refused by the static checks of SQL products",
-            )
-            return
-        run = self._execute(job_id, f"q{i}", plan, view_set)
-        result = _collected(run, RESULT)
-        if run.execution.exit_class != ExitClass.SUCCEEDED or result is None:
-            judged.fail(
-                RECOMPUTE, spec.file, "the published query failed when the trusted side ran it"
-            )
-            return
-        judged.queries.append(
-            SqlPiece(spec.file, result, plan.query, plan.output_columns, plan.datasets)
-        )
-
-    def _recompute_model(
-        self,
-        job_id: str,
-        i: int,
-        spec: ModelSpec,
-        policies: Mapping[str, ExposurePolicy],
-        view_set: ViewSet,
-        judged: _Judged,
-    ) -> None:
-        try:
-            checked = check_sql(spec.sql, policies, row_level=True)
-        except SqlRejected:
-            judged.fail(
-                SPEC,
-                spec.file,
-                "the model's query was refused by the static checks of model inputs",
-            )
-            return
-        formula = check_formula(spec.formula)
-        if not set(formula.variables) <= set(checked.output_columns):
-            judged.fail(SPEC, spec.file, "the model names a variable its query does not select")
-            return
-        categorical = {f.variable for t in formula.terms for f in t if f.categorical}
-        if any(checked.output_kinds.get(v, frozenset()) - {"dimension"} for v in categorical):
-            judged.fail(
-                SPEC,
-                spec.file,
-                "a categorical term of the model is made from a column that is not a "
-                "dimension: its levels would be values",
-            )
-            return
-        try:
-            rows = rewrite_rows(checked, {d: p.entity_column for d, p in policies.items()})
-        except EvidenceUnavailable:
-            judged.fail(SPEC, spec.file, "the entities behind the model's rows cannot be followed")
-            return
-        description: dict[str, object] = {
-            "kind": "model",
-            "query": rows.sql,
-            "entities": {d: list(c) for d, c in rows.entities.items()},
-            "formula": spec.formula,
-            "family": spec.family,
-            "memory_limit": self._sql_memory,
-            "threads": 1,
-        }
-        plan = _Plan(description, None, checked.views, checked.columns)
-        run = self._execute(job_id, f"m{i}", plan, view_set)
-        result = _collected(run, MODEL_RESULT)
-        if run.execution.exit_class != ExitClass.SUCCEEDED or result is None:
-            judged.fail(RECOMPUTE, spec.file, "the model could not be fitted by the trusted side")
-            return
-        judged.models.append(ModelPiece(spec, result, checked.views))
 
     # -- checking and deciding -----------------------------------------------------
 
@@ -371,9 +263,13 @@ class Pipeline:
         job_id: str,
         grant: Grant,
         used: Mapping[str, ExposurePolicy],
-        versions: Mapping[str, Any],
+        versions: Mapping[str, DatasetVersion],
         view_set: ViewSet,
-        **pieces: Any,
+        *,
+        queries: tuple[SqlPiece, ...] = (),
+        models: tuple[ModelPiece, ...] = (),
+        files: Mapping[str, Path] | None = None,
+        findings: tuple[Finding, ...] = (),
     ) -> JudgeTask:
         views = {v.dataset: ViewRef(v.path, v.sha256) for v in view_set.views if v.dataset in used}
         return JudgeTask(
@@ -383,18 +279,21 @@ class Pipeline:
             policies=dict(used),
             versions={d: versions[d] for d in used},
             views=views,
-            **pieces,
+            sql=queries,
+            models=models,
+            files=files,
+            findings=findings,
         )
 
     def _decide(self, outcome: JobOutcome, task: JudgeTask, query: str, commit: bool) -> JobOutcome:
         try:
-            report = shared_pool().call(judge, task, limits=self._check_limits)
+            report = self._checkers.call(judge, task, limits=self._check_limits)
         except CheckLimitExceeded as e:
             finding = Finding("check_limits", Verdict.FAIL, "", e.reason)
-            report = JobReport((), (finding,), Verdict.FAIL, "blocked")
+            report = JobReport((), (finding,), Verdict.FAIL, Decision.BLOCKED)
             self._store(outcome.job_id, report)
-            return replace(outcome, status="blocked", report=report, reason=e.reason)
-        if commit and report.decision == "released":
+            return replace(outcome, status=Decision.BLOCKED, report=report, reason=e.reason)
+        if commit and report.decision == Decision.RELEASED:
             report = self.commit_release(report, outcome, task.grant, query)
         self._store(outcome.job_id, report)
         return replace(outcome, status=report.decision, report=report)
@@ -430,7 +329,7 @@ class Pipeline:
             )
             return replace(
                 report, findings=(*report.findings, finding), verdict=Verdict.FAIL,
-                decision="blocked",
+                decision=Decision.BLOCKED,
             )  # fmt: skip
         return replace(report, ledger_ids=ids)
 
@@ -443,94 +342,10 @@ class Pipeline:
         ``outputs/`` holds the bytes that would be released (after suppression);
         ``report.json`` the findings and each output's SHA-256.
         """
-        root = self._work / "jobs" / job_id
+        root = self._sandboxes.root(job_id)
         outputs = root / "outputs"
         outputs.mkdir(parents=True, exist_ok=True)
         for checked in report.outputs:
             write_atomic(outputs / checked.output.file, checked.content)
         body = json.dumps(report.to_dict(), ensure_ascii=False, indent=2).encode()
         write_atomic(root / "report.json", body)
-
-    def _plan_sql(self, code: str, policies: Mapping[str, ExposurePolicy]) -> _Plan:
-        checked = check_sql(code, policies)
-        top_n = max([2, *(policies[d].dominance.n for d in checked.views)])
-        query: EvidenceQuery | None
-        try:
-            query = rewrite(checked, {d: p.entity_column for d, p in policies.items()}, top_n)
-        except EvidenceUnavailable:
-            query = None  # held for review: no trusted evidence
-        description: dict[str, object] = {
-            "kind": "sql",
-            "query": query.sql if query is not None else checked.sql,
-            "memory_limit": self._sql_memory,
-            "threads": 1,
-        }
-        return _Plan(
-            description, None, checked.views, checked.columns, query, checked.output_columns
-        )
-
-    @staticmethod
-    def _plan_python(code: str) -> _Plan:
-        check_python(code)
-        return _Plan({"kind": "python", "entry": "main.py"}, code)
-
-    def _execute(self, job_id: str, step: str, plan: _Plan, view_set: ViewSet) -> RunResult:
-        """One sandbox of the job (``step``: job, dummy, q<i>, m<i>), under ``jobs/<id>/<step>``."""
-        root = self._work / "jobs" / job_id
-        base = root / step if step != "job" else root
-        job_dir = base / "job"
-        if job_dir.exists():
-            shutil.rmtree(job_dir)
-        job_dir.mkdir(parents=True)
-        (job_dir / "job.json").write_text(json.dumps(plan.description), encoding="utf-8")
-        if plan.code is not None:
-            (job_dir / "main.py").write_text(plan.code, encoding="utf-8")
-        for path in (root, base, job_dir):
-            path.chmod(0o755)
-        for child in job_dir.iterdir():
-            child.chmod(0o644)
-        limits = self._limits
-        if plan.description.get("kind") in ("sql", "model"):
-            # The result carries every row's entity list (about 35 bytes per entity,
-            # compressed): our own query's output, not the analyst's, so the caps widen.
-            limits = replace(
-                limits,
-                output_bytes=max(limits.output_bytes, SQL_RESULT_BYTES),
-                output_file_bytes=max(limits.output_file_bytes, SQL_RESULT_BYTES),
-                fsize_bytes=max(limits.fsize_bytes, SQL_RESULT_BYTES),
-            )
-        spec = RunSpec(job_id=job_id, job_dir=job_dir, data_dir=view_set.directory, limits=limits)
-        out = base / "out"
-        if out.exists():
-            shutil.rmtree(out)
-        try:
-            return execute(self._backend, spec, out)
-        except OSError as e:
-            raise CheckError(f"job {job_id} could not be run: {e}") from e
-
-
-def _uncollected() -> Finding:
-    return Finding(
-        "collection",
-        Verdict.FAIL,
-        MANIFEST,
-        "some files the job wrote could not be collected (too many, too large or not "
-        "regular files)",
-    )
-
-
-def _collected(run: RunResult, name: str) -> Path | None:
-    for f in run.collection.files:
-        if f.name == name:
-            return f.path
-    return None
-
-
-def _entries(raw: bytes) -> list[object] | None:
-    """A manifest's entries as written (None when it cannot be read)."""
-    try:
-        document = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
-        return None
-    entries = document.get("outputs") if isinstance(document, dict) else None
-    return list(entries) if isinstance(entries, list) else None

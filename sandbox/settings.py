@@ -12,7 +12,7 @@ from typing import Literal
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from sandbox.backends.base import GiB, Limits, MiB
+from sandbox.run.backends.base import GiB, Limits, MiB
 
 
 class SandboxSettings(BaseSettings):

@@ -28,7 +28,7 @@ import re
 
 from sandbox.errors import SqlNameError
 
-# Longer than any name the intake accepts (sandbox.names.MAX_NAME_CHARS), so a
+# Longer than any name the intake accepts (sandbox.intake.names.MAX_NAME_CHARS), so a
 # name stored before the intake rules existed still quotes.
 MAX_IDENT_CHARS = 1024
 

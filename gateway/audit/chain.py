@@ -73,6 +73,7 @@ EVENT_TYPES: dict[str, str] = {
     "verdict": "The output checks decided PASS, REVIEW or FAIL (rule ids, output hashes).",
     "review.viewed": "A security reviewer opened the evidence of a held output.",
     "review.vote": "A security reviewer approved or denied a held output, with the reason.",
+    "review.state": "A security review ended: approved, denied, or refused at release.",
     "download": "A released product or file was downloaded (product id, file hashes).",
     "policy.applied": "A provider registered or changed the exposure policy of a dataset.",
     "grant.state": "A grant was issued, suspended, resumed, revoked or expired.",

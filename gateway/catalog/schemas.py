@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel
 
-from sandbox.views import View
+from sandbox.views.build import View
 
 
 class ColumnOut(BaseModel):

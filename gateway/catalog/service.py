@@ -6,7 +6,7 @@ only where the scope policy allows ``read`` of every column the grant
 covers (a suspended grant's deny lines hide it). Naming someone else's grant
 is a 403, an inactive one a 409.
 
-A view's schema is read from its dummy twin (``sandbox.dummy``): the same
+A view's schema is read from its dummy twin (``sandbox.views.dummy``): the same
 view query over synthetic rows made from the dataset's schema and the
 policy's declared domains, so names, types, column classes and
 generalisations are exactly those of the real view, and the catalogue never
@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,16 +31,18 @@ from typing import Any
 from sqlalchemy import Engine
 
 from gateway.audit import append
+from gateway.errors import ConfigurationError
 from gateway.grants.errors import GrantInactive
 from gateway.grants.model import State
-from gateway.grants.service import GrantService, grant_service
+from gateway.grants.service import GrantService
 from gateway.jobs.errors import Conflict, Forbidden, GrantUnavailable, NotFound
-from gateway.jobs.worker import app_scope
-from gateway.scope import Decision, ScopeDenied, ScopePolicy
+from gateway.scope.errors import ScopeDenied
+from gateway.scope.objects import Decision
+from gateway.scope.policy import ScopePolicy
 from gateway.store import read_transaction
-from sandbox.dummy import DummyBuilder
 from sandbox.errors import SandboxError
-from sandbox.views import Grant, View, ViewBuilder
+from sandbox.views.build import Grant, View, ViewBuilder
+from sandbox.views.dummy import DummyBuilder
 
 DUMMY_ROWS = 1000
 FORMATS = {"parquet": "application/vnd.apache.parquet", "csv": "text/csv; charset=utf-8"}
@@ -205,17 +206,9 @@ def _csv(path: Path) -> bytes:
     return out.getvalue()
 
 
-_LOCK = threading.Lock()
-
-
 def catalog_service(app: Any) -> CatalogService:
-    """The application's catalogue (one per app, made on first use)."""
-    with _LOCK:
-        service: CatalogService | None = getattr(app.state, "catalog", None)
-        if service is None:
-            grants = grant_service(app)
-            service = CatalogService(
-                app.state.engine, grants, app_scope(app), app.state.settings.data_dir / "cache"
-            )
-            app.state.catalog = service
-        return service
+    """The application's catalogue (``app.state.catalog``, built by ``create_app``)."""
+    service: CatalogService | None = getattr(app.state, "catalog", None)
+    if service is None:
+        raise ConfigurationError("the application has no catalogue (see create_app)")
+    return service

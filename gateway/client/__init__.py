@@ -1,7 +1,8 @@
 """``dsr`` as a client of the gateway's REST API, for every role.
 
 Commands by role (each takes ``--server``, ``--token``, ``--profile`` and,
-where it prints data, ``--json``):
+where it prints data, ``--json``: after the command, or before it on its
+group, ``dsr jobs --server URL list``; see :mod:`gateway.client.options`):
 
 - everyone: ``dsr login --server URL --token T``, ``dsr whoami``
 - operators: ``dsr catalog list/show/dummy``, ``dsr jobs submit/status/wait/
@@ -39,6 +40,7 @@ def register(app: typer.Typer, audit_app: typer.Typer) -> None:
     """Add the client's commands to ``dsr`` (``audit list`` joins the audit group)."""
     from gateway.client import (
         admin,
+        catalog,
         data_requests,
         dev,
         operators,
@@ -49,7 +51,7 @@ def register(app: typer.Typer, audit_app: typer.Typer) -> None:
 
     app.command("login")(admin.login)
     app.command("whoami")(admin.whoami)
-    app.add_typer(operators.catalog_app, name="catalog")
+    app.add_typer(catalog.catalog_app, name="catalog")
     app.add_typer(operators.jobs_app, name="jobs")
     app.add_typer(data_requests.requests_app, name="requests")
     app.add_typer(providers.datasets_app, name="datasets")

@@ -19,7 +19,6 @@ reads events through the gateway only, with filters.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -28,18 +27,9 @@ import typer
 
 from gateway.client.config import Target, configured_server, save_profile
 from gateway.client.errors import UsageError
-from gateway.client.http import Api
-from gateway.client.operators import q
-from gateway.client.render import (
-    Json,
-    Profile,
-    Server,
-    Token,
-    emit_json,
-    handled,
-    session,
-    table,
-)
+from gateway.client.http import Api, q
+from gateway.client.options import ClientContext, client_context, gateway_options
+from gateway.client.render import emit_json, handled, session, table
 
 Local = Annotated[
     bool, typer.Option("--local", help="open the local store, even if a gateway is configured")
@@ -51,12 +41,12 @@ def utc(when: datetime | None) -> datetime | None:
     return when.replace(tzinfo=UTC) if when is not None and when.tzinfo is None else when
 
 
-def remote(local: bool, server: str | None, profile: str | None) -> bool:
+def remote(local: bool, gw: ClientContext) -> bool:
     """Rule: talk to the gateway when one is named and --local is not given."""
     with handled():
-        if local and (server or profile):
+        if local and (gw.server or gw.profile):
             raise UsageError("--local opens the store; it cannot go with --server or --profile")
-        return not local and configured_server(server, profile)
+        return not local and configured_server(gw.server, gw.profile)
 
 
 # -- signing in -------------------------------------------------------------------------
@@ -79,14 +69,14 @@ def login(
     typer.echo(f"profile {profile!r} saved in {path} (mode 0600)", err=True)
 
 
-def whoami(
-    server: Server = None, token: Token = None, profile: Profile = None, as_json: Json = False
-) -> None:
+@gateway_options
+def whoami(ctx: typer.Context) -> None:
     """The account the token belongs to, and its roles."""
-    with session(server, token, profile) as api:
+    gw = client_context(ctx)
+    with session(gw) as api:
         me = api.get("/v1/me")
         where = api.target.server
-    if as_json:
+    if gw.as_json:
         emit_json({**me, "server": where})
         return
     typer.echo(f"{me['name']} ({', '.join(me['roles'])}) at {where}")
@@ -95,31 +85,20 @@ def whoami(
 # -- the remote forms of the local administration commands ----------------------------------
 
 
-@dataclass(frozen=True)
-class Remote:
-    """The gateway options of a command (``--server``, ``--token``, ``--profile``)."""
-
-    server: str | None
-    token: str | None
-    profile: str | None
-
-
-def accounts_create(
-    name: str, roles: list[str], display_name: str, gw: Remote, as_json: bool = False
-) -> None:
+def accounts_create(name: str, roles: list[str], display_name: str, gw: ClientContext) -> None:
     body = {"name": name, "roles": roles, "display_name": display_name}
-    with session(gw.server, gw.token, gw.profile) as api:
+    with session(gw) as api:
         made = api.post("/v1/accounts", body)
-    if as_json:
+    if gw.as_json:
         emit_json(made)
         return
     typer.echo(f"account {made['name']}: {', '.join(made['roles'])}")
 
 
-def accounts_list(gw: Remote, as_json: bool) -> None:
-    with session(gw.server, gw.token, gw.profile) as api:
+def accounts_list(gw: ClientContext) -> None:
+    with session(gw) as api:
         found = api.get("/v1/accounts")
-    if as_json:  # the same shape as the local command's
+    if gw.as_json:  # the same shape as the local command's
         emit_json([{k: a[k] for k in ("name", "roles", "disabled")} for a in found])
         return
     table(
@@ -134,43 +113,43 @@ def issued_json(account: str, token: str, label: str) -> dict[str, str]:
     return {"account": account, "id": token.split("_")[1], "label": label, "token": token}
 
 
-def tokens_issue(account: str, label: str, gw: Remote, as_json: bool = False) -> None:
-    with session(gw.server, gw.token, gw.profile) as api:
+def tokens_issue(account: str, label: str, gw: ClientContext) -> None:
+    with session(gw) as api:
         issued = api.post(f"/v1/accounts/{q(account)}/tokens", {"label": label})
-    if as_json:
+    if gw.as_json:
         emit_json(issued_json(issued["account"], issued["token"], label))
         return
     typer.echo(issued["token"])
 
 
-def tokens_revoke(token_id: str, gw: Remote, as_json: bool = False) -> None:
-    with session(gw.server, gw.token, gw.profile) as api:
+def tokens_revoke(token_id: str, gw: ClientContext) -> None:
+    with session(gw) as api:
         api.delete(f"/v1/tokens/{q(token_id)}")
-    if as_json:
+    if gw.as_json:
         emit_json({"id": token_id, "revoked": True})
         return
     typer.echo(f"token {token_id} revoked")
 
 
 def audit_verify(
-    gw: Remote,
-    as_json: bool = False,
-    checkpoint: Path | None = None,
-    public_key: Path | None = None,
+    gw: ClientContext, checkpoint: Path | None = None, public_key: Path | None = None
 ) -> None:
     """Through the gateway, against its stored checkpoints and any kept in ``checkpoint``
     (see :mod:`gateway.client.checkpoints`); exit 1 if anything fails."""
     from gateway.client import checkpoints
 
-    checkpoints.verify(gw, checkpoint, public_key, as_json)
+    checkpoints.verify(gw, checkpoint, public_key)
 
 
 def audit_export(
-    datasets: list[str] | None, since: datetime | None, gw: Remote, with_checkpoints: bool = False
+    datasets: list[str] | None,
+    since: datetime | None,
+    gw: ClientContext,
+    with_checkpoints: bool = False,
 ) -> None:
     wanted = set(datasets or ())
     with (
-        session(gw.server, gw.token, gw.profile) as api,
+        session(gw) as api,
         api.lines(
             "/v1/audit/events", since=_iso(since), checkpoints="true" if with_checkpoints else None
         ) as lines,
@@ -186,7 +165,9 @@ def audit_export(
 # -- reading events ---------------------------------------------------------------------------
 
 
+@gateway_options
 def audit_list(
+    ctx: typer.Context,
     event_type: Annotated[
         list[str] | None, typer.Option("--type", help="only events of this type (repeat)")
     ] = None,
@@ -197,17 +178,14 @@ def audit_list(
         datetime | None, typer.Option(help="only events at or after this time (UTC)")
     ] = None,
     last: Annotated[int, typer.Option(help="show the last N events (0: all)", min=0)] = 50,
-    server: Server = None,
-    token: Token = None,
-    profile: Profile = None,
-    as_json: Json = False,
 ) -> None:
     """Audit events through the gateway, filtered: all of them for auditors, your datasets'
     for providers. Reading them is itself audited."""
+    gw = client_context(ctx)
     kinds = set(event_type or ())
     found: list[dict[str, Any]] = []
     with (
-        session(server, token, profile) as api,
+        session(gw) as api,
         api.lines("/v1/audit/events", since=_iso(since)) as lines,
     ):
         for line in lines:
@@ -224,7 +202,7 @@ def audit_list(
             found.append(e)
     if last:
         found = found[-last:]
-    if as_json:
+    if gw.as_json:
         emit_json(found)
         return
     rows = [{**e, "detail": _short(e.get("detail") or {})} for e in found]

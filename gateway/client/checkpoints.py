@@ -26,7 +26,7 @@ from gateway.client.errors import REFUSED, UsageError
 from gateway.client.render import emit_json, handled, note, session, table
 
 if TYPE_CHECKING:
-    from gateway.client.admin import Remote
+    from gateway.client.options import ClientContext
 
 MAX_SENT = 1000  # checkpoints in one POST /v1/audit/verify: the newest are sent
 
@@ -137,35 +137,35 @@ def report_public_key(answer: dict[str, str], save: Path | None) -> None:
 # -- the remote forms -----------------------------------------------------------------------
 
 
-def verify(gw: Remote, checkpoint: Path | None, public_key: Path | None, as_json: bool) -> None:
-    """``dsr audit verify`` through the gateway (``gw``: server, token, profile)."""
+def verify(gw: ClientContext, checkpoint: Path | None, public_key: Path | None) -> None:
+    """``dsr audit verify`` through the gateway (``gw``: the command's gateway options)."""
     with handled():
         supplied = None if checkpoint is None else read_checkpoint_file(checkpoint)
         key = read_public_key_file(public_key)
         if key is not None and supplied is None:
             raise UsageError("--public-key verifies a --checkpoint: give both")
-    with session(gw.server, gw.token, gw.profile) as api:
+    with session(gw) as api:
         if supplied is None:
             result = api.get("/v1/audit/verify")
         else:
             newest = sorted(supplied, key=lambda c: int(c.get("event_id") or 0))[-MAX_SENT:]
             result = api.post("/v1/audit/verify", {"checkpoints": newest, "public_key": key})
-    report_verification(result, as_json)
+    report_verification(result, gw.as_json)
 
 
-def checkpoints(gw: Remote, last: int, save: Path | None, as_json: bool) -> None:
-    with session(gw.server, gw.token, gw.profile) as api:
+def checkpoints(gw: ClientContext, last: int, save: Path | None) -> None:
+    with session(gw) as api:
         found = api.get("/v1/audit/checkpoints", last=last)
-    report_checkpoints(found, save, as_json)
+    report_checkpoints(found, save, gw.as_json)
 
 
-def checkpoint(gw: Remote, as_json: bool) -> None:
-    with session(gw.server, gw.token, gw.profile) as api:
+def checkpoint(gw: ClientContext) -> None:
+    with session(gw) as api:
         made = api.post("/v1/audit/checkpoints")
-    report_made(made, as_json)
+    report_made(made, gw.as_json)
 
 
-def public_key(gw: Remote, save: Path | None) -> None:
-    with session(gw.server, gw.token, gw.profile) as api:
+def public_key(gw: ClientContext, save: Path | None) -> None:
+    with session(gw) as api:
         answer = api.get("/v1/audit/public-key")
     report_public_key(answer, save)

@@ -16,22 +16,11 @@ from typing import Annotated, Any
 import typer
 
 from gateway.client.errors import UsageError
-from gateway.client.operators import q
-from gateway.client.render import (
-    Json,
-    Profile,
-    Server,
-    Token,
-    emit_json,
-    fields,
-    handled,
-    session,
-    table,
-)
+from gateway.client.http import q
+from gateway.client.options import client_context, client_group, gateway_options
+from gateway.client.render import emit_json, fields, handled, session, table
 
-requests_app = typer.Typer(
-    help="Data requests: ask, review (formal and provider), supply.", no_args_is_help=True
-)
+requests_app = client_group("Data requests: ask, review (formal and provider), supply.")
 ROWS = [
     ("id", "REQUEST"),
     ("operator", "OPERATOR"),
@@ -56,7 +45,9 @@ def _scopes(specs: list[str]) -> list[dict[str, Any]]:
 
 
 @requests_app.command("create")
+@gateway_options
 def requests_create(
+    ctx: typer.Context,
     scenario: Annotated[str, typer.Option(help="the application scenario")],
     purpose: Annotated[str, typer.Option(help="why the data is needed")],
     content: Annotated[str, typer.Option(help="what data is asked for")],
@@ -64,18 +55,15 @@ def requests_create(
     dataset: Annotated[
         list[str], typer.Option("--dataset", help="NAME=COLUMN,COLUMN,... (repeat per dataset)")
     ],
-    server: Server = None,
-    token: Token = None,
-    profile: Profile = None,
-    as_json: Json = False,
 ) -> None:
     """Ask for data under a scenario: exactly the columns needed (minimum necessary)."""
+    gw = client_context(ctx)
     with handled():
         scopes = _scopes(dataset)
     body = {"scenario": scenario, "purpose": purpose, "content": content, "use": use}
-    with session(server, token, profile) as api:
+    with session(gw) as api:
         made = api.post("/v1/requests", {**body, "datasets": scopes})
-    if as_json:
+    if gw.as_json:
         emit_json(made)
         return
     typer.echo(made["id"])
@@ -83,33 +71,28 @@ def requests_create(
 
 
 @requests_app.command("list")
+@gateway_options
 def requests_list(
+    ctx: typer.Context,
     pending: Annotated[
         bool, typer.Option("--pending", help="only those waiting for you to act")
     ] = False,
-    server: Server = None,
-    token: Token = None,
-    profile: Profile = None,
-    as_json: Json = False,
 ) -> None:
     """Requests you may see: yours (operators), your datasets' (providers), all (admins)."""
-    with session(server, token, profile) as api:
+    gw = client_context(ctx)
+    with session(gw) as api:
         found = api.get("/v1/requests", pending="true" if pending else None)
-    emit_json(found) if as_json else table(found, ROWS)
+    emit_json(found) if gw.as_json else table(found, ROWS)
 
 
 @requests_app.command("show")
-def requests_show(
-    request_id: str,
-    server: Server = None,
-    token: Token = None,
-    profile: Profile = None,
-    as_json: Json = False,
-) -> None:
+@gateway_options
+def requests_show(ctx: typer.Context, request_id: str) -> None:
     """One request: what is asked and why, its step and deadline, the decision."""
-    with session(server, token, profile) as api:
+    gw = client_context(ctx)
+    with session(gw) as api:
         found = api.get(f"/v1/requests/{q(request_id)}")
-    if as_json:
+    if gw.as_json:
         emit_json(found)
         return
     fields(
@@ -151,7 +134,9 @@ STEPS = {"formal review": Step.FORMAL, "provider review": Step.PROVIDER}
 
 
 @requests_app.command("review")
+@gateway_options
 def requests_review(
+    ctx: typer.Context,
     request_id: str,
     decision: Annotated[Decision, typer.Option(help="approve (pass) or reject")],
     reason: Annotated[str | None, typer.Option(help="why (required to reject)")] = None,
@@ -161,16 +146,13 @@ def requests_review(
     step: Annotated[
         Step | None, typer.Option(help="formal or provider (default: the request's next step)")
     ] = None,
-    server: Server = None,
-    token: Token = None,
-    profile: Profile = None,
-    as_json: Json = False,
 ) -> None:
     """Decide a request's review step: formal (administrators) or provider (providers)."""
+    gw = client_context(ctx)
     with handled():
         if decision == Decision.REJECT and not (reason and legal_basis):
             raise UsageError("a rejection needs --reason and --legal-basis")
-    with session(server, token, profile) as api:
+    with session(gw) as api:
         if step is None:
             current = api.get(f"/v1/requests/{q(request_id)}")
             if current["step"] not in STEPS:
@@ -184,7 +166,7 @@ def requests_review(
         else:
             body["decision"] = decision.value
             done = api.post(f"/v1/requests/{q(request_id)}/provider-review", body)
-    if as_json:
+    if gw.as_json:
         emit_json(done)
         return
     nxt = f"; next: {done['step']}, due {done['deadline']}" if done["step"] else ""
@@ -202,7 +184,9 @@ def _when(text: str, what: str) -> datetime:
 
 
 @requests_app.command("supply")
+@gateway_options
 def requests_supply(
+    ctx: typer.Context,
     request_id: str,
     days: Annotated[int, typer.Option(help="the grant's term in days (at most three years)")] = 365,
     until: Annotated[
@@ -211,22 +195,19 @@ def requests_supply(
     start: Annotated[
         str | None, typer.Option("--from", help="the term's start (default: now)")
     ] = None,
-    server: Server = None,
-    token: Token = None,
-    profile: Profile = None,
-    as_json: Json = False,
 ) -> None:
     """Supply an approved request: issue its grant for a term. The gateway bounds the
     term (it starts now, and runs at most three years) and says why it refuses one."""
+    gw = client_context(ctx)
     with handled():
         begins = _when(start, "--from") if start else None
         ends = _when(until, "--until") if until else None
     body: dict[str, Any] = {"valid_until": ends.isoformat()} if ends else {"days": days}
     if begins is not None:
         body["valid_from"] = begins.isoformat()
-    with session(server, token, profile) as api:
+    with session(gw) as api:
         done = api.post(f"/v1/requests/{q(request_id)}/supply", body)
-    if as_json:
+    if gw.as_json:
         emit_json(done)
         return
     typer.echo(done["grant_id"])

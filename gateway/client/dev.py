@@ -4,7 +4,7 @@
 writes ``DIR/catalog.json`` beside them (the container contract's layout).
 ``dsr dev run main.py [--grant G | --catalog DIR]`` runs a Python job
 (``--sql`` or a ``.sql`` file: one query) in the same runner image and the
-same hardened container as the gateway (``sandbox.backends.docker``: no
+same hardened container as the gateway (``sandbox.run.backends.docker``: no
 network, read-only root, non-root user, limits), with the dummy views at
 ``/data``. Its full logs are printed and its outputs written to ``--out``.
 
@@ -28,11 +28,11 @@ from typing import Annotated, Any
 import typer
 
 from gateway.client.errors import REFUSED, ClientError, Unreachable, UsageError
-from gateway.client.http import Api
-from gateway.client.operators import q
-from gateway.client.render import Profile, Server, Token, handled, note, session
+from gateway.client.http import Api, q
+from gateway.client.options import client_context, client_group, gateway_options
+from gateway.client.render import handled, note, session
 
-dev_app = typer.Typer(help="Run jobs locally on dummy data first.", no_args_is_help=True)
+dev_app = client_group("Run jobs locally on dummy data first.")
 DEFAULT_OUT = Path("dsr-dev-output")
 
 
@@ -80,15 +80,14 @@ def fetch_views(api: Api, grant: str, directory: Path) -> list[dict[str, Any]]:
 
 
 @dev_app.command("fetch")
+@gateway_options(json=False)
 def dev_fetch(
+    ctx: typer.Context,
     directory: Annotated[Path, typer.Argument(help="where to put the views", file_okay=False)],
     grant: Annotated[str, typer.Option("--grant", help="the grant whose views to fetch")],
-    server: Server = None,
-    token: Token = None,
-    profile: Profile = None,
 ) -> None:
     """Download a grant's dummy views and their catalog.json (for dsr dev run --catalog)."""
-    with session(server, token, profile) as api:
+    with session(client_context(ctx)) as api:
         views = fetch_views(api, grant, directory)
     for v in views:
         typer.echo(f"{directory / (v['name'] + '.parquet')}: {v['rows']:,} dummy rows")
@@ -122,7 +121,7 @@ def _job_files(code_path: Path, is_sql_kind: bool, job_dir: Path) -> None:
         }
     else:
         from sandbox.errors import ScreenRejected
-        from sandbox.screen import check_python
+        from sandbox.precheck.screen import check_python
 
         try:
             check_python(code)
@@ -142,7 +141,9 @@ def _open_to_sandbox(root: Path) -> None:
 
 
 @dev_app.command("run")
+@gateway_options(json=False)
 def dev_run(
+    ctx: typer.Context,
     code: Annotated[Path, typer.Argument(help="main.py (or a .sql file)", dir_okay=False)],
     grant: Annotated[
         str | None, typer.Option("--grant", help="fetch this grant's dummy views from the gateway")
@@ -158,14 +159,11 @@ def dev_run(
     runtime: Annotated[
         str | None, typer.Option(help="runsc, runc or auto (default: the DSR_RUNTIME setting)")
     ] = None,
-    server: Server = None,
-    token: Token = None,
-    profile: Profile = None,
 ) -> None:
     """Run a job locally in the hardened runner container on dummy data: full logs here,
     outputs in --out. Exit 0 when the job succeeded, 1 when it failed."""
-    from sandbox.backends.base import ExitClass, RunSpec, execute
     from sandbox.errors import SandboxError
+    from sandbox.run.backends.base import ExitClass, RunSpec, execute
 
     work = Path(tempfile.mkdtemp(prefix="dsr-dev-"))
     try:
@@ -175,7 +173,7 @@ def dev_run(
             sql_kind = sql or code.suffix.lower() == ".sql"
             _job_files(code, sql_kind, work / "job")
             if grant is not None:
-                with session(server, token, profile) as api:
+                with session(client_context(ctx)) as api:
                     fetch_views(api, grant, work / "fetched")
                 catalog = work / "fetched"
             assert catalog is not None
@@ -213,7 +211,7 @@ def dev_run(
 def _backend(runtime: str | None) -> Any:
     from pydantic import ValidationError
 
-    from sandbox.backends import docker_backend
+    from sandbox.run.backends import docker_backend
     from sandbox.settings import SandboxSettings
 
     try:

@@ -18,26 +18,12 @@ from typing import Annotated, Any
 import typer
 
 from gateway.client.errors import UsageError
-from gateway.client.operators import q
-from gateway.client.render import (
-    Json,
-    Profile,
-    Server,
-    Token,
-    emit_json,
-    fields,
-    handled,
-    note,
-    session,
-    table,
-)
+from gateway.client.http import q
+from gateway.client.options import ClientContext, client_context, client_group, gateway_options
+from gateway.client.render import emit_json, fields, handled, note, session, table
 
-products_app = typer.Typer(
-    help="Define, review and withdraw privacy-computing products.", no_args_is_help=True
-)
-create_app = typer.Typer(
-    help="Define a product (it waits for a reviewer's approval).", no_args_is_help=True
-)
+products_app = client_group("Define, review and withdraw privacy-computing products.")
+create_app = client_group("Define a product (it waits for a reviewer's approval).")
 products_app.add_typer(create_app, name="create")
 
 Name = Annotated[str, typer.Option("--name", help="the product's name")]
@@ -60,12 +46,10 @@ def _names(text: str) -> list[str]:
     return [x.strip() for x in text.split(",") if x.strip()]
 
 
-def _define(
-    body: dict[str, Any], server: str | None, token: str | None, profile: str | None, as_json: bool
-) -> None:
-    with session(server, token, profile) as api:
+def _define(body: dict[str, Any], gw: ClientContext) -> None:
+    with session(gw) as api:
         made = api.post("/v1/he/products", body)
-    if as_json:
+    if gw.as_json:
         emit_json(made)
         return
     typer.echo(made["id"])
@@ -73,7 +57,9 @@ def _define(
 
 
 @create_app.command("verify")
+@gateway_options
 def create_verify(
+    ctx: typer.Context,
     name: Name,
     grant: Grant,
     dataset: Annotated[str, typer.Option("--dataset", help="the dataset of the grant")],
@@ -90,10 +76,6 @@ def create_verify(
         str | None,
         typer.Option("--subject-column", help="the key of a subject [default: the entity column]"),
     ] = None,
-    server: Server = None,
-    token: Token = None,
-    profile: Profile = None,
-    as_json: Json = False,
 ) -> None:
     """Encrypted verification: does the record put a subject in the claimed band?
     Prints the new product's id."""
@@ -108,11 +90,13 @@ def create_verify(
         body["threshold"] = threshold
     else:
         body["boundaries"] = _numbers(boundaries or "", "boundaries")
-    _define(body, server, token, profile, as_json)
+    _define(body, client_context(ctx))
 
 
 @create_app.command("score")
+@gateway_options
 def create_score(
+    ctx: typer.Context,
     name: Name,
     grant: Grant,
     job: Annotated[str, typer.Option("--job", help="your released job that published the model")],
@@ -128,10 +112,6 @@ def create_score(
         float | None,
         typer.Option("--resolution", min=0, max=1, help="round the score to this step"),
     ] = None,
-    server: Server = None,
-    token: Token = None,
-    profile: Profile = None,
-    as_json: Json = False,
 ) -> None:
     """Encrypted scoring with a released linear model. Prints the new product's id."""
     body: dict[str, Any] = {
@@ -139,17 +119,17 @@ def create_score(
         "file": file, "features": _names(features), "intercept_term": intercept_term,
         "resolution": resolution,
     }  # fmt: skip
-    _define(body, server, token, profile, as_json)
+    _define(body, client_context(ctx))
 
 
 @products_app.command("list")
-def products_list(
-    server: Server = None, token: Token = None, profile: Profile = None, as_json: Json = False
-) -> None:
+@gateway_options
+def products_list(ctx: typer.Context) -> None:
     """The products you have to do with (reviewers, admins and auditors: all of them)."""
-    with session(server, token, profile) as api:
+    gw = client_context(ctx)
+    with session(gw) as api:
         found = api.get("/v1/he/products")
-    if as_json:
+    if gw.as_json:
         emit_json(found)
         return
     table(
@@ -161,17 +141,13 @@ def products_list(
 
 
 @products_app.command("show")
-def products_show(
-    product_id: str,
-    server: Server = None,
-    token: Token = None,
-    profile: Profile = None,
-    as_json: Json = False,
-) -> None:
+@gateway_options
+def products_show(ctx: typer.Context, product_id: str) -> None:
     """One product: its state, who may call it, and what it computes."""
-    with session(server, token, profile) as api:
+    gw = client_context(ctx)
+    with session(gw) as api:
         found = api.get(f"/v1/he/products/{q(product_id)}")
-    if as_json:
+    if gw.as_json:
         emit_json(found)
         return
     # A consumer's view has no operator, grant or history: show what there is.
@@ -200,56 +176,35 @@ def products_show(
 def _decide(
     path: str,
     body: dict[str, str],
-    server: str | None,
-    token: str | None,
-    profile: str | None,
-    as_json: bool,
+    gw: ClientContext,
 ) -> None:
-    with session(server, token, profile) as api:
+    with session(gw) as api:
         done = api.post(path, body)
-    if as_json:
+    if gw.as_json:
         emit_json(done)
         return
     typer.echo(f"product {done['id']}: {done['state']}")
 
 
 @products_app.command("approve")
-def products_approve(
-    product_id: str,
-    reason: Reason,
-    server: Server = None,
-    token: Token = None,
-    profile: Profile = None,
-    as_json: Json = False,
-) -> None:
+@gateway_options
+def products_approve(ctx: typer.Context, product_id: str, reason: Reason) -> None:
     """Approve a pending product (reviewers; not one you defined)."""
     body = {"decision": "approve", "reason": reason}
-    _decide(f"/v1/he/products/{q(product_id)}/decision", body, server, token, profile, as_json)
+    _decide(f"/v1/he/products/{q(product_id)}/decision", body, client_context(ctx))
 
 
 @products_app.command("deny")
-def products_deny(
-    product_id: str,
-    reason: Reason,
-    server: Server = None,
-    token: Token = None,
-    profile: Profile = None,
-    as_json: Json = False,
-) -> None:
+@gateway_options
+def products_deny(ctx: typer.Context, product_id: str, reason: Reason) -> None:
     """Deny a pending product (reviewers; not one you defined)."""
     body = {"decision": "deny", "reason": reason}
-    _decide(f"/v1/he/products/{q(product_id)}/decision", body, server, token, profile, as_json)
+    _decide(f"/v1/he/products/{q(product_id)}/decision", body, client_context(ctx))
 
 
 @products_app.command("withdraw")
-def products_withdraw(
-    product_id: str,
-    reason: Reason,
-    server: Server = None,
-    token: Token = None,
-    profile: Profile = None,
-    as_json: Json = False,
-) -> None:
+@gateway_options
+def products_withdraw(ctx: typer.Context, product_id: str, reason: Reason) -> None:
     """Withdraw one of your products: it answers no more calls."""
     body = {"reason": reason}
-    _decide(f"/v1/he/products/{q(product_id)}/withdraw", body, server, token, profile, as_json)
+    _decide(f"/v1/he/products/{q(product_id)}/withdraw", body, client_context(ctx))

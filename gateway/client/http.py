@@ -13,7 +13,9 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from pathlib import Path
 from typing import IO, Any
+from urllib.parse import quote
 
 import httpx
 
@@ -45,6 +47,20 @@ def _problem(p: Any) -> str:
         message = p.get("msg") or p.get("message") or json.dumps(p, ensure_ascii=False)
         return f"{where}{line}: {message}" if where else f"{message}{line}"
     return str(p)
+
+
+def q(part: str) -> str:
+    """One path segment, quoted."""
+    return quote(part, safe="")
+
+
+def save(path: Path, content: bytes) -> None:
+    """Write a downloaded body to ``path`` (its directories made); a failure is a UsageError."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(content)
+    except OSError as e:
+        raise UsageError(f"cannot write {path}: {e.strerror}") from e
 
 
 def target_of(

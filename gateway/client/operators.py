@@ -1,8 +1,6 @@
-"""Operators' commands: browse the catalogue, submit and follow jobs, fetch outputs.
+"""Operators' commands: submit and follow jobs, fetch outputs.
 
-``dsr catalog list/show/dummy`` read the views of the grants the operator
-holds (schemas and dummy data, never a real value). ``dsr jobs submit``
-sends SQL or Python code under a grant (``--dummy`` runs it on dummy data,
+``dsr jobs submit`` sends SQL or Python code under a grant (``--dummy`` runs it on dummy data,
 with full logs; ``--wait`` follows it), ``jobs status/wait/list/logs/cancel``
 follow it, ``jobs outputs --download DIR`` fetches the released files and
 checks each against the SHA-256 manifest.
@@ -13,40 +11,23 @@ from __future__ import annotations
 import hashlib
 import sys
 import time
-from enum import StrEnum
 from pathlib import Path, PurePosixPath
 from typing import Annotated, Any
-from urllib.parse import quote
 
 import typer
 
 from gateway.client.errors import REFUSED, ClientError, UsageError, WaitTimedOut
-from gateway.client.http import Api
-from gateway.client.render import (
-    Json,
-    Profile,
-    Server,
-    Token,
-    emit_json,
-    fields,
-    handled,
-    note,
-    session,
-    table,
-)
+from gateway.client.http import Api, q, save
+from gateway.client.options import client_context, client_group, gateway_options
+from gateway.client.render import emit_json, fields, handled, note, session, table
 
-catalog_app = typer.Typer(
-    help="The views of your grants: schemas and dummy data.", no_args_is_help=True
-)
-jobs_app = typer.Typer(help="Submit code under a grant and follow it.", no_args_is_help=True)
+jobs_app = client_group("Submit code under a grant and follow it.")
 
-GrantOpt = Annotated[
-    str | None, typer.Option("--grant", help="the grant, when several hold the view")
-]
 # Where the worker leaves a job: ended, or waiting for a security reviewer.
 SETTLED = frozenset(
-    {"released", "held", "blocked", "failed", "cancelled", "rejected", "completed", "denied"}
-)
+    {"released", "held", "blocked", "failed", "cancelled", "rejected", "completed", "denied",
+     "refused"}
+)  # fmt: skip
 SUCCEEDED = frozenset({"released", "completed"})
 ENDED_BADLY = {
     "held": "held for security review",
@@ -55,111 +36,8 @@ ENDED_BADLY = {
     "cancelled": "cancelled",
     "rejected": "rejected by the checks",
     "denied": "denied by a security reviewer",
+    "refused": "refused at release (the grant's scope or the differencing ledger; see the outcome)",
 }
-
-
-def q(part: str) -> str:
-    """One path segment, quoted."""
-    return quote(part, safe="")
-
-
-# -- catalog ----------------------------------------------------------------------------
-
-VIEW_COLUMNS = [("grant", "GRANT"), ("name", "VIEW"), ("dataset", "DATASET"), ("k", "K")]
-
-
-@catalog_app.command("list")
-def catalog_list(
-    grant: Annotated[str | None, typer.Option("--grant", help="only this grant's views")] = None,
-    server: Server = None,
-    token: Token = None,
-    profile: Profile = None,
-    as_json: Json = False,
-) -> None:
-    """The views of every active grant you hold."""
-    with session(server, token, profile) as api:
-        views = api.get("/v1/catalog", grant=grant)
-    if as_json:
-        emit_json(views)
-        return
-    rows = [{**v, "columns": len(v["columns"])} for v in views]
-    table(rows, [*VIEW_COLUMNS, ("columns", "COLUMNS"), ("policy_version", "POLICY")])
-
-
-@catalog_app.command("show")
-def catalog_show(
-    view: str,
-    grant: GrantOpt = None,
-    server: Server = None,
-    token: Token = None,
-    profile: Profile = None,
-    as_json: Json = False,
-) -> None:
-    """A view's columns: names, types, column classes, visibility."""
-    with session(server, token, profile) as api:
-        found = api.get(f"/v1/catalog/{q(view)}", grant=grant)
-    if as_json:
-        emit_json(found)
-        return
-    fields(
-        [
-            ("view", found["name"]),
-            ("grant", found["grant"]),
-            ("dataset", f"{found['dataset']} (version {found['dataset_version']})"),
-            ("policy", found["policy_version"]),
-            ("entity", f"{found['entity_column']} (pseudonymised)"),
-            ("k", found["k"]),
-        ]
-    )
-    typer.echo("")
-    table(
-        found["columns"],
-        [
-            ("name", "COLUMN"),
-            ("type", "TYPE"),
-            ("column_class", "CLASS"),
-            ("level", "LEVEL"),
-            ("visibility", "VISIBILITY"),
-            ("generalised", "GENERALISED"),
-        ],
-    )
-
-
-class Format(StrEnum):
-    PARQUET = "parquet"
-    CSV = "csv"
-
-
-@catalog_app.command("dummy")
-def catalog_dummy(
-    view: str,
-    output: Annotated[
-        Path | None, typer.Option("--output", "-o", help="where to write (default: VIEW.FORMAT)")
-    ] = None,
-    fmt: Annotated[
-        Format | None,
-        typer.Option("--format", help="parquet or csv (default: -o's suffix, else parquet)"),
-    ] = None,
-    grant: GrantOpt = None,
-    server: Server = None,
-    token: Token = None,
-    profile: Profile = None,
-) -> None:
-    """Download dummy data for a view: schema-faithful synthetic rows, never real ones."""
-    chosen = fmt or (Format.CSV if output and output.suffix.lower() == ".csv" else Format.PARQUET)
-    target = output or Path(f"{view}.{chosen.value}")
-    with session(server, token, profile) as api:
-        content = api.download(f"/v1/catalog/{q(view)}/dummy", grant=grant, format=chosen.value)
-        _write(target, content)
-    typer.echo(f"wrote {target} ({len(content):,} bytes of dummy data, {chosen.value})")
-
-
-def _write(path: Path, content: bytes) -> None:
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(content)
-    except OSError as e:
-        raise UsageError(f"cannot write {path}: {e.strerror}") from e
 
 
 # -- jobs -------------------------------------------------------------------------------
@@ -183,7 +61,9 @@ def _read_code(path: Path) -> str:
 
 
 @jobs_app.command("submit")
+@gateway_options
 def jobs_submit(
+    ctx: typer.Context,
     grant: Annotated[str, typer.Option("--grant", help="the grant to run under")],
     sql: Annotated[
         Path | None, typer.Option("--sql", help="a file with one SELECT", dir_okay=False)
@@ -196,56 +76,48 @@ def jobs_submit(
     ] = False,
     wait: Annotated[bool, typer.Option("--wait", help="follow the job until it ends")] = False,
     timeout: Annotated[float, typer.Option(help="seconds --wait waits at most", min=1)] = 900,
-    server: Server = None,
-    token: Token = None,
-    profile: Profile = None,
-    as_json: Json = False,
 ) -> None:
     """Submit SQL (--sql FILE) or Python (--python FILE) under a grant; prints the job id."""
+    gw = client_context(ctx)
     with handled():
         if (sql is None) == (python is None):
             raise UsageError("give exactly one of --sql FILE and --python FILE")
         kind, path = ("sql", sql) if sql is not None else ("python", python)
         assert path is not None
         code = _read_code(path)
-    with session(server, token, profile) as api:
+    with session(gw) as api:
         job = api.post("/v1/jobs", {"grant": grant, "kind": kind, "code": code, "dummy": dummy})
         run = "a dummy run" if dummy else "a run on the real views"
         note(f"submitted {kind} job {job['id']} under grant {grant}, {run}: {job['state']}")
         if not wait:
-            emit_json(job) if as_json else typer.echo(job["id"])
+            emit_json(job) if gw.as_json else typer.echo(job["id"])
             return
         job = _wait(api, job["id"], timeout)
-        _finish(api, job, as_json)
+        _finish(api, job, gw.as_json)
 
 
 @jobs_app.command("status")
-def jobs_status(
-    job_id: str,
-    server: Server = None,
-    token: Token = None,
-    profile: Profile = None,
-    as_json: Json = False,
-) -> None:
+@gateway_options
+def jobs_status(ctx: typer.Context, job_id: str) -> None:
     """A job's state, outcome, resource use and the checks' findings (never values)."""
-    with session(server, token, profile) as api:
+    gw = client_context(ctx)
+    with session(gw) as api:
         job = api.get(f"/v1/jobs/{q(job_id)}")
-    emit_json(job) if as_json else _show_job(job)
+    emit_json(job) if gw.as_json else _show_job(job)
 
 
 @jobs_app.command("wait")
+@gateway_options
 def jobs_wait(
+    ctx: typer.Context,
     job_id: str,
     timeout: Annotated[float, typer.Option(help="seconds to wait at most", min=1)] = 900,
-    server: Server = None,
-    token: Token = None,
-    profile: Profile = None,
-    as_json: Json = False,
 ) -> None:
     """Wait for a job to end (progress on stderr); exit 0 only if it was released (or a
     dummy run completed), 1 if it ended otherwise, 5 on timeout."""
-    with session(server, token, profile) as api:
-        _finish(api, _wait(api, job_id, timeout), as_json)
+    gw = client_context(ctx)
+    with session(gw) as api:
+        _finish(api, _wait(api, job_id, timeout), gw.as_json)
 
 
 def _wait(api: Api, job_id: str, timeout: float) -> dict[str, Any]:
@@ -347,32 +219,27 @@ def _operator_finding(f: dict[str, Any]) -> dict[str, Any]:
 
 
 @jobs_app.command("list")
+@gateway_options
 def jobs_list(
+    ctx: typer.Context,
     state: Annotated[str | None, typer.Option(help="only jobs in this state")] = None,
-    server: Server = None,
-    token: Token = None,
-    profile: Profile = None,
-    as_json: Json = False,
 ) -> None:
     """Your jobs, oldest first."""
-    with session(server, token, profile) as api:
+    gw = client_context(ctx)
+    with session(gw) as api:
         found = [j for j in api.get("/v1/jobs") if state is None or j["state"] == state]
-    emit_json(found) if as_json else table(found, JOB_COLUMNS)
+    emit_json(found) if gw.as_json else table(found, JOB_COLUMNS)
 
 
 @jobs_app.command("logs")
-def jobs_logs(
-    job_id: str,
-    server: Server = None,
-    token: Token = None,
-    profile: Profile = None,
-    as_json: Json = False,
-) -> None:
+@gateway_options
+def jobs_logs(ctx: typer.Context, job_id: str) -> None:
     """The full logs of a dummy run (the job's stdout here, its stderr on stderr).
     Logs of runs on real data are withheld."""
-    with session(server, token, profile) as api:
+    gw = client_context(ctx)
+    with session(gw) as api:
         logs = api.get(f"/v1/jobs/{q(job_id)}/logs")
-    emit_json(logs) if as_json else _show_logs(logs)
+    emit_json(logs) if gw.as_json else _show_logs(logs)
 
 
 def _show_logs(logs: dict[str, Any]) -> None:
@@ -383,22 +250,21 @@ def _show_logs(logs: dict[str, Any]) -> None:
 
 
 @jobs_app.command("outputs")
+@gateway_options
 def jobs_outputs(
+    ctx: typer.Context,
     job_id: str,
     download: Annotated[
         Path | None, typer.Option("--download", help="fetch every file into this directory")
     ] = None,
-    server: Server = None,
-    token: Token = None,
-    profile: Profile = None,
-    as_json: Json = False,
 ) -> None:
     """A released job's files with their SHA-256 manifest; --download DIR fetches them,
     each checked against the manifest."""
-    with session(server, token, profile) as api:
+    gw = client_context(ctx)
+    with session(gw) as api:
         listing = api.get(f"/v1/jobs/{q(job_id)}/outputs")
         written = [_fetch(api, job_id, f, download) for f in listing["files"]] if download else []
-    if as_json:
+    if gw.as_json:
         emit_json({**listing, "downloaded": [str(p) for p in written]})
         return
     table(listing["files"], [("file", "FILE"), ("bytes", "BYTES"), ("sha256", "SHA-256")])
@@ -415,22 +281,18 @@ def _fetch(api: Api, job_id: str, entry: dict[str, Any], directory: Path) -> Pat
     if hashlib.sha256(content).hexdigest() != entry["sha256"]:
         raise ClientError(f"{entry['file']} does not match its manifest SHA-256; not written")
     target = directory.joinpath(*name.parts)
-    _write(target, content)
+    save(target, content)
     return target
 
 
 @jobs_app.command("cancel")
-def jobs_cancel(
-    job_id: str,
-    server: Server = None,
-    token: Token = None,
-    profile: Profile = None,
-    as_json: Json = False,
-) -> None:
+@gateway_options
+def jobs_cancel(ctx: typer.Context, job_id: str) -> None:
     """Cancel a queued job."""
-    with session(server, token, profile) as api:
+    gw = client_context(ctx)
+    with session(gw) as api:
         job = api.post(f"/v1/jobs/{q(job_id)}/cancel")
-    emit_json(job) if as_json else typer.echo(f"job {job['id']}: {job['state']}")
+    emit_json(job) if gw.as_json else typer.echo(f"job {job['id']}: {job['state']}")
 
 
-__all__ = ["catalog_app", "handled", "jobs_app"]
+__all__ = ["handled", "jobs_app"]

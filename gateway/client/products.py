@@ -14,21 +14,11 @@ from typing import Annotated
 
 import typer
 
-from gateway.client.operators import q
-from gateway.client.render import (
-    Json,
-    Profile,
-    Server,
-    Token,
-    emit_json,
-    fields,
-    session,
-    table,
-)
+from gateway.client.http import q
+from gateway.client.options import client_context, client_group, gateway_options
+from gateway.client.render import emit_json, fields, session, table
 
-products_app = typer.Typer(
-    help="Data products: register released jobs, list, show, renew.", no_args_is_help=True
-)
+products_app = client_group("Data products: register released jobs, list, show, renew.")
 
 
 class Category(StrEnum):  # the values of gateway.products.service.Category
@@ -37,23 +27,22 @@ class Category(StrEnum):  # the values of gateway.products.service.Category
 
 
 @products_app.command("register")
+@gateway_options
 def products_register(
+    ctx: typer.Context,
     job_id: Annotated[str, typer.Argument(metavar="JOB", help="your released job")],
     name: Annotated[str, typer.Option("--name", help="the product's name")],
     description: Annotated[str, typer.Option("--description", help="what it is, for whom")],
     category: Annotated[Category, typer.Option("--category", help="its kind of use")],
-    server: Server = None,
-    token: Token = None,
-    profile: Profile = None,
-    as_json: Json = False,
 ) -> None:
     """Register a released job as a data product. Prints the product's id."""
+    gw = client_context(ctx)
     body = {
         "job": job_id, "name": name, "description": description, "category": category.value,
     }  # fmt: skip
-    with session(server, token, profile) as api:
+    with session(gw) as api:
         made = api.post("/v1/products", body)
-    if as_json:
+    if gw.as_json:
         emit_json(made)
         return
     typer.echo(made["id"])
@@ -64,13 +53,13 @@ def products_register(
 
 
 @products_app.command("list")
-def products_list(
-    server: Server = None, token: Token = None, profile: Profile = None, as_json: Json = False
-) -> None:
+@gateway_options
+def products_list(ctx: typer.Context) -> None:
     """Every registered data product."""
-    with session(server, token, profile) as api:
+    gw = client_context(ctx)
+    with session(gw) as api:
         found = api.get("/v1/products")
-    if as_json:
+    if gw.as_json:
         emit_json(found)
         return
     table(
@@ -82,17 +71,13 @@ def products_list(
 
 
 @products_app.command("show")
-def products_show(
-    product_id: str,
-    server: Server = None,
-    token: Token = None,
-    profile: Profile = None,
-    as_json: Json = False,
-) -> None:
+@gateway_options
+def products_show(ctx: typer.Context, product_id: str) -> None:
     """One data product: what it pins (code, data and policy versions, outputs)."""
-    with session(server, token, profile) as api:
+    gw = client_context(ctx)
+    with session(gw) as api:
         found = api.get(f"/v1/products/{q(product_id)}")
-    if as_json:
+    if gw.as_json:
         emit_json(found)
         return
     fields(
@@ -119,17 +104,13 @@ def products_show(
 
 
 @products_app.command("renew")
-def products_renew(
-    product_id: str,
-    server: Server = None,
-    token: Token = None,
-    profile: Profile = None,
-    as_json: Json = False,
-) -> None:
+@gateway_options
+def products_renew(ctx: typer.Context, product_id: str) -> None:
     """Renew one of your data products for another term."""
-    with session(server, token, profile) as api:
+    gw = client_context(ctx)
+    with session(gw) as api:
         done = api.post(f"/v1/products/{q(product_id)}/renew")
-    if as_json:
+    if gw.as_json:
         emit_json(done)
         return
     typer.echo(f"product {done['id']}: valid until {done['valid_until']}")

@@ -19,22 +19,13 @@ from typing import Annotated, Any
 import typer
 
 from gateway.client.errors import UsageError
-from gateway.client.operators import q
-from gateway.client.render import (
-    Json,
-    Profile,
-    Server,
-    Token,
-    emit_json,
-    fields,
-    handled,
-    session,
-    table,
-)
+from gateway.client.http import q
+from gateway.client.options import ClientContext, client_context, client_group, gateway_options
+from gateway.client.render import emit_json, fields, handled, session, table
 
-datasets_app = typer.Typer(help="Datasets you provide: register, list, show.", no_args_is_help=True)
-policies_app = typer.Typer(help="Exposure policies of your datasets.", no_args_is_help=True)
-grants_app = typer.Typer(help="Grants: list, show, suspend, resume, revoke.", no_args_is_help=True)
+datasets_app = client_group("Datasets you provide: register, list, show.")
+policies_app = client_group("Exposure policies of your datasets.")
+grants_app = client_group("Grants: list, show, suspend, resume, revoke.")
 Reason = Annotated[str, typer.Option(help="why (recorded in the audit log)")]
 
 
@@ -42,7 +33,9 @@ Reason = Annotated[str, typer.Option(help="why (recorded in the audit log)")]
 
 
 @datasets_app.command("register")
+@gateway_options
 def datasets_register(
+    ctx: typer.Context,
     file: Annotated[Path, typer.Argument(help="a CSV or Parquet file", dir_okay=False)],
     name: Annotated[str, typer.Option(help="the dataset's name (lowercase, digits, _)")],
     entity_column: Annotated[str, typer.Option(help="the column naming the data subject")],
@@ -51,24 +44,21 @@ def datasets_register(
     source_format: Annotated[
         str | None, typer.Option("--format", help="csv or parquet, if the suffix does not say")
     ] = None,
-    server: Server = None,
-    token: Token = None,
-    profile: Profile = None,
-    as_json: Json = False,
 ) -> None:
     """Register a file as a new version of a dataset you provide (the same bytes again
     return the stored version)."""
+    gw = client_context(ctx)
     form = {"name": name, "entity_column": entity_column}
     extra = {"encoding": encoding, "delimiter": delimiter, "source_format": source_format}
     form |= {k: v for k, v in extra.items() if v}
-    with session(server, token, profile) as api:
+    with session(gw) as api:
         try:
             handle = file.open("rb")
         except OSError as e:
             raise UsageError(f"cannot read {file}: {e.strerror}") from e
         with handle:
             done = api.upload("/v1/datasets", handle, file.name, form)
-    if as_json:
+    if gw.as_json:
         emit_json(done)
         return
     v = done["version"]
@@ -77,13 +67,13 @@ def datasets_register(
 
 
 @datasets_app.command("list")
-def datasets_list(
-    server: Server = None, token: Token = None, profile: Profile = None, as_json: Json = False
-) -> None:
+@gateway_options
+def datasets_list(ctx: typer.Context) -> None:
     """Your datasets (administrators and auditors: all)."""
-    with session(server, token, profile) as api:
+    gw = client_context(ctx)
+    with session(gw) as api:
         found = api.get("/v1/datasets")
-    if as_json:
+    if gw.as_json:
         emit_json(found)
         return
     rows = [{**d, "columns": len(d["columns"])} for d in found]
@@ -95,17 +85,13 @@ def datasets_list(
 
 
 @datasets_app.command("show")
-def datasets_show(
-    name: str,
-    server: Server = None,
-    token: Token = None,
-    profile: Profile = None,
-    as_json: Json = False,
-) -> None:
+@gateway_options
+def datasets_show(ctx: typer.Context, name: str) -> None:
     """Every version of a dataset; the newest's columns and types."""
-    with session(server, token, profile) as api:
+    gw = client_context(ctx)
+    with session(gw) as api:
         found = api.get(f"/v1/datasets/{q(name)}")
-    if as_json:
+    if gw.as_json:
         emit_json(found)
         return
     fields([("dataset", found["name"]), ("provider", found["provider"])])
@@ -123,40 +109,35 @@ def datasets_show(
 
 
 @policies_app.command("apply")
+@gateway_options
 def policies_apply(
+    ctx: typer.Context,
     dataset: str,
     policy: Annotated[Path, typer.Argument(help="the policy YAML file", dir_okay=False)],
-    server: Server = None,
-    token: Token = None,
-    profile: Profile = None,
-    as_json: Json = False,
 ) -> None:
     """Apply an exposure policy (YAML) to a dataset; a refused one lists its problems."""
+    gw = client_context(ctx)
     with handled():
         try:
             text = policy.read_bytes()
         except OSError as e:
             raise UsageError(f"cannot read {policy}: {e.strerror}") from e
-    with session(server, token, profile) as api:
+    with session(gw) as api:
         applied = api.put_text(f"/v1/datasets/{q(dataset)}/policy", text, "application/yaml")
-    if as_json:
+    if gw.as_json:
         emit_json(applied)
         return
     typer.echo(f"policy of {applied['dataset']}: version {applied['version']} applied")
 
 
 @policies_app.command("show")
-def policies_show(
-    dataset: str,
-    server: Server = None,
-    token: Token = None,
-    profile: Profile = None,
-    as_json: Json = False,
-) -> None:
+@gateway_options
+def policies_show(ctx: typer.Context, dataset: str) -> None:
     """The dataset's current policy as written (YAML)."""
-    with session(server, token, profile) as api:
+    gw = client_context(ctx)
+    with session(gw) as api:
         found = api.get(f"/v1/datasets/{q(dataset)}/policy")
-    if as_json:
+    if gw.as_json:
         emit_json(found)
         return
     typer.echo(
@@ -168,24 +149,22 @@ def policies_show(
 
 
 @policies_app.command("versions")
-def policies_versions(
-    dataset: str,
-    server: Server = None,
-    token: Token = None,
-    profile: Profile = None,
-    as_json: Json = False,
-) -> None:
+@gateway_options
+def policies_versions(ctx: typer.Context, dataset: str) -> None:
     """Every stored version of the dataset's policy, oldest first."""
-    with session(server, token, profile) as api:
+    gw = client_context(ctx)
+    with session(gw) as api:
         found = api.get(f"/v1/datasets/{q(dataset)}/policy/versions")
-    if as_json:
+    if gw.as_json:
         emit_json(found)
         return
     table(found, [("version", "VERSION"), ("author", "AUTHOR"), ("applied_at", "APPLIED (UTC)")])
 
 
 @policies_app.command("diff")
+@gateway_options
 def policies_diff(
+    ctx: typer.Context,
     dataset: str,
     old: Annotated[
         str | None, typer.Option("--from", help="the older version (default: the one before --to)")
@@ -193,14 +172,11 @@ def policies_diff(
     new: Annotated[
         str | None, typer.Option("--to", help="the newer version (default: the latest)")
     ] = None,
-    server: Server = None,
-    token: Token = None,
-    profile: Profile = None,
-    as_json: Json = False,
 ) -> None:
     """A unified diff between two versions of the dataset's policy (by default, the
     latest against the one before it)."""
-    with session(server, token, profile) as api:
+    gw = client_context(ctx)
+    with session(gw) as api:
         if old is None or new is None:
             listed = [v["version"] for v in api.get(f"/v1/datasets/{q(dataset)}/policy/versions")]
             new = new or (listed[-1] if listed else None)
@@ -214,7 +190,7 @@ def policies_diff(
                     )
                 old = listed[at - 1]
         found = api.get(f"/v1/datasets/{q(dataset)}/policy/diff", **{"from": old, "to": new})
-    if as_json:
+    if gw.as_json:
         emit_json(found)
         return
     if not found["diff"]:
@@ -244,31 +220,26 @@ def _grant_row(g: dict[str, Any]) -> dict[str, Any]:
 
 
 @grants_app.command("list")
+@gateway_options
 def grants_list(
+    ctx: typer.Context,
     state: Annotated[str | None, typer.Option(help="only grants in this state")] = None,
-    server: Server = None,
-    token: Token = None,
-    profile: Profile = None,
-    as_json: Json = False,
 ) -> None:
     """Grants you may see: yours (operators), on your datasets (providers), all (admins)."""
-    with session(server, token, profile) as api:
+    gw = client_context(ctx)
+    with session(gw) as api:
         found = [g for g in api.get("/v1/grants") if state is None or g["state"] == state]
-    emit_json(found) if as_json else table([_grant_row(g) for g in found], GRANT_ROWS)
+    emit_json(found) if gw.as_json else table([_grant_row(g) for g in found], GRANT_ROWS)
 
 
 @grants_app.command("show")
-def grants_show(
-    grant_id: str,
-    server: Server = None,
-    token: Token = None,
-    profile: Profile = None,
-    as_json: Json = False,
-) -> None:
+@gateway_options
+def grants_show(ctx: typer.Context, grant_id: str) -> None:
     """One grant: its scope (datasets and columns), term and state."""
-    with session(server, token, profile) as api:
+    gw = client_context(ctx)
+    with session(gw) as api:
         g = api.get(f"/v1/grants/{q(grant_id)}")
-    if as_json:
+    if gw.as_json:
         emit_json(g)
         return
     _show_grant(g)
@@ -304,14 +275,11 @@ def _change(
     action: str,
     grant_id: str,
     reason: str,
-    server: str | None,
-    token: str | None,
-    profile: str | None,
-    as_json: bool,
+    gw: ClientContext,
 ) -> None:
-    with session(server, token, profile) as api:
+    with session(gw) as api:
         g = api.post(f"/v1/grants/{q(grant_id)}/{action}", {"reason": reason})
-    if as_json:
+    if gw.as_json:
         emit_json(g)
         return
     held = _held_by(g)
@@ -321,57 +289,34 @@ def _change(
 
 
 @grants_app.command("suspend")
-def grants_suspend(
-    grant_id: str,
-    reason: Reason,
-    server: Server = None,
-    token: Token = None,
-    profile: Profile = None,
-    as_json: Json = False,
-) -> None:
+@gateway_options
+def grants_suspend(ctx: typer.Context, grant_id: str, reason: Reason) -> None:
     """Place your stop on a grant: it stops at once (its queued jobs are cancelled)."""
-    _change("suspend", grant_id, reason, server, token, profile, as_json)
+    _change("suspend", grant_id, reason, client_context(ctx))
 
 
 @grants_app.command("resume")
-def grants_resume(
-    grant_id: str,
-    reason: Reason,
-    server: Server = None,
-    token: Token = None,
-    profile: Profile = None,
-    as_json: Json = False,
-) -> None:
+@gateway_options
+def grants_resume(ctx: typer.Context, grant_id: str, reason: Reason) -> None:
     """Lift your own stop; the grant is active again when nobody else holds one."""
-    _change("resume", grant_id, reason, server, token, profile, as_json)
+    _change("resume", grant_id, reason, client_context(ctx))
 
 
 @grants_app.command("revoke")
-def grants_revoke(
-    grant_id: str,
-    reason: Reason,
-    server: Server = None,
-    token: Token = None,
-    profile: Profile = None,
-    as_json: Json = False,
-) -> None:
+@gateway_options
+def grants_revoke(ctx: typer.Context, grant_id: str, reason: Reason) -> None:
     """End a grant for good: its scope is removed and its views destroyed (recorded)."""
-    _change("revoke", grant_id, reason, server, token, profile, as_json)
+    _change("revoke", grant_id, reason, client_context(ctx))
 
 
-def emergency_stop(
-    dataset: str,
-    reason: Reason,
-    server: Server = None,
-    token: Token = None,
-    profile: Profile = None,
-    as_json: Json = False,
-) -> None:
+@gateway_options
+def emergency_stop(ctx: typer.Context, dataset: str, reason: Reason) -> None:
     """Place the administrators' stop on every live grant on a dataset (administrators);
     only an administrator lifts it, grant by grant (``dsr grants resume``)."""
-    with session(server, token, profile) as api:
+    gw = client_context(ctx)
+    with session(gw) as api:
         done = api.post(f"/v1/datasets/{q(dataset)}/emergency-stop", {"reason": reason})
-    if as_json:
+    if gw.as_json:
         emit_json(done)
         return
     stopped, already = done["suspended"], done.get("already_held", [])

@@ -2,9 +2,11 @@
 scripts, messages and progress on stderr, and errors as one line (plus the
 server's listed problems) with the exit code of :mod:`gateway.client.errors`.
 
-Also the options every remote command shares (``--server``, ``--token``,
-``--profile``, ``--json``) and :func:`session`, which opens the API client
-and turns every :class:`ClientError` into its message and exit code.
+Also the one declaration of the options every remote command shares
+(``--server``, ``--token``, ``--profile``, ``--json``; where they are accepted
+and how they reach a command: :mod:`gateway.client.options`) and
+:func:`session`, which opens the API client for a command's options and turns
+every :class:`ClientError` into its message and exit code.
 """
 
 from __future__ import annotations
@@ -13,12 +15,15 @@ import json
 import unicodedata
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from gateway.client.errors import ClientError
 from gateway.client.http import Api
+
+if TYPE_CHECKING:
+    from gateway.client.options import ClientContext
 
 PANEL = "Gateway"
 Server = Annotated[
@@ -63,12 +68,11 @@ def handled() -> Iterator[None]:
 
 
 @contextmanager
-def session(
-    server: str | None, token: str | None, profile: str | None, *, auth: bool = True
-) -> Iterator[Api]:
-    """An API client for the command (see :mod:`gateway.client.config`), errors handled."""
+def session(gw: ClientContext, *, auth: bool = True) -> Iterator[Api]:
+    """An API client for the command's options (the gateway and token they name, see
+    :mod:`gateway.client.config`), errors handled."""
     with handled():
-        api = Api.from_options(server, token, profile, auth=auth)
+        api = Api.from_options(gw.server, gw.token, gw.profile, auth=auth)
         try:
             yield api
         finally:

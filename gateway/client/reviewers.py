@@ -11,24 +11,23 @@ from typing import Annotated, Any
 
 import typer
 
-from gateway.client.operators import q
-from gateway.client.render import Json, Profile, Server, Token, emit_json, fields, session, table
+from gateway.client.http import q
+from gateway.client.options import ClientContext, client_context, client_group, gateway_options
+from gateway.client.render import emit_json, fields, session, table
 
-reviews_app = typer.Typer(
-    help="Review held outputs: list, show, approve, deny.", no_args_is_help=True
-)
+reviews_app = client_group("Review held outputs: list, show, approve, deny.")
 Reason = Annotated[str, typer.Option(help="why (at least 5 characters; recorded)")]
 PREVIEW_LINES = 20
 
 
 @reviews_app.command("list")
-def reviews_list(
-    server: Server = None, token: Token = None, profile: Profile = None, as_json: Json = False
-) -> None:
+@gateway_options
+def reviews_list(ctx: typer.Context) -> None:
     """Jobs waiting for review (not your own)."""
-    with session(server, token, profile) as api:
+    gw = client_context(ctx)
+    with session(gw) as api:
         found = api.get("/v1/reviews")
-    if as_json:
+    if gw.as_json:
         emit_json(found)
         return
     rows = [{**r, "votes": f"{r['approvals']}/{r['required']}"} for r in found]
@@ -41,19 +40,18 @@ def reviews_list(
 
 
 @reviews_app.command("show")
+@gateway_options
 def reviews_show(
+    ctx: typer.Context,
     job_id: str,
     full: Annotated[bool, typer.Option("--full", help="print every line of each file")] = False,
     page: Annotated[int, typer.Option("--page", min=1, help="which page of findings")] = 1,
-    server: Server = None,
-    token: Token = None,
-    profile: Profile = None,
-    as_json: Json = False,
 ) -> None:
     """The evidence of a held job: findings with their places, the code, the files."""
-    with session(server, token, profile) as api:
+    gw = client_context(ctx)
+    with session(gw) as api:
         found = api.get(f"/v1/reviews/{q(job_id)}", page=page)
-    if as_json:
+    if gw.as_json:
         emit_json(found)
         return
     fields(
@@ -99,14 +97,11 @@ def _vote(
     decision: str,
     job_id: str,
     reason: str,
-    server: str | None,
-    token: str | None,
-    profile: str | None,
-    as_json: bool,
+    gw: ClientContext,
 ) -> None:
-    with session(server, token, profile) as api:
+    with session(gw) as api:
         done = api.post(f"/v1/reviews/{q(job_id)}/votes", {"decision": decision, "reason": reason})
-    if as_json:
+    if gw.as_json:
         emit_json(done)
         return
     typer.echo(
@@ -116,26 +111,14 @@ def _vote(
 
 
 @reviews_app.command("approve")
-def reviews_approve(
-    job_id: str,
-    reason: Reason,
-    server: Server = None,
-    token: Token = None,
-    profile: Profile = None,
-    as_json: Json = False,
-) -> None:
+@gateway_options
+def reviews_approve(ctx: typer.Context, job_id: str, reason: Reason) -> None:
     """Approve the release of a held job, with a written reason."""
-    _vote("approve", job_id, reason, server, token, profile, as_json)
+    _vote("approve", job_id, reason, client_context(ctx))
 
 
 @reviews_app.command("deny")
-def reviews_deny(
-    job_id: str,
-    reason: Reason,
-    server: Server = None,
-    token: Token = None,
-    profile: Profile = None,
-    as_json: Json = False,
-) -> None:
+@gateway_options
+def reviews_deny(ctx: typer.Context, job_id: str, reason: Reason) -> None:
     """Deny the release of a held job, with a written reason."""
-    _vote("deny", job_id, reason, server, token, profile, as_json)
+    _vote("deny", job_id, reason, client_context(ctx))

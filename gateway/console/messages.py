@@ -1,6 +1,9 @@
 # ruff: noqa: RUF001  (Chinese text takes full-width punctuation)
 """Every string the console shows, in Simplified Chinese (the default) and English.
 
+(Long on purpose: a catalogue, one entry per key in both languages, kept in one
+file so a translator sees every string and a missing key is found in one place.)
+
 Templates never hold words of their own: they call ``t(key, **values)``. Both
 catalogues have the same keys (a test holds that), and ``translate`` falls
 back to the key itself rather than failing a page over a missing string.
@@ -240,6 +243,7 @@ ZH: dict[str, str] = {
     "state.rejected": "已驳回",
     "state.completed": "已完成",
     "state.denied": "已拒绝",
+    "state.refused": "放行被拒",
     "state.active": "有效",
     "state.suspended": "已暂停",
     "state.revoked": "已吊销",
@@ -489,6 +493,7 @@ EN: dict[str, str] = {
     "state.rejected": "rejected",
     "state.completed": "completed",
     "state.denied": "denied",
+    "state.refused": "refused at release",
     "state.active": "active",
     "state.suspended": "suspended",
     "state.revoked": "revoked",

@@ -24,9 +24,10 @@ from gateway.console.tables import Mark, job_level, marks_of, show
 from gateway.jobs.errors import NotFound
 from gateway.jobs.model import get_job
 from gateway.jobs.router import runtime_of, scope_policy
+from gateway.jobs.worker import app_clock
 from gateway.reviews import service
+from gateway.reviews.model import Vote, get_review
 from gateway.reviews.schemas import VoteIn
-from gateway.reviews.service import Vote
 from gateway.store import read_transaction
 
 router = APIRouter(route_class=ConsoleRoute)
@@ -44,8 +45,8 @@ def queue(request: Request, viewer: Reviewer, voted: str | None = None) -> Respo
                 job = get_job(conn, voted)
             except NotFound:
                 job = None
-            review = service.get_review(conn, job) if job is not None else None
-            if job is not None and review and any(v["reviewer"] == me for v in review.votes):
+            review = get_review(conn, job) if job is not None else None
+            if job is not None and review and review.voted(me):
                 notice = {
                     "job": job.id,
                     "state": job.state.value,
@@ -56,8 +57,8 @@ def queue(request: Request, viewer: Reviewer, voted: str | None = None) -> Respo
         {
             "job": job,
             "review": review,
-            "verdict": outcome.get("verdict"),
-            "rules": sorted(outcome.get("findings_by_rule", {})),
+            "verdict": outcome.verdict,
+            "rules": outcome.rules,
         }
         for job, review, outcome in items
     ]
@@ -84,17 +85,17 @@ def _detail(
     for m in marks:
         by_file.setdefault(m.file, []).append(m)
     files = [show(f, by_file.get(f["file"], [])) for f in seen["files"]]
-    voted = any(v["reviewer"] == me for v in review.votes)
+    voted = review.voted(me)
     context: dict[str, Any] = {
         "job": job,
         "review": review,
-        "verdict": outcome.get("verdict"),
+        "verdict": outcome.verdict,
         "marks": marks,
         "files": files,
         "job_marks": job_level(marks, [f.file for f in files]),
         "needed": max(review.required - review.approvals, 0),
         "voted": voted,
-        "policy_versions": outcome.get("policy_versions") or {},
+        "policy_versions": dict(outcome.policy_versions),
         "findings_page": {
             "page": seen["page"],
             "pages": seen["pages"],
@@ -148,5 +149,6 @@ def vote(
             body.decision,
             body.reason,
             scope_policy(request),
+            app_clock(request.app),
         )
     return RedirectResponse(f"{PREFIX}/reviews?voted={quote(job_id, safe='')}", 303)

@@ -11,9 +11,9 @@ from collections.abc import Iterable, Sequence
 
 from gateway.grants.errors import GrantError
 from sandbox.errors import PolicyError, RegistryError
-from sandbox.policy import PolicyStore, Visibility
-from sandbox.registry import Registry
-from sandbox.views import DatasetScope
+from sandbox.intake.policy import PolicyStore, Visibility
+from sandbox.intake.registry import Registry
+from sandbox.views.build import DatasetScope
 
 
 def check_scopes(

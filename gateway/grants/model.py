@@ -14,6 +14,10 @@ grant is ``active`` only with none (``gateway.grants.service``). The rules
 implementing agency suspend data supply during rectification and restore it
 once rectified: a provider's resumption cannot end the administrators' stop,
 nor another provider's.
+
+:data:`GRANT` declares the table of moves for ``gateway.store.lifecycle``: every
+state change is a ``transition()`` on the ``grants`` row (a compare-and-set on
+``state``, audited as ``grant.state``).
 """
 
 from __future__ import annotations
@@ -22,7 +26,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
-from sandbox.views import DatasetScope
+from gateway.store.lifecycle import Lifecycle
+from gateway.store.tables import grants
+from sandbox.views.build import DatasetScope
 
 
 class State(StrEnum):
@@ -32,12 +38,32 @@ class State(StrEnum):
     EXPIRED = "expired"
 
 
-TRANSITIONS: dict[State, set[State]] = {
-    State.ACTIVE: {State.SUSPENDED, State.REVOKED, State.EXPIRED},
-    State.SUSPENDED: {State.ACTIVE, State.REVOKED, State.EXPIRED},
-    State.REVOKED: set(),
-    State.EXPIRED: set(),
+TRANSITIONS: dict[State, frozenset[State]] = {
+    State.ACTIVE: frozenset({State.SUSPENDED, State.REVOKED, State.EXPIRED}),
+    State.SUSPENDED: frozenset({State.ACTIVE, State.REVOKED, State.EXPIRED}),
+    State.REVOKED: frozenset(),
+    State.EXPIRED: frozenset(),
 }
+GRANT: Lifecycle[State] = Lifecycle(
+    name="grant",
+    states=State,
+    moves=TRANSITIONS,
+    table=grants,
+    key="id",
+    state="state",
+    event="grant.state",
+    description=(
+        "Issued `active`; `suspended` exactly while a provider or the administrators "
+        "hold a stop on it; ended `revoked` or `expired` (scope lines removed, copies "
+        "destroyed)."
+    ),
+    notes={
+        (State.ACTIVE, State.SUSPENDED): "first stop placed",
+        (State.SUSPENDED, State.ACTIVE): "last stop lifted",
+        (State.ACTIVE, State.EXPIRED): "term ended",
+        (State.SUSPENDED, State.EXPIRED): "term ended",
+    },
+)
 LIVE = frozenset({State.ACTIVE, State.SUSPENDED})  # a grant that still holds scope lines
 ENDED = frozenset({State.REVOKED, State.EXPIRED})  # copies destroyed, lines removed
 

@@ -2,51 +2,43 @@
 
 Stage: before data flow step 1. A grant's scope lines are what the scope
 check (``gateway.scope``) allows; its pseudonym key is what the views
-(``sandbox.views``) are keyed with.
+(``sandbox.views.build``) are keyed with.
 
 Invariants:
 
-- Minimum necessary: a grant covers exactly the columns it lists; each must
-  exist in the dataset and be visible (not ``hidden``) under the dataset's
-  current exposure policy. Its scope lines are one per dataset and column
-  object, per action in :data:`~gateway.grants.model.ACTIONS`.
-- One scenario, one authorization: an operator holds at most one live
-  (active or suspended) grant per scenario, scenario names compared as people
-  read them (``gateway.names``: case, full-width and look-alike letters,
-  invisible characters do not make a new scenario).
-- A term that starts at issue and runs at most three calendar years, ending
-  by 2100 (``gateway.grants.terms``); expiry is enforced on every use
-  (:meth:`GrantService.active_grant`), which is asked before anything is done
-  under a grant: a submission, a download, a product's registration or
-  renewal, a privacy-computing call.
+- Issuing (``gateway.grants.issue``, mixed in here) grants the minimum
+  necessary columns, for one scenario per operator, for a bounded term.
+- Expiry is enforced on every use (:meth:`GrantService.active_grant`), which
+  is asked before anything is done under a grant: a submission, a download, a
+  product's registration or renewal, a privacy-computing call.
 - A suspension is a set of holds: a provider of the grant's datasets places
   and lifts its own; the administrators theirs (a suspension by an
   administrator, an emergency stop). ``gateway.grants.stops`` (mixed in here)
   changes one hold, audits it (``grant.hold``) and, when the set goes from
   empty to not or back, moves the state, in one transaction.
-- :meth:`GrantService.transition` is the only state change: it validates the
-  move against ``TRANSITIONS`` and the holds (``suspended`` with a hold,
-  ``active`` with none), persists it, writes the ``grant.state`` event and
-  changes the scope lines, all in the caller's transaction. Suspension adds
-  deny lines and calls the ``on_suspend`` hooks the application passes in
-  (``gateway.app``: queued jobs cancelled, privacy-computing products
+- :meth:`GrantService.transition` is the only state change: it checks the
+  holds (``suspended`` with a hold, ``active`` with none) and moves the grant
+  through ``gateway.store.lifecycle.transition`` (the :data:`GRANT` table, a
+  compare-and-set on the state, the ``grant.state`` event), then changes the
+  scope lines, all in the caller's transaction. Suspension adds deny lines
+  and calls the ``on_suspend`` hooks given to the constructor
+  (``create_app``: queued jobs cancelled, privacy-computing products
   suspended); revocation and expiry drop the holds, remove every line and
   destroy the grant's views and entity maps irreversibly, each destruction
   recorded as a ``destruction`` event. Files cannot roll back: they are
   destroyed after every database write, so a failure leaves the grant live
   with its copies, never ended without its proof.
-- The pseudonym key (32 random bytes) is stored in the ``grants`` table: it
-  is a secret of the trusted side, never returned by the API nor written to
-  the audit log. Whoever reads the store can link the grant's pseudonyms.
+- Time comes from the service's clock (``clock``), or a caller's ``now``.
+- The pseudonym key is stored in the ``grants`` table (``gateway.grants.issue``):
+  whoever reads the store can link the grant's pseudonyms.
 """
 
 from __future__ import annotations
 
-import secrets
 import threading
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, timedelta
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +46,7 @@ import sqlalchemy as sa
 from sqlalchemy import Connection, Engine
 
 from gateway.audit import append
+from gateway.errors import ConfigurationError
 from gateway.grants import holds
 from gateway.grants.columns import check_scopes as check_scopes
 from gateway.grants.errors import (
@@ -64,39 +57,37 @@ from gateway.grants.errors import (
     IllegalGrantTransition,
     UnknownGrant,
 )
+from gateway.grants.issue import Issue
 from gateway.grants.model import (
-    ACTIONS,
     ENDED,
+    GRANT,
     LIVE,
     GrantRecord,
     State,
 )
 from gateway.grants.model import TRANSITIONS as TRANSITIONS
-from gateway.grants.scope_lines import ConnectionScopeAdapter, reload_on_rollback
 from gateway.grants.stops import Stops, held_by
-from gateway.grants.terms import DEFAULT_CLOCK_SKEW, check_term, end_after, utc
-from gateway.identity import Account, Role, UnknownAccount, get_account
-from gateway.names import same_name
-from gateway.scope import ScopeError, ScopePolicy
+from gateway.grants.terms import DEFAULT_CLOCK_SKEW, utc
+from gateway.identity import Account, Role
+from gateway.scope.errors import ScopeError
+from gateway.scope.lines import ConnectionScopeAdapter, reload_on_rollback
+from gateway.scope.policy import ScopePolicy
+from gateway.settings import GatewaySettings
+from gateway.store import lifecycle
+from gateway.store.lifecycle import Audit, Clock, IllegalMove, MovedMeanwhile, system_clock
 from gateway.store.tables import grants
-from sandbox.destruction import DestructionRecord
-from sandbox.entitymap import EntityMaps, ledger_secret
 from sandbox.errors import RegistryError
-from sandbox.policy import PolicyStore
-from sandbox.registry import Registry
-from sandbox.views import DatasetScope, Grant, ViewBuilder
+from sandbox.intake.destruction import DestructionRecord
+from sandbox.intake.policy import PolicyStore
+from sandbox.intake.registry import Registry
+from sandbox.judge.ledger_keys import EntityMaps, ledger_secret
+from sandbox.views.build import DatasetScope, Grant, ViewBuilder
 
 # Called with (conn, grant_id) inside every suspension's transaction, after the
-# deny lines are written (``gateway.app`` passes the jobs service's, which cancels
+# deny lines are written (``create_app`` passes the jobs service's, which cancels
 # queued jobs, and the privacy-computing products'). A hook that raises undoes the
 # suspension.
 SuspendHook = Callable[[Connection, str], object]
-
-KEY_BYTES = 32
-
-
-def _now(now: datetime | None) -> datetime:
-    return datetime.now(UTC) if now is None else utc(now)
 
 
 def _record(row: sa.Row[Any]) -> GrantRecord:
@@ -120,7 +111,7 @@ def _record(row: sa.Row[Any]) -> GrantRecord:
 
 
 @dataclass
-class GrantService(Stops):
+class GrantService(Issue, Stops):
     """Grants over the store of ``engine`` and the datasets under ``data_dir``."""
 
     engine: Engine
@@ -129,12 +120,17 @@ class GrantService(Stops):
     # A deployment's lower maximum term in days (None: three calendar years only).
     max_days: int | None = None
     clock_skew: timedelta = DEFAULT_CLOCK_SKEW
-    on_suspend: list[SuspendHook] = field(default_factory=list)
+    on_suspend: Sequence[SuspendHook] = ()
+    clock: Clock = system_clock
 
     def __post_init__(self) -> None:
         self.policies = PolicyStore(self.data_dir)
         self.adapter = ConnectionScopeAdapter(self.engine)
         self.scope = ScopePolicy(self.adapter)
+
+    def now(self, now: datetime | None = None) -> datetime:
+        """``now`` as UTC (refusing a naive time), or the clock's time when None."""
+        return self.clock() if now is None else utc(now)
 
     # -- reading ------------------------------------------------------------------
 
@@ -192,105 +188,11 @@ class GrantService(Stops):
         """The datasets whose newest version ``provider`` registered."""
         return {n for n in self.registry.names() if self.provider_of(n) == provider}
 
-    # -- issuing ------------------------------------------------------------------
-
-    def check_scenario_free(self, conn: Connection, operator: str, scenario: str) -> None:
-        """Rule: one scenario, one authorization: ``operator`` holds no live grant whose
-        scenario reads the same as ``scenario`` (``gateway.names.same_name``)."""
-        for g in self.find(conn, operator=operator, states=LIVE):
-            if same_name(g.scenario, scenario):
-                raise GrantConflict(  # names no other grant: it may be another provider's
-                    f"{operator} already holds a live grant for a scenario that reads as "
-                    f"{scenario!r} (case and look-alike letters aside): one scenario, one "
-                    "authorization"
-                )
-
-    def create(
-        self,
-        conn: Connection,
-        *,
-        operator: str,
-        scenario: str,
-        purpose: str,
-        scopes: Iterable[tuple[str, Sequence[str]]],
-        actor: str,
-        valid_until: datetime | None = None,
-        days: int | None = None,
-        valid_from: datetime | None = None,
-        request_id: str | None = None,
-        now: datetime | None = None,
-    ) -> GrantRecord:
-        """Issue a grant (state ``active``), its scope lines and its ``grant.state`` event.
-
-        The term ends at ``valid_until`` or ``days`` days after ``valid_from`` (one of
-        them); see ``gateway.grants.terms`` for its bounds."""
-        now = _now(now)
-        start = utc(valid_from, "valid_from") if valid_from is not None else now
-        if valid_until is not None and days is None:
-            end = utc(valid_until, "valid_until")
-        elif days is not None and valid_until is None:
-            end = end_after(start, days)
-        else:
-            raise GrantError("give the term's end as valid_until or as days (one of them)")
-        check_term(start, end, now, clock_skew=self.clock_skew, max_days=self.max_days)
-        scenario, purpose = scenario.strip(), purpose.strip()
-        if not scenario or not purpose:
-            raise GrantError("a grant names its scenario and its purpose")
-        try:
-            account = get_account(conn, operator)
-        except UnknownAccount as e:
-            raise GrantError(str(e)) from e
-        if Role.OPERATOR not in account.roles or account.disabled:
-            raise GrantError(f"{operator!r} is not an enabled operator account")
-        checked = check_scopes(self.registry, self.policies, scopes)
-        self.check_scenario_free(conn, operator, scenario)
-        grant_id = "g-" + secrets.token_hex(8)
-        key = secrets.token_bytes(KEY_BYTES)
-        key_id = "k-" + secrets.token_hex(6)
-        conn.execute(
-            grants.insert().values(
-                id=grant_id,
-                operator=operator,
-                scenario=scenario,
-                purpose=purpose,
-                scopes=[{"dataset": s.dataset, "columns": list(s.columns)} for s in checked],
-                state=State.ACTIVE.value,
-                valid_from=start,
-                valid_until=end,
-                pseudonym_key=key.hex(),
-                key_id=key_id,
-                request_id=request_id,
-                created_by=actor,
-                created_at=now,
-                state_changed_at=now,
-                state_reason="issued",
-            )
-        )
-        append(
-            conn,
-            "grant.state",
-            actor,
-            grant_id=grant_id,
-            datasets=[s.dataset for s in checked],
-            detail={
-                "from": None,
-                "to": State.ACTIVE.value,
-                "operator": operator,
-                "scenario": scenario,
-                "columns": {s.dataset: list(s.columns) for s in checked},
-                "valid_from": start.isoformat(),
-                "valid_until": end.isoformat(),
-                "key_id": key_id,
-                "request_id": request_id,
-            },
-        )
-        self._scope(conn, lambda: self.scope.grant_rules(grant_id, operator, checked, ACTIONS))
-        return self.get(conn, grant_id)
-
     # -- the one state change ------------------------------------------------------
 
     def locked(self, conn: Connection, grant_id: str) -> GrantRecord:
-        """The grant, its row locked until the end of ``conn``'s transaction."""
+        """The grant, its row locked until the end of ``conn``'s transaction (so two
+        parties changing its holds queue; its state still moves by compare-and-set)."""
         row = conn.execute(
             sa.select(grants).where(grants.c.id == grant_id).with_for_update()
         ).first()
@@ -309,38 +211,38 @@ class GrantService(Stops):
         now: datetime | None = None,
     ) -> GrantRecord:
         """Move the grant to ``to`` (see the module docstring); 409 when the table or the
-        holds refuse (``suspended`` needs a hold, ``active`` none: see :meth:`suspend`)."""
-        now = _now(now)
+        holds refuse (``suspended`` needs a hold, ``active`` none: see :meth:`suspend`),
+        or when the grant moved meanwhile."""
+        now = self.now(now)
         to = State(to)
         if not reason.strip():
             raise GrantError("a grant's state changes with a reason")
-        grant = self.locked(conn, grant_id)
-        if to not in TRANSITIONS[grant.state]:
+        grant = self.get(conn, grant_id)
+        if GRANT.allows(grant.state, to):  # a move the table refuses is refused below
+            if to == State.ACTIVE and grant.holds:
+                raise GrantHeld(
+                    f"grant {grant_id} is held by {held_by(grant.holders)}: it is active "
+                    "again only when every stop is lifted"
+                )
+            if to == State.SUSPENDED and not grant.holds:
+                raise GrantConflict(f"grant {grant_id} is suspended by a stop: none is held")
+        detail: dict[str, Any] = {"reason": reason.strip()}
+        if to in ENDED and grant.holds:
+            detail["holds_dropped"] = [str(h) for h in grant.holders]
+        audit = Audit(actor, grant_id=grant_id, datasets=grant.datasets, detail=detail)
+        values = {"state_changed_at": now, "state_reason": reason.strip()}
+        try:
+            lifecycle.transition(conn, GRANT, grant_id, grant.state, to, audit, values=values)
+        except IllegalMove as e:
             raise IllegalGrantTransition(
                 f"grant {grant_id} cannot go from {grant.state} to {to}"
                 + (f": {grant.state} is final" if not TRANSITIONS[grant.state] else "")
-            )
-        if to == State.ACTIVE and grant.holds:
-            raise GrantHeld(
-                f"grant {grant_id} is held by {held_by(grant.holders)}: it is active again "
-                "only when every stop is lifted"
-            )
-        if to == State.SUSPENDED and not grant.holds:
-            raise GrantConflict(f"grant {grant_id} is suspended by a stop: none is held")
-        conn.execute(
-            grants.update()
-            .where(grants.c.id == grant_id)
-            .values(state=to.value, state_changed_at=now, state_reason=reason.strip())
-        )
-        detail: dict[str, Any] = {"from": grant.state.value, "to": to.value}
-        detail["reason"] = reason.strip()
-        if to in ENDED and grant.holds:
-            detail["holds_dropped"] = [str(h) for h in grant.holders]
-        append(conn, "grant.state", actor, grant_id=grant_id, datasets=grant.datasets,
-               detail=detail)  # fmt: skip
+            ) from e
+        except MovedMeanwhile as e:
+            raise GrantConflict(f"grant {grant_id} changed state meanwhile: try again") from e
         if to == State.SUSPENDED:
             self._scope(conn, lambda: self.scope.suspend(grant_id))
-            for hook in list(self.on_suspend):
+            for hook in self.on_suspend:
                 hook(conn, grant_id)
         elif to == State.ACTIVE:
             self._scope(conn, lambda: self.scope.resume(grant_id))
@@ -389,7 +291,7 @@ class GrantService(Stops):
         before the refusal: the caller commits that transaction (see
         :meth:`use`, which does).
         """
-        now = _now(now)
+        now = self.now(now)
         grant = self.get(conn, grant_id)
         if grant.state in LIVE and now >= grant.valid_until:
             self.transition(conn, grant_id, State.EXPIRED, "system", "term ended", now=now)
@@ -421,7 +323,7 @@ class GrantService(Stops):
 
     def expire_due(self, conn: Connection, now: datetime | None = None) -> list[str]:
         """Move every live grant past its term to ``expired``; their ids."""
-        now = _now(now)
+        now = self.now(now)
         due = [g for g in self.find(conn, states=LIVE) if now >= g.valid_until]
         for g in due:
             self.transition(conn, g.id, State.EXPIRED, "system", "term ended", now=now)
@@ -430,32 +332,43 @@ class GrantService(Stops):
 
 _LOCK = threading.Lock()
 MAX_DAYS_SETTING = "grant_max_days"  # app.state attribute: a lower maximum term in days
-HOOKS_SETTING = "grant_on_suspend"  # app.state attribute: the suspension hooks (gateway.app)
+
+
+def build_grant_service(
+    settings: GatewaySettings,
+    engine: Engine,
+    registry: Registry,
+    *,
+    on_suspend: Sequence[SuspendHook],
+    clock: Clock = system_clock,
+) -> GrantService:
+    """The application's grant service, as ``create_app`` builds it: its clock skew from
+    ``settings``, its suspension hooks and clock given here."""
+    return GrantService(
+        engine=engine,
+        registry=registry,
+        data_dir=settings.data_dir,
+        clock_skew=timedelta(seconds=settings.grant_clock_skew_seconds),
+        on_suspend=tuple(on_suspend),
+        clock=clock,
+    )
 
 
 def grant_service(app: Any) -> GrantService:
-    """The application's grant service (one per app, made on first use).
+    """The application's grant service (``app.state.grants``, built by ``create_app``).
 
-    Its maximum term and clock skew come from the settings (and
-    ``app.state.grant_max_days``), its suspension hooks from
-    ``app.state.grant_on_suspend`` (set by ``create_app``). Its scope policy
-    becomes the app's one scope policy (``app.state.scope``, which the job
-    routes read), so a suspension or revocation is seen by the next scope
-    decision at once; a policy made there earlier is replaced.
+    A lower maximum term set as ``app.state.grant_max_days`` applies. Its
+    scope policy becomes the app's one scope policy (``app.state.scope``,
+    which the job routes read), so a suspension or revocation is seen by the
+    next scope decision at once; a policy made there earlier is replaced.
     """
     with _LOCK:
         service: GrantService | None = getattr(app.state, "grants", None)
         if service is None:
-            settings = app.state.settings
-            service = GrantService(
-                engine=app.state.engine,
-                registry=app.state.registry,
-                data_dir=settings.data_dir,
-                max_days=getattr(app.state, MAX_DAYS_SETTING, None),
-                clock_skew=timedelta(seconds=settings.grant_clock_skew_seconds),
-                on_suspend=list(getattr(app.state, HOOKS_SETTING, ())),
-            )
-            app.state.grants = service
+            raise ConfigurationError("the application has no grant service (see create_app)")
+        lowered = getattr(app.state, MAX_DAYS_SETTING, None)
+        if lowered is not None:
+            service.max_days = lowered
         if getattr(app.state, "scope", None) is not service.scope:
             app.state.scope = service.scope
         return service

@@ -16,7 +16,8 @@ Invariants:
   one moves it from ``active``, lifting the last one moves it back, through
   ``transition()`` in the same transaction as the hold's row and its
   ``grant.hold`` event (placed or lifted, the holder, the reason, who still
-  holds it), with the grant's row locked so two parties queue.
+  holds it), with the grant's row locked so two parties queue (the state
+  itself moves by compare-and-set, like every lifecycle's).
 - An emergency stop places the administrators' hold on every live grant on the
   dataset, already suspended ones included, so no provider's resumption ends it.
 """
@@ -24,7 +25,7 @@ Invariants:
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Protocol
 
 from sqlalchemy import Connection
@@ -41,12 +42,13 @@ from gateway.grants.model import (
     HolderKind,
     State,
 )
-from gateway.grants.terms import utc
 from gateway.identity import Role
 
 
 class _Grants(Protocol):
     """What :class:`Stops` uses of the grant service."""
+
+    def now(self, now: datetime | None = None) -> datetime: ...
 
     def provider_of(self, dataset: str) -> str | None: ...
 
@@ -102,10 +104,6 @@ def _audit(
     detail: dict[str, Any] = {"action": action, "holder_kind": holder.kind.value}
     detail |= {"holder": holder.name, "reason": reason, "held_by": [str(h) for h in remaining]}
     append(conn, "grant.hold", actor, grant_id=grant.id, datasets=grant.datasets, detail=detail)
-
-
-def _when(now: datetime | None) -> datetime:
-    return datetime.now(UTC) if now is None else utc(now)
 
 
 class Stops:
@@ -175,7 +173,7 @@ class Stops:
     ) -> GrantRecord:
         """Place ``holder``'s stop; an active grant becomes ``suspended``. GrantHeld when
         ``holder`` holds one already."""
-        now, reason = _when(now), reason.strip()
+        now, reason = self.now(now), reason.strip()
         if not reason:
             raise GrantError("a grant is stopped with a reason")
         grant = self.locked(conn, grant_id)
@@ -205,7 +203,7 @@ class Stops:
     ) -> GrantRecord:
         """Lift ``holder``'s stop; the grant becomes ``active`` when none is left.
         GrantHeld when ``holder`` holds none (the message names who does)."""
-        now, reason = _when(now), reason.strip()
+        now, reason = self.now(now), reason.strip()
         if not reason:
             raise GrantError("a stop is lifted with a reason")
         grant = self.locked(conn, grant_id)

@@ -1,7 +1,7 @@
 """Building a verification product's table from the grant's authorized view (trusted side).
 
 The predicate is evaluated over exactly what the grant's view holds: the
-view is materialised with the machinery jobs use (``sandbox.views``: only
+view is materialised with the machinery jobs use (``sandbox.views.build``: only
 granted columns, row filters applied, values generalised as the exposure
 policy says), so a product can never answer about a row or a precision the
 view does not show.
@@ -15,7 +15,7 @@ pseudonymised with the grant's key by the same SQL the views use, and
 joined to the view on the pseudonym. Only subjects present in the view
 (after its row filters) enter the table; the raw identifiers exist only in
 memory and are never written to the store, the logs or a file. What is
-written is the table's claim elements (``sandbox.he.verify.build_table``,
+written is the table's claim elements (``sandbox.container.he.verify.build_table``,
 salted by the product id), for the evaluation container
 (``gateway.he.sandboxed``, under a mode-0700 directory).
 
@@ -37,10 +37,11 @@ from typing import Any
 import duckdb
 
 from gateway.he.errors import HEConflict, HEProductError
+from sandbox.container.he.verify import Band, VerificationTable, build_table
 from sandbox.errors import SandboxError
-from sandbox.he.verify import Band, VerificationTable, build_table
 from sandbox.sqltext import ident
-from sandbox.views import Grant, View, ViewBuilder, hmac_pads, hmac_sql
+from sandbox.views.build import Grant, View, ViewBuilder
+from sandbox.views.query import hmac_pads, hmac_sql
 
 NUMERIC = re.compile(
     r"(BOOLEAN|TINYINT|SMALLINT|INTEGER|BIGINT|HUGEINT|UTINYINT|USMALLINT|UINTEGER|UBIGINT"

@@ -1,7 +1,7 @@
 """Consumers' public contexts: registered once, referenced by id on every call.
 
-A context is checked (``sandbox.he.verify.load_context`` /
-``sandbox.he.score.load_context``) before anything is stored: one carrying a
+A context is checked (``sandbox.container.he.verify.load_context`` /
+``sandbox.container.he.score.load_context``) before anything is stored: one carrying a
 secret key is refused before SEAL parses it and is never written anywhere.
 A registered context is a file ``<data_dir>/he/contexts/<id>`` (mode 0600;
 public keys only) with a row in ``he_contexts`` naming its consumer, kind,
@@ -27,10 +27,14 @@ from sqlalchemy import Connection
 from gateway.he.errors import HEProductError, HETooLarge, UnknownHEProduct
 from gateway.he.model import Kind
 from gateway.store.tables import he_contexts
+from sandbox.container.he import score, verify
+from sandbox.container.he.errors import HEInputError, InputTooLarge
+from sandbox.container.he.params import (
+    MAX_SCORE_CONTEXT_BYTES,
+    MAX_VERIFY_CONTEXT_BYTES,
+    PublicContext,
+)
 from sandbox.fsutil import write_atomic
-from sandbox.he import score, verify
-from sandbox.he.errors import HEInputError, InputTooLarge
-from sandbox.he.params import MAX_SCORE_CONTEXT_BYTES, MAX_VERIFY_CONTEXT_BYTES, PublicContext
 
 CAPS = {Kind.VERIFY: MAX_VERIFY_CONTEXT_BYTES, Kind.SCORE: MAX_SCORE_CONTEXT_BYTES}
 CACHED = 4

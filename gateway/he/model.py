@@ -12,16 +12,18 @@ follows its grant: suspended with it (the grant service's suspension hook,
 and on every use), approved again when the grant is resumed, withdrawn when
 the grant is revoked or expires; its operator may withdraw it at any time.
 
-Invariant: every state change goes through :func:`transition`, which checks
-the move, persists it only if the product is still in the state it was read
-in, and appends the ``he.product`` event, all in the caller's transaction.
+Invariant: every state change goes through :func:`transition`, which moves
+the product through ``gateway.store.lifecycle.transition`` (the
+:data:`HE_PRODUCT` table): checked, persisted only if the product is still in
+the state it was read in, and audited as ``he.product``, all in the caller's
+transaction, at the time of the clock it is given.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
@@ -32,6 +34,15 @@ from gateway.audit import SYSTEM, append
 from gateway.grants.model import ENDED
 from gateway.grants.model import State as GrantState
 from gateway.he.errors import HEConflict, UnknownHEProduct
+from gateway.store import lifecycle
+from gateway.store.lifecycle import (
+    Audit,
+    Clock,
+    IllegalMove,
+    Lifecycle,
+    MovedMeanwhile,
+    system_clock,
+)
 from gateway.store.tables import grants, he_products
 
 
@@ -50,13 +61,31 @@ class Kind(StrEnum):
     SCORE = "score"
 
 
-TRANSITIONS: dict[State, set[State]] = {
-    State.PENDING: {State.APPROVED, State.DENIED, State.WITHDRAWN},
-    State.APPROVED: {State.SUSPENDED, State.WITHDRAWN},
-    State.SUSPENDED: {State.APPROVED, State.WITHDRAWN},
-    State.DENIED: set(),
-    State.WITHDRAWN: set(),
+TRANSITIONS: dict[State, frozenset[State]] = {
+    State.PENDING: frozenset({State.APPROVED, State.DENIED, State.WITHDRAWN}),
+    State.APPROVED: frozenset({State.SUSPENDED, State.WITHDRAWN}),
+    State.SUSPENDED: frozenset({State.APPROVED, State.WITHDRAWN}),
+    State.DENIED: frozenset(),
+    State.WITHDRAWN: frozenset(),
 }
+HE_PRODUCT: Lifecycle[State] = Lifecycle(
+    name="he_product",
+    states=State,
+    moves=TRANSITIONS,
+    table=he_products,
+    key="id",
+    state="state",
+    event="he.product",
+    description=(
+        "A privacy-computing product: defined pending approval, approved or denied once "
+        "by a reviewer who is not its definer; it follows its grant (suspended with it, "
+        "withdrawn when it ends) and its operator may withdraw it."
+    ),
+    notes={
+        (State.APPROVED, State.SUSPENDED): "grant suspended",
+        (State.SUSPENDED, State.APPROVED): "grant active again",
+    },
+)
 
 
 @dataclass(frozen=True)
@@ -138,33 +167,43 @@ def create_product(conn: Connection, product: HEProduct, *, detail: Mapping[str,
 
 
 def transition(
-    conn: Connection, product_id: str, to: State, *, actor: str, reason: str
+    conn: Connection,
+    product_id: str,
+    to: State,
+    *,
+    actor: str,
+    reason: str,
+    clock: Clock = system_clock,
 ) -> HEProduct:
     """Move the product to ``to``: checked, persisted and audited in the caller's
     transaction. ``HEConflict`` when the table refuses or the product moved meanwhile."""
     product = get_product(conn, product_id)
-    if to not in TRANSITIONS[product.state]:
-        raise HEConflict(f"product {product_id} is {product.state}; it cannot become {to}")
-    done = conn.execute(
-        sa.update(he_products)
-        .where(he_products.c.id == product_id, he_products.c.state == product.state.value)
-        .values(state=to.value, state_changed_at=datetime.now(UTC), state_reason=reason)
-    )
-    if done.rowcount != 1:
-        raise HEConflict(f"product {product_id} changed state meanwhile")
-    append(
-        conn,
-        "he.product",
+    audit = Audit(
         actor,
         grant_id=product.grant_id,
         datasets=product.datasets,
-        detail={"product": product_id, "kind": product.kind.value}
-        | {"from": product.state.value, "to": to.value, "reason": reason},
+        detail={"kind": product.kind.value, "reason": reason},
     )
+    values = {"state_changed_at": clock(), "state_reason": reason}
+    try:
+        lifecycle.transition(
+            conn,
+            HE_PRODUCT,
+            product_id,
+            product.state,
+            to,
+            audit,
+            values=values,
+            key_name="product",
+        )
+    except IllegalMove as e:
+        raise HEConflict(f"product {product_id} is {product.state}; it cannot become {to}") from e
+    except MovedMeanwhile as e:
+        raise HEConflict(f"product {product_id} changed state meanwhile") from e
     return get_product(conn, product_id)
 
 
-def follow_grant(conn: Connection, product: HEProduct) -> HEProduct:
+def follow_grant(conn: Connection, product: HEProduct, clock: Clock = system_clock) -> HEProduct:
     """Bring the product's state in line with its grant's (see the module docstring)."""
     row = conn.execute(sa.select(grants.c.state).where(grants.c.id == product.grant_id)).first()
     grant = GrantState(row[0]) if row is not None else GrantState.REVOKED
@@ -177,7 +216,7 @@ def follow_grant(conn: Connection, product: HEProduct) -> HEProduct:
         move = (State.WITHDRAWN, f"the grant is {grant.value}")
     if move is None:
         return product
-    return transition(conn, product.id, move[0], actor=SYSTEM, reason=move[1])
+    return transition(conn, product.id, move[0], actor=SYSTEM, reason=move[1], clock=clock)
 
 
 def suspend_grant_products(conn: Connection, grant_id: str) -> list[str]:

@@ -12,7 +12,7 @@
 
 Bodies of context registrations and calls are exempt from the gateway's
 1 MiB body limit (``gateway.app``) and capped here, at the caps of
-``sandbox.he.params``, before they are read whole (413). Evaluation runs in
+``sandbox.container.he.params``, before they are read whole (413). Evaluation runs in
 the thread pool, off the event loop. (Measured: TenSEAL holds the GIL while
 it evaluates; two evaluations in two threads take as long as two in a row,
 so throughput scales with worker processes, not threads.)
@@ -47,8 +47,8 @@ from gateway.he.schemas import (
 from gateway.he.service import HEService, work_dir
 from gateway.identity import Account, Role
 from gateway.jobs.service import Files
-from sandbox.he.params import MAX_SCORE_CIPHERTEXT_BYTES, MAX_VERIFY_CIPHERTEXT_BYTES
-from sandbox.views import ViewBuilder
+from sandbox.container.he.params import MAX_SCORE_CIPHERTEXT_BYTES, MAX_VERIFY_CIPHERTEXT_BYTES
+from sandbox.views.build import ViewBuilder
 
 router = APIRouter(prefix="/v1/he", tags=["privacy computing"])
 Operator = Annotated[Account, Depends(requires(Role.OPERATOR))]

@@ -2,7 +2,7 @@
 
 Consumers' contexts and ciphertexts are hostile bytes handed to SEAL's C++
 deserializer. ``Sandboxed`` keeps that out of the gateway's process: a
-long-lived container runs ``sandbox.he.server`` as its main process, hardened
+long-lived container runs ``sandbox.container.he.server`` as its main process, hardened
 as job containers are (``DockerBackend.hardened``: no network, read-only
 root, no capabilities, no-new-privileges, the sandbox's seccomp profile,
 uid 1000, memory and pids limits, gVisor when the settings say so). It sees:
@@ -12,7 +12,7 @@ uid 1000, memory and pids limits, gVisor when the settings say so). It sees:
   (coefficients as JSON) and copies of registered public contexts. No raw
   identifier, no grant key, no token, no store.
 - ``<data_dir>/he/sandbox/io`` writable: the spool of requests and answers
-  (protocol in ``sandbox.he.server``).
+  (protocol in ``sandbox.container.he.server``).
 
 The parent ``he/sandbox`` is mode 0700, so other host users see neither.
 The host writes spool files with ``O_EXCL | O_NOFOLLOW`` (a planted symlink
@@ -49,13 +49,14 @@ import numpy as np
 from gateway.he.contexts import CAPS, ContextStore, input_error, parse
 from gateway.he.errors import HEUnavailable
 from gateway.he.model import Kind
-from sandbox.backends.docker import LABEL_MANAGED, LABEL_ROLE, DockerBackend
+from sandbox.container.he import errors as he_errors
+from sandbox.container.he import score, verify
+from sandbox.container.he.params import PublicContext, check_before_parsing
+from sandbox.container.he.protocol import VerificationQuery
+from sandbox.container.he.verify import VerificationTable
 from sandbox.errors import SandboxError
-from sandbox.he import errors as he_errors
-from sandbox.he import score, verify
-from sandbox.he.params import PublicContext, check_before_parsing
-from sandbox.he.protocol import VerificationQuery
-from sandbox.he.verify import VerificationTable
+from sandbox.run.backends.docker import DockerBackend
+from sandbox.run.backends.hardening import LABEL_MANAGED, LABEL_ROLE
 from sandbox.settings import SandboxSettings
 
 log = logging.getLogger(__name__)
@@ -257,7 +258,7 @@ class Sandboxed:
         args = backend.hardened(self.settings.job_uid, MEMORY_BYTES, PIDS, CPUS)
         args |= {
             "name": self.name,
-            "command": ["python3", "-m", "sandbox.he.server", "/he"],
+            "command": ["python3", "-m", "sandbox.container.he.server", "/he"],
             "mounts": [
                 Mount(target="/he/in", source=str(self.inp), type="bind", read_only=True),
                 Mount(target="/he/io", source=str(self.io), type="bind"),

@@ -17,9 +17,8 @@ Definition (an operator, under an active grant it holds):
   through the audited download path, with the operator's feature order.
 
 A reviewer who is not the definer approves or denies once
-(``gateway.he.model``). Calls: see :meth:`HEService.call`. Every call is
-audited (``he.call``: consumer, product, context id, bucket, outcome; never
-a ciphertext, and no plaintext exists here) and counted by the rate limits.
+(``gateway.he.model``). Contexts and calls are ``gateway.he.calls`` (mixed
+in here). Time comes from the service's clock (``clock``).
 """
 
 from __future__ import annotations
@@ -28,7 +27,6 @@ import json
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -37,12 +35,13 @@ from sqlalchemy import Connection, Engine
 
 from gateway.audit import append
 from gateway.errors import GatewayError
-from gateway.grants.errors import GrantError, GrantInactive
+from gateway.grants.errors import GrantError
 from gateway.grants.service import GrantService
 from gateway.he.build import TableCache, verification_table
-from gateway.he.contexts import ContextStore, input_error
+from gateway.he.calls import Calls
+from gateway.he.contexts import ContextStore
 from gateway.he.errors import HEConflict, HEForbidden, HEProductError
-from gateway.he.limits import Limits, settle, take
+from gateway.he.limits import Limits
 from gateway.he.model import (
     HEProduct,
     Kind,
@@ -57,21 +56,20 @@ from gateway.identity import Role, UnknownAccount, get_account
 from gateway.jobs.model import State as JobState
 from gateway.jobs.model import get_job
 from gateway.jobs.service import Files, download
-from gateway.scope import column_object, dataset_object
+from gateway.scope.objects import column_object, dataset_object
+from gateway.store.lifecycle import Clock, system_clock
 from gateway.store.tables import grants
+from sandbox.container.he import score
 from sandbox.errors import SandboxError
-from sandbox.he import score
-from sandbox.he.errors import HEInputError
-from sandbox.he.protocol import VerificationQuery
-from sandbox.policy import Visibility
-from sandbox.views import Grant, ViewBuilder
+from sandbox.intake.policy import Visibility
+from sandbox.views.build import Grant, ViewBuilder
 
 REFUSED_COLUMN = (Visibility.HIDDEN, Visibility.JOIN_KEY)
 INTERCEPT_TERMS = ("const", "Intercept", "intercept")
 
 
 @dataclass
-class HEService:
+class HEService(Calls):
     engine: Engine
     grants: GrantService
     views: ViewBuilder
@@ -80,6 +78,7 @@ class HEService:
     contexts: ContextStore
     tables: TableCache = field(default_factory=TableCache)
     evaluator: Evaluator | None = None
+    clock: Clock = system_clock
 
     def __post_init__(self) -> None:
         if self.evaluator is None:
@@ -254,7 +253,7 @@ class HEService:
         consumers: Sequence[str],
         detail: dict[str, Any],
     ) -> HEProduct:
-        now = datetime.now(UTC)
+        now = self.clock()
         with self.engine.begin() as conn:
             for consumer in consumers:
                 try:
@@ -295,13 +294,13 @@ class HEService:
     def decide(self, reviewer: str, product_id: str, approve: bool, reason: str) -> HEProduct:
         """Rule: a reviewer other than the definer approves or denies a pending product once."""
         with self.engine.begin() as conn:
-            product = follow_grant(conn, get_product(conn, product_id))
+            product = follow_grant(conn, get_product(conn, product_id), self.clock)
             if product.operator == reviewer:
                 raise HEForbidden("the definer of a product cannot decide on it")
             if product.state != State.PENDING:
                 raise HEConflict(f"product {product_id} is {product.state}, not pending approval")
             to = State.APPROVED if approve else State.DENIED
-            return transition(conn, product_id, to, actor=reviewer, reason=reason)
+            return transition(conn, product_id, to, actor=reviewer, reason=reason, clock=self.clock)
 
     def withdraw(self, operator: str, product_id: str, reason: str) -> HEProduct:
         """Rule: only a product's operator withdraws it; withdrawn is final."""
@@ -309,150 +308,12 @@ class HEService:
             product = get_product(conn, product_id)
             if product.operator != operator:
                 raise HEForbidden(f"product {product_id} is another operator's")
-            done = transition(conn, product_id, State.WITHDRAWN, actor=operator, reason=reason)
+            done = transition(
+                conn, product_id, State.WITHDRAWN, actor=operator, reason=reason, clock=self.clock
+            )
         self.tables.drop(product_id)
         self._evaluator.forget(product_id)
         return done
-
-    # -- contexts ---------------------------------------------------------------------
-
-    def register_context(self, consumer: str, kind: Kind, data: bytes) -> dict[str, Any]:
-        """Check and store a consumer's public context; refused ones are audited, never kept."""
-        try:
-            checked = self._evaluator.check_context(kind, data)
-        except HEProductError as e:
-            with self.engine.begin() as conn:
-                append(
-                    conn,
-                    "he.context",
-                    consumer,
-                    detail={
-                        "kind": kind.value,
-                        "bytes": len(data),
-                        "outcome": "refused",
-                        "reason": type(e.__cause__ or e).__name__,
-                    },
-                )
-            raise
-        with self.engine.begin() as conn:
-            row = self.contexts.save(conn, consumer, kind, data, checked)
-            event = {k: row[k] for k in ("kind", "sha256", "bytes")}
-            append(
-                conn,
-                "he.context",
-                consumer,
-                detail={"context": row["id"], "outcome": "registered"} | event,
-            )
-        return row
-
-    def refuse_call(self, consumer: str, product_id: str, error: GatewayError) -> None:
-        """Audit a call refused before it reached :meth:`call` (a body over its cap)."""
-        with self.engine.begin() as conn:
-            detail = {"product": product_id, "outcome": type(error).__name__}
-            append(conn, "he.call", consumer, detail=detail)
-
-    # -- calls ------------------------------------------------------------------------
-
-    def call(
-        self,
-        consumer: str,
-        product_id: str,
-        context_id: str,
-        query: bytes,
-        bucket: int | None,
-        kind: Kind,
-    ) -> bytes:
-        """One call: checked, counted, evaluated, audited.
-
-        Before evaluating: the product lists the consumer (403), its grant is
-        active (409; also a denied ``scope.decision``), it follows its grant and
-        is approved (409), the context is the consumer's and of the product's kind
-        (404/422), and the rate limits have room (429). Every refusal and every
-        answer is one ``he.call`` event.
-        """
-        base = {"product": product_id, "context": context_id, "bytes_in": len(query)}
-        if bucket is not None:
-            base["bucket"] = bucket
-        with self.engine.begin() as conn:
-            try:
-                product = get_product(conn, product_id)
-                if consumer not in product.consumers:
-                    raise HEForbidden(f"product {product_id} is not offered to {consumer}")
-                if product.kind != kind:
-                    raise HEProductError(f"product {product_id} is a {product.kind} product")
-                product = follow_grant(conn, product)
-                grant = self._usable_grant(conn, consumer, product)
-                if product.state != State.APPROVED:
-                    raise HEConflict(f"product {product_id} is {product.state}: it cannot answer")
-                self.contexts.owned(conn, context_id, consumer, product.kind)
-                call_id = take(conn, self.limits, product_id, consumer)
-                refusal: GatewayError | None = None
-            except (GatewayError, SandboxError) as e:
-                refusal = e if isinstance(e, GatewayError) else HEProductError(str(e))
-                outcome = type(refusal).__name__
-                append(conn, "he.call", consumer, detail=base | {"outcome": outcome})
-        if refusal is not None:
-            raise refusal
-        answer = b""
-        failure: Exception | None = None
-        try:
-            answer = self._evaluate(product, grant, context_id, query, bucket)
-            outcome = "answered"
-        except HEInputError as e:
-            failure, outcome = input_error(e), type(e).__name__
-        except GatewayError as e:
-            failure, outcome = e, type(e).__name__
-        except SandboxError as e:
-            failure, outcome = HEConflict(f"the product cannot answer now: {e}"), type(e).__name__
-        except Exception as e:  # recorded and audited, then the gateway's 500
-            failure, outcome = e, "internal_error"
-        with self.engine.begin() as conn:
-            settle(conn, call_id, outcome[:24])
-            detail = base | {"kind": product.kind.value, "call": call_id, "outcome": outcome}
-            if product.kind == Kind.VERIFY:
-                detail["bucket_bits"] = int(product.spec["bucket_bits"])
-            append(
-                conn,
-                "he.call",
-                consumer,
-                grant_id=product.grant_id,
-                datasets=product.datasets,
-                detail=detail | {"bytes_out": len(answer)},
-            )
-        if failure is not None:
-            raise failure
-        return answer
-
-    def _usable_grant(self, conn: Connection, consumer: str, product: HEProduct) -> Grant:
-        """The product's grant, if it may be used now. Rule: a stop stops calls too; the
-        refusal is a denied ``scope.decision`` in ``conn`` (committed with the call's
-        ``he.call`` event) and an HEConflict that names no grant (a consumer's message)."""
-        try:
-            return self.grants.active_grant(conn, product.grant_id)
-        except GrantInactive as e:
-            detail = {"he_product": product.id, "action": f"he.{product.kind.value}"}
-            append(conn, "scope.decision", consumer, grant_id=product.grant_id,
-                   datasets=product.datasets,
-                   detail=detail | {"allowed": False, "reason": [str(e)]})  # fmt: skip
-            raise HEConflict(f"product {product.id} cannot answer: its grant is not active") from e
-
-    def _evaluate(
-        self, product: HEProduct, grant: Grant, context_id: str, query: bytes, bucket: int | None
-    ) -> bytes:
-        spec = product.spec
-        if product.kind == Kind.SCORE:
-            model = score.LinearModel(
-                tuple(spec["coefficients"]), float(spec["intercept"]), float(spec["resolution"])
-            )
-            return self._evaluator.evaluate_score(product.id, model, context_id, query)
-        if bucket is None:
-            raise HEProductError("a verification call names its bucket")
-        _, key = self._view_key(grant, spec)
-        table = self.tables.get(
-            product.id, key, lambda: verification_table(self.views, grant, product.id, spec)[0]
-        )
-        request = VerificationQuery(product.id, int(spec["bucket_bits"]), bucket, query)
-        return self._evaluator.evaluate_verify(table, key, context_id, request)
 
     @property
     def _evaluator(self) -> Evaluator:

@@ -1,7 +1,7 @@
 """Findings as operators see them, and as the outcome row keeps them.
 
 Stage 6 of the data flow, the operator's side. The output rules
-(``sandbox/checks/``) describe a finding for a reviewer: the file, row and
+(``sandbox/judge/rules/``) describe a finding for a reviewer: the file, row and
 column it names and a message that may give counts ("aggregates 3
 entities"). A job chooses its file names, its column names and, through the
 data, those counts, so none of that goes back to the operator, also for held
@@ -36,7 +36,7 @@ from typing import Any
 SHOWN = 50  # findings in one operator answer
 STORED = 1000  # findings kept in the outcome row
 
-# One value-free sentence per rule id a finding can carry (sandbox.checks.RULES and the
+# One value-free sentence per rule id a finding can carry (sandbox.judge.rules.RULES and the
 # pipeline's own: spec, recompute, check_limits).
 MESSAGES: dict[str, str] = {
     "manifest": "an output does not match its manifest entry, or the manifest is invalid",

@@ -1,4 +1,4 @@
-"""The job state machine: one table of moves, one ``transition()``.
+"""The job lifecycle: one table of moves (:data:`JOB`), one ``transition()``.
 
 A job's coarse ``State`` says where it is; its ``Outcome`` code says why it
 got there (the exit class of a failed run, a review's decision ...). What the
@@ -9,16 +9,26 @@ run and the checks found in detail (durations, resource use, findings) is in
 
     queued -> running -> checking -> released | held | blocked | failed
        |         |           |          | rejected | completed (dummy runs)
+       |         |           |          | refused (the scope or the ledger at release)
        |         +-----------+-> queued (re-queued once after a restart)
        +-> cancelled | rejected (static check at submission)
-    held -> released | blocked | denied        (security review)
-    blocked -> released | denied | blocked     (review; blocked again: the ledger refused)
+    held -> released | denied | refused        (security review)
+    blocked -> released | denied | refused     (review; two approvals)
+
+``held`` and ``blocked`` always mean that a reviewer may act. ``refused`` is
+final: the job was checked (and maybe approved), but the scope check at
+release or the differencing ledger refused it, so nothing can release it;
+its outcome (``ledger_refused``, ``scope_denied_at_release``) says which.
 
 Invariants:
-- Every state change goes through :func:`transition`, which checks the move
-  against ``TRANSITIONS``, persists it only if the job is still in the state
-  it was read in (so two workers cannot both claim a job) and appends the
-  ``job.state`` audit event, all in the caller's transaction.
+- Every state change goes through :func:`transition`, which computes the
+  columns that go with the move (attempts, start and finish times, outcome)
+  and hands it to ``gateway.store.lifecycle.transition``: checked against
+  :data:`JOB`, persisted only if the job is still in the state it was read in
+  (so two workers cannot both claim a job), audited as ``job.state``, all in
+  the caller's transaction.
+- Time comes from the clock the caller is given (``system_clock`` unless a
+  test or a deployment gives another).
 - A failed user job is data: a state and an outcome code, never an exception.
 """
 
@@ -27,7 +37,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
@@ -36,6 +46,8 @@ from sqlalchemy import Connection
 
 from gateway.audit import append
 from gateway.jobs.errors import InvalidTransition, UnknownJob
+from gateway.store.lifecycle import Audit, Clock, Lifecycle, LifecycleError, system_clock
+from gateway.store.lifecycle import transition as move
 from gateway.store.tables import jobs
 
 
@@ -53,6 +65,7 @@ class State(StrEnum):
     REJECTED = "rejected"  # refused by a static check; never ran
     COMPLETED = "completed"  # a dummy run ended (its outputs are never released)
     DENIED = "denied"  # a reviewer denied the release
+    REFUSED = "refused"  # the scope check or the ledger refused it at release: final
 
 
 class Outcome(StrEnum):
@@ -67,7 +80,7 @@ class Outcome(StrEnum):
     CHECKS_REVIEW = "checks_review"
     CHECKS_FAILED = "checks_failed"
     STATIC_REJECTED = "static_rejected"
-    JOB_FAILED = "failed"  # the exit classes of sandbox.backends.base.ExitClass
+    JOB_FAILED = "failed"  # the exit classes of sandbox.run.backends.base.ExitClass
     TIMED_OUT = "timed_out"
     OOM_KILLED = "oom_killed"
     RESOURCE_EXHAUSTED = "resource_exhausted"
@@ -84,28 +97,50 @@ class Outcome(StrEnum):
     SCOPE_DENIED = "scope_denied_at_release"  # the lineage left the grant before release
 
 
-TRANSITIONS: dict[State, set[State]] = {
-    State.QUEUED: {State.RUNNING, State.CANCELLED, State.REJECTED},
-    State.RUNNING: {State.CHECKING, State.FAILED, State.QUEUED},
-    State.CHECKING: {
-        State.RELEASED,
-        State.HELD,
-        State.BLOCKED,
-        State.FAILED,
-        State.REJECTED,
-        State.COMPLETED,
-        State.QUEUED,
-    },
-    State.HELD: {State.RELEASED, State.BLOCKED, State.DENIED},
-    State.BLOCKED: {State.RELEASED, State.DENIED, State.BLOCKED},
-    State.RELEASED: set(),
-    State.FAILED: set(),
-    State.CANCELLED: set(),
-    State.REJECTED: set(),
-    State.COMPLETED: set(),
-    State.DENIED: set(),
+TRANSITIONS: Mapping[State, frozenset[State]] = {
+    State.QUEUED: frozenset({State.RUNNING, State.CANCELLED, State.REJECTED}),
+    State.RUNNING: frozenset({State.CHECKING, State.FAILED, State.QUEUED}),
+    State.CHECKING: frozenset(
+        {
+            State.RELEASED,
+            State.HELD,
+            State.BLOCKED,
+            State.FAILED,
+            State.REJECTED,
+            State.COMPLETED,
+            State.QUEUED,
+            State.REFUSED,
+        }
+    ),
+    State.HELD: frozenset({State.RELEASED, State.DENIED, State.REFUSED}),
+    State.BLOCKED: frozenset({State.RELEASED, State.DENIED, State.REFUSED}),
+    State.RELEASED: frozenset(),
+    State.FAILED: frozenset(),
+    State.CANCELLED: frozenset(),
+    State.REJECTED: frozenset(),
+    State.COMPLETED: frozenset(),
+    State.DENIED: frozenset(),
+    State.REFUSED: frozenset(),
 }
-TERMINAL = frozenset(s for s, moves in TRANSITIONS.items() if not moves)
+JOB: Lifecycle[State] = Lifecycle(
+    name="job",
+    states=State,
+    moves=TRANSITIONS,
+    table=jobs,
+    key="id",
+    state="state",
+    event="job.state",
+    description="A submitted job, from the queue through the sandbox and the output "
+    "checks to release, review or refusal (`gateway/jobs/model.py`).",
+    notes={
+        (State.RUNNING, State.QUEUED): "re-queued once after a restart",
+        (State.CHECKING, State.QUEUED): "re-queued once after a restart",
+        (State.CHECKING, State.REFUSED): "scope or ledger at release",
+        (State.HELD, State.REFUSED): "approved; scope or ledger refused",
+        (State.BLOCKED, State.REFUSED): "approved; scope or ledger refused",
+    },
+)
+TERMINAL = JOB.terminal
 UNDER_REVIEW = frozenset({State.HELD, State.BLOCKED})
 
 
@@ -185,9 +220,10 @@ def create_job(
     code: str,
     dummy: bool,
     datasets: tuple[str, ...],
+    clock: Clock = system_clock,
 ) -> Job:
     """Insert a queued job and audit ``job.submitted`` (code hash, never the code)."""
-    now = datetime.now(UTC)
+    now = clock()
     digest = code_hash(code)
     conn.execute(
         sa.insert(jobs).values(
@@ -225,33 +261,31 @@ def transition(
     actor: str,
     outcome: Outcome,
     detail: Mapping[str, Any] | None = None,
+    clock: Clock = system_clock,
 ) -> Job:
     """Move the job to ``to``: checked, persisted and audited in the caller's transaction.
 
-    Raises ``InvalidTransition`` if ``TRANSITIONS`` does not allow the move
-    or another transaction moved the job first.
+    The columns that go with the move: ``outcome`` and ``updated_at`` always;
+    a start (``running``) counts an attempt and sets ``started_at``; a state
+    that ends the run (final, or waiting for review) sets ``finished_at``.
+    Raises ``InvalidTransition`` if :data:`JOB` does not allow the move or
+    another transaction moved the job first.
     """
     job = get_job(conn, job_id)
-    if to not in TRANSITIONS[job.state]:
-        raise InvalidTransition(f"job {job_id} is {job.state}; it cannot become {to}")
-    now = datetime.now(UTC)
-    values: dict[str, Any] = {"state": to.value, "outcome": outcome.value, "updated_at": now}
+    now = clock()
+    values: dict[str, Any] = {"outcome": outcome.value, "updated_at": now}
     if to == State.RUNNING:
         values |= {"attempts": jobs.c.attempts + 1, "started_at": now, "finished_at": None}
     if to in TERMINAL or to in UNDER_REVIEW:
-        values["finished_at"] = job.finished_at if to == job.state else now
-    done = conn.execute(
-        sa.update(jobs).where(jobs.c.id == job_id, jobs.c.state == job.state.value).values(values)
-    )
-    if done.rowcount != 1:
-        raise InvalidTransition(f"job {job_id} changed state meanwhile")
-    append(
-        conn,
-        "job.state",
+        values["finished_at"] = now
+    audit = Audit(
         actor,
         grant_id=job.grant_id,
         datasets=job.datasets,
-        detail={"job": job_id, "from": job.state.value, "to": to.value, "outcome": outcome.value}
-        | dict(detail or {}),
+        detail={"outcome": outcome.value} | dict(detail or {}),
     )
+    try:
+        move(conn, JOB, job_id, job.state, to, audit, values=values)
+    except LifecycleError as e:
+        raise InvalidTransition(str(e)) from e
     return get_job(conn, job_id)

@@ -14,8 +14,8 @@ from gateway.identity import Account, Role
 from gateway.jobs import service
 from gateway.jobs.errors import NotConfigured
 from gateway.jobs.schemas import JobIn, JobOut, LogsOut, OutputFileOut, OutputsOut
-from gateway.jobs.worker import JobRuntime, app_scope
-from gateway.scope import ScopePolicy
+from gateway.jobs.worker import JobRuntime, app_clock, app_scope
+from gateway.scope.policy import ScopePolicy
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 Operator = Annotated[Account, Depends(requires(Role.OPERATOR))]
@@ -49,6 +49,7 @@ def submit(body: JobIn, operator: Operator, request: Request) -> JobOut:
         code=body.code,
         dummy=body.dummy,
         max_queued=request.app.state.settings.max_queued_per_operator,
+        clock=app_clock(request.app),
     )
     worker = getattr(request.app.state, "worker", None)
     if worker is not None:
@@ -106,6 +107,6 @@ def download(job_id: str, name: str, operator: Operator, request: Request) -> Re
 
 
 @router.post("/{job_id}/cancel", response_model=JobOut)
-def cancel(job_id: str, operator: Operator, conn: Write) -> JobOut:
+def cancel(job_id: str, operator: Operator, conn: Write, request: Request) -> JobOut:
     job = service.own_job(conn, job_id, operator.name)
-    return JobOut.of(service.cancel(conn, job, actor=operator.name))
+    return JobOut.of(service.cancel(conn, job, actor=operator.name, clock=app_clock(request.app)))

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from gateway.jobs.findings import RULE_ID, for_operator
 from gateway.jobs.model import Job
+from gateway.jobs.outcomes import StoredOutcome
 
 MAX_CODE = 256 * 1024
 
@@ -63,8 +64,8 @@ class JobOut(BaseModel):
     outputs: int = 0
 
     @classmethod
-    def of(cls, job: Job, outcome: dict[str, Any] | None = None) -> JobOut:
-        o = outcome or {}
+    def of(cls, job: Job, outcome: StoredOutcome | None = None) -> JobOut:
+        o = outcome or StoredOutcome()
         queued = None
         if job.started_at is not None:
             queued = round((job.started_at - job.submitted_at).total_seconds(), 3)
@@ -82,27 +83,22 @@ class JobOut(BaseModel):
             started_at=job.started_at,
             finished_at=job.finished_at,
             queued_seconds=queued,
-            exit_class=o.get("exit_class"),
-            exit_code=o.get("exit_code"),
-            runtime=o.get("runtime"),
-            run_seconds=o.get("run_seconds"),
-            sandbox_seconds=o.get("sandbox_seconds"),
-            memory_peak_bytes=o.get("memory_peak_bytes"),
-            pids_peak=o.get("pids_peak"),
-            verdict=o.get("verdict"),
-            findings=[
-                FindingOut(**f)
-                for f in for_operator(
-                    o.get("findings", []), o.get("outputs", []), o.get("view_columns", ())
-                )
-            ],
-            findings_total=o.get("findings_total", len(o.get("findings", []))),
+            exit_class=o.exit_class,
+            exit_code=o.exit_code,
+            runtime=o.runtime,
+            run_seconds=o.run_seconds,
+            sandbox_seconds=o.sandbox_seconds,
+            memory_peak_bytes=o.memory_peak_bytes,
+            pids_peak=o.pids_peak,
+            verdict=o.verdict,
+            findings=[FindingOut(**f) for f in for_operator(o.findings, o.outputs, o.view_columns)],
+            findings_total=o.findings_total,
             findings_by_rule={
                 rule if RULE_ID.fullmatch(rule) else "unknown": n
-                for rule, n in o.get("findings_by_rule", {}).items()
+                for rule, n in o.findings_by_rule.items()
             },
-            rejections=list(o.get("rejections", [])),
-            outputs=len(o.get("outputs", [])),
+            rejections=list(o.rejections),
+            outputs=len(o.outputs),
         )
 
 

@@ -8,7 +8,9 @@ across processes on PostgreSQL), run it through the pipeline, record
 enter the differencing ledger inside that transaction, after the scope
 check at release (``Pipeline.commit_release``): a job refused there, or
 whose cells now differ from a release made meanwhile, records nothing and
-ends ``scope_denied`` or blocked.
+ends ``refused`` (outcome ``scope_denied_at_release`` or ``ledger_refused``).
+How a run's end is recorded (state, audit details, kept cells) is
+``gateway.jobs.endings``'s.
 
 Fair scheduling: one operator cannot stall the others by flooding the queue
 with slow jobs. ``claim`` takes the next job by operator, not by age:
@@ -43,50 +45,43 @@ Invariants:
 - Real-run logs are never stored; logs of runs on dummy views are.
 - The cells of a held or blocked SQL product are kept beside its outputs
   (``cells.json``, trusted side only) for the ledger at approval.
+- Time comes from the worker's clock (``clock``; the app's, ``app_clock``).
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
 
 import sqlalchemy as sa
 from fastapi import FastAPI
 from sqlalchemy import Connection, Engine
 
 from gateway.audit import append
+from gateway.jobs.endings import final_state, run_detail, save_cells, verdict_detail
 from gateway.jobs.errors import InvalidTransition, NotConfigured
-from gateway.jobs.model import TRANSITIONS, Job, Outcome, State, get_job, list_jobs, transition
-from gateway.jobs.service import (
-    SYSTEM,
-    GrantResolver,
-    outcome_values,
-    record_outcome,
-    release_scope,
-)
-from gateway.scope import ScopePolicy
+from gateway.jobs.lineage import GrantResolver, release_scope
+from gateway.jobs.model import JOB, Job, Outcome, State, get_job, list_jobs, transition
+from gateway.jobs.outcomes import outcome_values, record_outcome
+from gateway.jobs.service import SYSTEM
+from gateway.scope.policy import ScopePolicy
 from gateway.store.engine import serialise_writers
+from gateway.store.lifecycle import Clock, system_clock
 from gateway.store.tables import jobs
-from sandbox.backends.base import Backend, ExitClass
-from sandbox.checking import JobReport
-from sandbox.fsutil import write_atomic
-from sandbox.ledger import Cell, Ledger
+from sandbox.judge.bounded import BoundedPool
+from sandbox.judge.ledger import Ledger
 from sandbox.pipeline import JobOutcome, Pipeline
-from sandbox.views import Grant, ViewBuilder
+from sandbox.run.backends.base import Backend
+from sandbox.views.build import Grant, ViewBuilder
 
 log = logging.getLogger("dsr.gateway.jobs")
 
 MAX_ATTEMPTS = 2  # a job left running by a restart is re-queued once
 CLAIM_LOCK = "dsr.jobs.claim"  # serialises claims, so the running cap holds across processes
 ACTIVE = (State.RUNNING.value, State.CHECKING.value)  # what counts against the running cap
-CELLS = "cells.json"
-MAX_LISTED = 100  # output hashes listed one by one in a job.run event
 
 
 @dataclass(frozen=True)
@@ -99,6 +94,7 @@ class JobRuntime:
     ledger: Ledger
     backend: Backend
     work_dir: Path
+    checkers: BoundedPool | None = None  # the pipeline's checker processes; closed with the app
 
     def job_root(self, job_id: str) -> Path:
         return self.work_dir / "jobs" / job_id
@@ -109,57 +105,6 @@ class Reconciled:
     requeued: tuple[str, ...] = ()
     failed: tuple[str, ...] = ()
     removed_sandboxes: tuple[str, ...] = field(default=())
-
-
-_EXIT_OUTCOME = {
-    ExitClass.FAILED: Outcome.JOB_FAILED,
-    ExitClass.TIMED_OUT: Outcome.TIMED_OUT,
-    ExitClass.OOM_KILLED: Outcome.OOM_KILLED,
-    ExitClass.RESOURCE_EXHAUSTED: Outcome.RESOURCE_EXHAUSTED,
-    ExitClass.BACKEND_ERROR: Outcome.BACKEND_ERROR,
-}
-
-
-def final_state(outcome: JobOutcome) -> tuple[State, Outcome]:
-    """The state and outcome code a pipeline outcome ends in."""
-    exit_class = outcome.exit_class
-    if outcome.status == "rejected":
-        return State.REJECTED, Outcome.STATIC_REJECTED
-    if outcome.status == "released":
-        return State.RELEASED, Outcome.CHECKS_PASSED
-    if outcome.status == "held":
-        return State.HELD, Outcome.CHECKS_REVIEW
-    if outcome.status == "blocked":
-        return State.BLOCKED, Outcome.CHECKS_FAILED
-    if outcome.status == "dummy" and exit_class == ExitClass.SUCCEEDED:
-        return State.COMPLETED, Outcome.DUMMY_FINISHED
-    if exit_class is None or exit_class == ExitClass.SUCCEEDED:
-        return State.FAILED, Outcome.NO_RESULT
-    return State.FAILED, _EXIT_OUTCOME[exit_class]
-
-
-def save_cells(root: Path, report: JobReport, k: dict[str, int], grant_id: str) -> None:
-    """The ledger cells of a held or blocked SQL product, for ``record_release`` later."""
-    body = {
-        "grant_id": grant_id,
-        "k": k,
-        "cells": [
-            {"dataset": c.dataset, "entities": sorted(c.entities), "location": c.location}
-            for c in report.cells
-        ],
-    }
-    write_atomic(root / CELLS, json.dumps(body).encode())
-
-
-def load_cells(root: Path) -> tuple[tuple[Cell, ...], dict[str, int]]:
-    path = root / CELLS
-    if not path.is_file():
-        return (), {}
-    body: dict[str, Any] = json.loads(path.read_text())
-    cells = tuple(
-        Cell(c["dataset"], frozenset(c["entities"]), c["location"]) for c in body["cells"]
-    )
-    return cells, {str(d): int(v) for d, v in body["k"].items()}
 
 
 class JobWorker:
@@ -175,12 +120,14 @@ class JobWorker:
         poll_seconds: float = 1.0,
         scope: Callable[[], ScopePolicy] | None = None,
         max_running_per_operator: int = 1,
+        clock: Clock = system_clock,
     ) -> None:
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
         if max_running_per_operator < 1:
             raise ValueError("max_running_per_operator must be at least 1")
         self._max_running = max_running_per_operator
+        self._clock = clock
         self._scope = scope  # the release-time scope check (none: tests of the pipeline alone)
         self._engine = engine
         self._runtime = runtime
@@ -227,12 +174,10 @@ class JobWorker:
         with self._engine.begin() as conn:
             for job in list_jobs(conn, states=frozenset({State.RUNNING, State.CHECKING})):
                 if job.attempts < MAX_ATTEMPTS:
-                    transition(conn, job.id, State.QUEUED, actor=SYSTEM, outcome=Outcome.REQUEUED)
+                    self._move(conn, job.id, State.QUEUED, Outcome.REQUEUED)
                     requeued.append(job.id)
                 else:
-                    transition(
-                        conn, job.id, State.FAILED, actor=SYSTEM, outcome=Outcome.INTERRUPTED
-                    )
+                    self._move(conn, job.id, State.FAILED, Outcome.INTERRUPTED)
                     failed.append(job.id)
         removed = self._remove_orphans()
         if requeued or failed or removed:
@@ -279,9 +224,7 @@ class JobWorker:
                 if job_id is None:
                     return None
                 try:
-                    return transition(
-                        conn, str(job_id), State.RUNNING, actor=SYSTEM, outcome=Outcome.STARTED
-                    )
+                    return self._move(conn, str(job_id), State.RUNNING, Outcome.STARTED)
                 except InvalidTransition:
                     continue  # cancelled meanwhile
         return None
@@ -328,7 +271,7 @@ class JobWorker:
                 grant.grant_id,
             )  # fmt: skip
         with self._engine.begin() as conn:
-            transition(conn, job.id, State.CHECKING, actor=SYSTEM, outcome=Outcome.RAN)
+            self._move(conn, job.id, State.CHECKING, Outcome.RAN)
             if outcome.run is not None:
                 append(
                     conn,
@@ -336,7 +279,7 @@ class JobWorker:
                     SYSTEM,
                     grant_id=job.grant_id,
                     datasets=outcome.datasets or job.datasets,
-                    detail=_run_detail(job, outcome),
+                    detail=run_detail(job, outcome),
                 )
         with self._engine.begin() as conn:
             if (
@@ -344,18 +287,18 @@ class JobWorker:
                 and self._scope is not None
                 and not release_scope(conn, self._scope(), self._runtime.views, job, grant, SYSTEM)
             ):
-                state, code = State.FAILED, Outcome.SCOPE_DENIED
+                state, code = State.REFUSED, Outcome.SCOPE_DENIED
             if state == State.RELEASED and outcome.report is not None:
                 # The ledger records the cells now, in its own transaction, just before
                 # this one commits the release: a refusal above records nothing.
                 report = self._runtime.pipeline.commit_release(
                     outcome.report, outcome, grant, job.code if job.kind == "sql" else ""
                 )
-                if report.decision != "released":
-                    state, code = State.BLOCKED, Outcome.CHECKS_FAILED
+                if report.decision != "released":  # the ledger refused the cells
+                    state, code = State.REFUSED, Outcome.LEDGER_REFUSED
                 outcome = replace(outcome, status=report.decision, report=report)
             values = outcome_values(outcome)
-            record_outcome(conn, job.id, values)
+            record_outcome(conn, job.id, values, self._clock)
             if outcome.report is not None:
                 append(
                     conn,
@@ -363,22 +306,12 @@ class JobWorker:
                     SYSTEM,
                     grant_id=job.grant_id,
                     datasets=outcome.datasets or job.datasets,
-                    detail={
-                        "job": job.id,
-                        "verdict": values["verdict"],
-                        "decision": outcome.report.decision,
-                        "rules": sorted({f["rule"] for f in values["findings"]}),
-                        # By position: a file's name is the job's choice, not the auditors'.
-                        "outputs": [
-                            {"output": i, "sha256": o["sha256"], "verdict": o["verdict"]}
-                            for i, o in enumerate(values["outputs"], start=1)
-                        ],
-                        "findings": len(values["findings"]),
-                        "policy_versions": values["policy_versions"],
-                        "ledger_cells": len(outcome.report.cells),
-                    },
+                    detail=verdict_detail(job, outcome, values),
                 )
-            transition(conn, job.id, state, actor=SYSTEM, outcome=code)
+            self._move(conn, job.id, state, code)
+
+    def _move(self, conn: Connection, job_id: str, to: State, code: Outcome) -> Job:
+        return transition(conn, job_id, to, actor=SYSTEM, outcome=code, clock=self._clock)
 
     def _ledger_k(self, grant: Grant, outcome: JobOutcome) -> dict[str, int]:
         policies = {s.dataset: p.policy for s, _, p in self._runtime.views.resolve(grant)}
@@ -387,8 +320,8 @@ class JobWorker:
     def _fail(self, job: Job, code: Outcome) -> None:
         with self._engine.begin() as conn:
             current = get_job(conn, job.id)
-            if State.FAILED in TRANSITIONS[current.state]:
-                transition(conn, job.id, State.FAILED, actor=SYSTEM, outcome=code)
+            if JOB.allows(current.state, State.FAILED):
+                self._move(conn, job.id, State.FAILED, code)
 
     def _loop(self) -> None:
         while not self._stop.is_set():
@@ -422,36 +355,6 @@ def turns(conn: Connection, max_running: int) -> list[str]:
     return [str(r[0]) for r in conn.execute(query)]
 
 
-def _run_detail(job: Job, outcome: JobOutcome) -> dict[str, Any]:
-    run = outcome.run
-    assert run is not None
-    e = run.execution
-    return {
-        "job": job.id,
-        "dummy": job.dummy,
-        "runtime": run.runtime,
-        "exit_class": e.exit_class.value,
-        "exit_code": e.exit_code,
-        "run_seconds": round(e.wall_seconds, 3),
-        "sandbox_seconds": round(run.wall_seconds, 3),
-        "memory_peak_bytes": e.memory_peak_bytes,
-        "pids_peak": e.pids_peak,
-        "outputs": len(run.collection.files),
-        "refused": run.collection.refused_total,
-        **_hashes(run.collection.files),
-        "logs_withheld": outcome.logs_withheld,
-    }
-
-
-def _hashes(files: Sequence[Any]) -> dict[str, Any]:
-    """The collected files' SHA-256s; past ``MAX_LISTED``, a count and one digest of them all."""
-    hashes = [f.sha256 for f in files]
-    if len(hashes) <= MAX_LISTED:
-        return {"output_sha256": hashes}
-    digest = hashlib.sha256("\n".join(hashes).encode()).hexdigest()
-    return {"output_sha256_count": len(hashes), "output_sha256_digest": digest}
-
-
 # -- the application's worker ----------------------------------------------------------
 
 
@@ -473,10 +376,17 @@ def start_worker(app: FastAPI, *, concurrency: int = 2, poll_seconds: float = 1.
         poll_seconds=poll_seconds,
         scope=lambda: app_scope(app),
         max_running_per_operator=app.state.settings.max_running_per_operator,
+        clock=app_clock(app),
     )
     worker.start()
     app.state.worker = worker
     return worker
+
+
+def app_clock(app: FastAPI) -> Clock:
+    """The clock the app's services take their time from (``create_app(clock=...)``)."""
+    clock: Clock = app.state.clock
+    return clock
 
 
 def app_scope(app: FastAPI) -> ScopePolicy:

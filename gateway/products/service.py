@@ -97,7 +97,7 @@ def register(
         raise Conflict(f"job {job_id} is {job.state}; only a released job becomes a product")
     if conn.execute(sa.select(products.c.id).where(products.c.job_id == job_id)).first():
         raise Conflict(f"job {job_id} is registered as a product already")
-    outcome = get_outcome(conn, job_id) or {}
+    outcome = get_outcome(conn, job_id)
     files = manifest(conn, job)
     now = datetime.now(UTC)
     product_id = "prd-" + secrets.token_hex(8)
@@ -113,8 +113,8 @@ def register(
         "grant_id": job.grant_id,
         "code_sha256": job.code_sha256,
         "datasets": list(job.datasets),
-        "dataset_versions": dict(outcome.get("dataset_versions", {})),
-        "policy_versions": dict(outcome.get("policy_versions", {})),
+        "dataset_versions": dict(outcome.dataset_versions) if outcome else {},
+        "policy_versions": dict(outcome.policy_versions) if outcome else {},
         "manifest": files,
         "manifest_sha256": manifest_sha256(files),
         "registered_at": now,

@@ -12,8 +12,8 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from sandbox.policy import PolicyVersion
-from sandbox.registry import DatasetVersion
+from sandbox.intake.policy import PolicyVersion
+from sandbox.intake.registry import DatasetVersion
 
 # The multipart form of an upload: field -> (required, description).
 UPLOAD_FIELDS: dict[str, tuple[bool, str]] = {

@@ -1,6 +1,6 @@
 """Stage 0 over HTTP: providers register datasets and apply exposure policies.
 
-The registry (``sandbox.registry``) and the policy store (``sandbox.policy``)
+The registry (``sandbox.intake.registry``) and the policy store (``sandbox.intake.policy``)
 live on the filesystem under the gateway's ``data_dir``; the audit log lives
 in the metadata store. Each change here is one filesystem step and one audit
 event appended in a write transaction; when the transaction fails, a version
@@ -32,11 +32,11 @@ from fastapi import FastAPI
 from sqlalchemy import Engine
 
 from gateway.audit import append
-from gateway.errors import GatewayError
+from gateway.errors import ConfigurationError, GatewayError
 from gateway.identity import Role
 from sandbox.errors import NamesRefused, PolicyError, RegistryError
-from sandbox.policy import ExposurePolicy, PolicyStore, PolicyVersion, parse_policy
-from sandbox.registry import NAME_RE, DatasetVersion, Registry
+from sandbox.intake.policy import ExposurePolicy, PolicyStore, PolicyVersion, parse_policy
+from sandbox.intake.registry import NAME_RE, DatasetVersion, Registry
 
 MAX_UPLOAD_BYTES = 2 * 1024**3  # app.state.upload_limit overrides it
 POLICY_VERSION_RE = re.compile(r"^[0-9a-f]{16}$")
@@ -330,10 +330,8 @@ def _parse(text: str, name: str) -> ExposurePolicy:
 
 
 def provider_service(app: FastAPI) -> ProviderService:
-    """The app's provider service, made on first use from its registry and engine."""
+    """The app's provider service (``app.state.provider_service``, built by ``create_app``)."""
     service: ProviderService | None = getattr(app.state, "provider_service", None)
     if service is None:
-        registry: Registry = app.state.registry
-        service = ProviderService(registry, PolicyStore(registry.root), app.state.engine)
-        app.state.provider_service = service
+        raise ConfigurationError("the application has no provider service (see create_app)")
     return service

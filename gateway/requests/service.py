@@ -4,14 +4,18 @@ supplies it.
 
 Invariants:
 
-- :meth:`RequestService.transition` is the only state change: it validates the
-  move against ``TRANSITIONS``, persists it (the step's start time too, from
-  which its deadline counts) and writes the ``request.state`` event, in the
-  caller's transaction.
+- :meth:`RequestService.transition` is the only state change: it moves the
+  request through ``gateway.store.lifecycle.transition`` (the
+  :data:`DATA_REQUEST` table, a compare-and-set on the state, the step's
+  start time from which its deadline counts, the ``request.state`` event),
+  in the caller's transaction.
 - A rejection carries a non-empty reason and legal basis, or it is refused.
 - Provider review passes only when the provider of every requested dataset
-  has approved (one approval covers all of that provider's datasets); each
-  approval is audited as it comes.
+  has approved (one approval covers all of that provider's datasets). Each
+  provider votes once, as a row of ``request_votes`` (``gateway.requests.votes``);
+  the request moves when the last needed approval is counted, or at the
+  first rejection. Each approval is audited as it comes.
+- Time comes from the service's clock (``clock``), or a caller's ``now``.
 - A request asks only for what a grant could hold: known datasets, columns
   visible under the current exposure policy (checked again at supply). Its
   scenario may repeat one the operator holds a grant for (a renewal is asked
@@ -30,29 +34,36 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-import sqlalchemy as sa
 from sqlalchemy import Connection
 
 from gateway.audit import append
 from gateway.grants.service import GrantService, check_scopes, grant_service
 from gateway.identity import Account, Role
+from gateway.requests import votes
 from gateway.requests.deadlines import deadline_after
 from gateway.requests.errors import (
     IllegalRequestTransition,
     RequestError,
     RequestForbidden,
-    UnknownRequest,
 )
-from gateway.requests.model import DEADLINE_DAYS, STEP, TRANSITIONS, RequestRecord, State
+from gateway.requests.model import (
+    DATA_REQUEST,
+    DEADLINE_DAYS,
+    STEP,
+    TRANSITIONS,
+    Decision,
+    RequestRecord,
+    State,
+)
+from gateway.requests.records import read_request, read_requests
+from gateway.store import lifecycle
+from gateway.store.lifecycle import Audit, Clock, IllegalMove, MovedMeanwhile, system_clock
 from gateway.store.tables import data_requests
-from sandbox.views import DatasetScope
 
 DEADLINES_SETTING = "request_deadline_days"  # app.state attribute overriding DEADLINE_DAYS
 
 
-def _now(now: datetime | None) -> datetime:
-    if now is None:
-        return datetime.now(UTC)
+def _utc(now: datetime) -> datetime:
     if now.tzinfo is None or now.utcoffset() is None:
         raise RequestError("times must be timezone-aware")
     return now.astimezone(UTC)
@@ -60,26 +71,6 @@ def _now(now: datetime | None) -> datetime:
 
 def _text(value: str | None) -> str:
     return (value or "").strip()
-
-
-def _record(row: sa.Row[Any]) -> RequestRecord:
-    m = row._mapping
-    return RequestRecord(
-        id=m["id"],
-        operator=m["operator"],
-        scenario=m["scenario"],
-        purpose=m["purpose"],
-        content=m["content"],
-        use=m["intended_use"],
-        scopes=tuple(DatasetScope(s["dataset"], tuple(s["columns"])) for s in m["scopes"]),
-        state=State(m["state"]),
-        created_at=m["created_at"],
-        step_started_at=m["step_started_at"],
-        approvals=tuple(m["approvals"]),
-        reason=m["reason"],
-        legal_basis=m["legal_basis"],
-        grant_id=m["grant_id"],
-    )
 
 
 @dataclass(frozen=True)
@@ -93,14 +84,16 @@ class Deadline:
 class RequestService:
     grants: GrantService
     deadline_days: Mapping[State, int] = field(default_factory=lambda: dict(DEADLINE_DAYS))
+    clock: Clock = system_clock
+
+    def now(self, now: datetime | None = None) -> datetime:
+        """``now`` as UTC (refusing a naive time), or the clock's time when None."""
+        return _utc(self.clock() if now is None else now)
 
     # -- reading ------------------------------------------------------------------
 
     def get(self, conn: Connection, request_id: str) -> RequestRecord:
-        row = conn.execute(sa.select(data_requests).where(data_requests.c.id == request_id)).first()
-        if row is None:
-            raise UnknownRequest(f"no data request {request_id!r}")
-        return _record(row)
+        return read_request(conn, request_id)
 
     def find(
         self,
@@ -110,10 +103,7 @@ class RequestService:
         datasets: Iterable[str] | None = None,
     ) -> list[RequestRecord]:
         """Requests, oldest first: of ``operator``, touching any of ``datasets``."""
-        stmt = sa.select(data_requests).order_by(data_requests.c.created_at, data_requests.c.id)
-        if operator is not None:
-            stmt = stmt.where(data_requests.c.operator == operator)
-        found = [_record(r) for r in conn.execute(stmt)]
+        found = read_requests(conn, operator=operator)
         if datasets is not None:
             wanted = set(datasets)
             found = [r for r in found if wanted & set(r.datasets)]
@@ -138,7 +128,7 @@ class RequestService:
         if days is None:
             return None
         due = deadline_after(request.step_started_at, days)
-        return Deadline(STEP[request.state], due, _now(now) >= due)
+        return Deadline(STEP[request.state], due, self.now(now) >= due)
 
     def providers(self, request: RequestRecord) -> set[str]:
         """The providers whose approval the request needs (one per dataset, maybe shared)."""
@@ -182,52 +172,45 @@ class RequestService:
         grant_id: str | None = None,
         now: datetime | None = None,
     ) -> RequestRecord:
-        """Move the request to ``to``; a rejection needs ``reason`` and ``legal_basis``."""
-        now = _now(now)
+        """Move the request to ``to``; a rejection needs ``reason`` and ``legal_basis``.
+        IllegalRequestTransition when the table refuses or the request moved meanwhile."""
+        now = self.now(now)
         to = State(to)
-        row = conn.execute(
-            sa.select(data_requests).where(data_requests.c.id == request_id).with_for_update()
-        ).first()
-        if row is None:
-            raise UnknownRequest(f"no data request {request_id!r}")
-        request = _record(row)
-        if to not in TRANSITIONS[request.state]:
-            raise IllegalRequestTransition(
-                f"data request {request_id} cannot go from {request.state} to {to}"
-                + (f": {request.state} is final" if not TRANSITIONS[request.state] else "")
-            )
+        request = self.get(conn, request_id)
         reason, legal_basis = _text(reason), _text(legal_basis)
-        if to == State.REJECTED and not (reason and legal_basis):
-            raise RequestError("a rejection must give its reason and its legal basis (both)")
-        if to == State.SUPPLIED and not grant_id:
-            raise RequestError("a supplied request names the grant that supplies it")
-        conn.execute(
-            data_requests.update()
-            .where(data_requests.c.id == request_id)
-            .values(
-                state=to.value,
-                step_started_at=now,
-                reason=reason or None,
-                legal_basis=legal_basis or None,
-                grant_id=grant_id,
-            )
-        )
-        detail: dict[str, Any] = {"from": request.state.value, "to": to.value}
+        if DATA_REQUEST.allows(request.state, to):  # a move the table refuses is refused below
+            if to == State.REJECTED and not (reason and legal_basis):
+                raise RequestError("a rejection must give its reason and its legal basis (both)")
+            if to == State.SUPPLIED and not grant_id:
+                raise RequestError("a supplied request names the grant that supplies it")
+        detail: dict[str, Any] = {}
         if reason:
             detail["reason"] = reason
         if legal_basis:
             detail["legal_basis"] = legal_basis
         if grant_id:
             detail["grant"] = grant_id
-        detail = {"request": request_id, **detail}
-        append(
-            conn,
-            "request.state",
-            actor,
-            grant_id=grant_id,
-            datasets=request.datasets,
-            detail=detail,
-        )
+        audit = Audit(actor, grant_id=grant_id, datasets=request.datasets, detail=detail)
+        values = {
+            "step_started_at": now,
+            "reason": reason or None,
+            "legal_basis": legal_basis or None,
+            "grant_id": grant_id,
+        }
+        try:
+            lifecycle.transition(
+                conn, DATA_REQUEST, request_id, request.state, to, audit,
+                values=values, key_name="request",
+            )  # fmt: skip
+        except IllegalMove as e:
+            raise IllegalRequestTransition(
+                f"data request {request_id} cannot go from {request.state} to {to}"
+                + (f": {request.state} is final" if not TRANSITIONS[request.state] else "")
+            ) from e
+        except MovedMeanwhile as e:
+            raise IllegalRequestTransition(
+                f"data request {request_id} changed state meanwhile: read it again"
+            ) from e
         return self.get(conn, request_id)
 
     # -- steps ----------------------------------------------------------------------
@@ -245,7 +228,7 @@ class RequestService:
         now: datetime | None = None,
     ) -> RequestRecord:
         """Submit a request (state ``submitted``) with its ``request.state`` event."""
-        now = _now(now)
+        now = self.now(now)
         fields = {"scenario": scenario, "purpose": purpose, "content": content, "use": use}
         missing = [k for k, v in fields.items() if not _text(v)]
         if missing:
@@ -264,7 +247,6 @@ class RequestService:
                 state=State.SUBMITTED.value,
                 created_at=now,
                 step_started_at=now,
-                approvals=[],
                 reason=None,
                 legal_basis=None,
                 grant_id=None,
@@ -325,6 +307,13 @@ class RequestService:
                 f"{State.FORMAL_REVIEW_PASSED}"
             )
         if not approved:
+            reason, legal_basis = _text(reason), _text(legal_basis)
+            if not (reason and legal_basis):
+                raise RequestError("a rejection must give its reason and its legal basis (both)")
+        now = self.now(now)
+        decision = Decision.APPROVED if approved else Decision.REJECTED
+        votes.cast(conn, request_id, provider, decision, now)
+        if not approved:
             return self.transition(
                 conn,
                 request_id,
@@ -334,15 +323,8 @@ class RequestService:
                 legal_basis=legal_basis,
                 now=now,
             )
-        if provider in request.approvals:
-            raise IllegalRequestTransition(f"{provider} approved data request {request_id} already")
-        approvals = sorted({*request.approvals, provider})
-        conn.execute(
-            data_requests.update()
-            .where(data_requests.c.id == request_id)
-            .values(approvals=approvals)
-        )
-        waiting = sorted(needed - set(approvals))
+        counted = self.get(conn, request_id)
+        waiting = sorted(needed - set(counted.approvals))
         if not waiting:
             return self.transition(conn, request_id, State.PROVIDER_APPROVED, provider, now=now)
         append(
@@ -358,7 +340,7 @@ class RequestService:
                 "waiting_for": waiting,
             },
         )
-        return self.get(conn, request_id)
+        return counted
 
     def supply(
         self,
@@ -407,6 +389,8 @@ class RequestService:
 
 
 def request_service(app: Any) -> RequestService:
-    """The application's request service (deadlines from ``app.state`` if set there)."""
+    """The application's request service (deadlines from ``app.state`` if set there; the
+    grant service's clock)."""
     days = {**DEADLINE_DAYS, **getattr(app.state, DEADLINES_SETTING, {})}
-    return RequestService(grant_service(app), days)
+    grants = grant_service(app)
+    return RequestService(grants, days, clock=grants.clock)

@@ -11,6 +11,7 @@ from sqlalchemy import Connection
 from gateway.auth import read, requires, write
 from gateway.identity import Account, Role
 from gateway.jobs.router import runtime_of, scope_policy
+from gateway.jobs.worker import app_clock
 from gateway.reviews import service
 from gateway.reviews.schemas import QueueItem, ReviewOut, VoteIn, VoteOut, VoteResult
 
@@ -27,8 +28,8 @@ def review_queue(reviewer: Reviewer, conn: Annotated[Connection, Depends(read)])
             grant=job.grant_id,
             kind=job.kind,
             state=job.state.value,
-            verdict=outcome.get("verdict"),
-            rules=sorted(outcome.get("findings_by_rule", {})),
+            verdict=outcome.verdict,
+            rules=outcome.rules,
             submitted_at=job.submitted_at,
             finished_at=job.finished_at,
             approvals=review.approvals,
@@ -61,15 +62,15 @@ def review_one(
         review_state=review.state.value,
         approvals=review.approvals,
         required=review.required,
-        votes=[VoteOut(**v) for v in review.votes],
+        votes=[VoteOut.of(v) for v in review.votes],
         findings=seen["findings"],
         findings_total=seen["findings_total"],
         page=seen["page"],
         pages=seen["pages"],
         evidence=seen["report"],
         files=seen["files"],
-        dataset_versions=outcome.get("dataset_versions", {}),
-        policy_versions=outcome.get("policy_versions", {}),
+        dataset_versions=dict(outcome.dataset_versions),
+        policy_versions=dict(outcome.policy_versions),
     )
 
 
@@ -90,6 +91,7 @@ def cast_vote(
         body.decision,
         body.reason,
         scope_policy(request),
+        app_clock(request.app),
     )
     return VoteResult(
         job=job.id,

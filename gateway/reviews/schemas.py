@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from gateway.reviews.service import Vote
+from gateway.reviews.model import CastVote, Vote
 
 
 class VoteIn(BaseModel):
@@ -29,6 +29,11 @@ class VoteOut(BaseModel):
     decision: str
     reason: str
     at: datetime
+
+    @classmethod
+    def of(cls, vote: CastVote) -> VoteOut:
+        return cls(reviewer=vote.reviewer, decision=vote.decision.value, reason=vote.reason,
+                   at=vote.at)  # fmt: skip
 
 
 class QueueItem(BaseModel):

@@ -6,9 +6,7 @@ that a later change here never rewrites history. A test compares the two.
 
 Invariants:
 
-- Timestamps are timezone-aware UTC: ``timestamptz`` on PostgreSQL, ISO 8601
-  text with microseconds and ``+00:00`` on SQLite (fixed width, so text order
-  is time order). Naive datetimes are refused on the way in.
+- Timestamps are timezone-aware UTC (``gateway.store.types.UTCDateTime``).
 - JSON columns are ``json`` (text kept as written), not ``jsonb``: the audit
   chain hashes values that must come back exactly as they went in.
 - Constraint and index names come from the naming convention below, so later
@@ -17,12 +15,10 @@ Invariants:
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-from typing import Any
-
 import sqlalchemy as sa
-from sqlalchemy.engine import Dialect
-from sqlalchemy.types import TypeEngine
+
+from gateway.store.types import UTCDateTime as UTCDateTime
+from gateway.store.types import utc_iso as utc_iso
 
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -33,39 +29,6 @@ NAMING_CONVENTION = {
 }
 
 metadata = sa.MetaData(naming_convention=NAMING_CONVENTION)
-
-
-def utc_iso(value: datetime) -> str:
-    """``value`` as fixed-width ISO 8601 UTC text (``...T05:32:00.123456+00:00``)."""
-    if value.tzinfo is None or value.utcoffset() is None:
-        raise ValueError("timestamps must be timezone-aware")
-    return value.astimezone(UTC).isoformat(timespec="microseconds")
-
-
-class UTCDateTime(sa.types.TypeDecorator[datetime]):
-    """A timezone-aware UTC timestamp on both backends (see the module docstring)."""
-
-    impl = sa.DateTime(timezone=True)
-    cache_ok = True
-
-    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
-        if dialect.name == "sqlite":
-            return dialect.type_descriptor(sa.Text())
-        return dialect.type_descriptor(sa.DateTime(timezone=True))
-
-    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> Any:
-        if value is None:
-            return None
-        iso = utc_iso(value)
-        return iso if dialect.name == "sqlite" else datetime.fromisoformat(iso)
-
-    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        parsed = datetime.fromisoformat(value) if isinstance(value, str) else value
-        if not isinstance(parsed, datetime) or parsed.tzinfo is None:
-            raise ValueError("stored timestamp is not timezone-aware")
-        return parsed.astimezone(UTC)
 
 
 # The audit log (gateway.audit.chain). Append-only: database triggers refuse
@@ -150,7 +113,7 @@ api_tokens = sa.Table(
 )
 
 
-# The scope policy's Casbin lines (gateway.scope_store): ptype and fields v0..v5,
+# The scope policy's Casbin lines (gateway.scope.store): ptype and fields v0..v5,
 # unused fields "" (never NULL, so the unique constraint holds). Grant changes
 # find their lines by grant id (p's v1).
 FIELDS = 6  # v0..v5: the widest line Casbin's SQL adapters store
@@ -185,7 +148,7 @@ scope_revision = sa.Table(
 # ``pseudonym_key`` is the grant's view key (hex of 32 random bytes): a secret
 # of the trusted side, never shown through the API or written to the audit
 # log; ``key_id`` names it. State changes only through
-# gateway.grants.service.GrantService.transition (with their audit event).
+# gateway.grants.service.GrantService.transition (gateway.store.lifecycle).
 grants = sa.Table(
     "grants",
     metadata,
@@ -227,8 +190,9 @@ grant_holds = sa.Table(
 # Data requests (gateway.requests): what an operator asks for (content, use,
 # scenario, purpose, datasets and columns) and where its review stands.
 # ``step_started_at`` is when the current step began (its deadline counts from
-# there); ``approvals`` the sorted providers who approved so far; a rejection
-# keeps its ``reason`` and ``legal_basis``; a supplied request names its grant.
+# there); a rejection keeps its ``reason`` and ``legal_basis``; a supplied
+# request names its grant. State changes only through
+# gateway.store.lifecycle.transition (gateway.requests.model.DATA_REQUEST).
 data_requests = sa.Table(
     "data_requests",
     metadata,
@@ -244,10 +208,20 @@ data_requests = sa.Table(
     sa.Column("state", sa.String(32), nullable=False, index=True),
     sa.Column("created_at", UTCDateTime(), nullable=False),
     sa.Column("step_started_at", UTCDateTime(), nullable=False),
-    sa.Column("approvals", sa.JSON(), nullable=False),
     sa.Column("reason", sa.Text(), nullable=True),
     sa.Column("legal_basis", sa.Text(), nullable=True),
     sa.Column("grant_id", sa.String(64), sa.ForeignKey("grants.id"), nullable=True),
+)
+
+# The providers' votes on a data request (gateway.requests.votes): one row per
+# provider per request ("approved" or "rejected"), never changed or removed.
+request_votes = sa.Table(
+    "request_votes",
+    metadata,
+    sa.Column("request_id", sa.String(64), sa.ForeignKey("data_requests.id"), primary_key=True),
+    sa.Column("provider", sa.String(100), primary_key=True),
+    sa.Column("decision", sa.String(8), primary_key=True),
+    sa.Column("at", UTCDateTime(), nullable=False),
 )
 
 
@@ -357,7 +331,7 @@ products = sa.Table(
 # ``spec`` is the product's definition (verify: dataset, columns, band
 # boundaries; score: the released job, file, feature order and the model's
 # coefficients, already released); never subject values or claim elements.
-# State changes only through gateway.he.model.transition (with their audit event).
+# State changes only through gateway.he.model.transition (gateway.store.lifecycle).
 he_products = sa.Table(
     "he_products",
     metadata,

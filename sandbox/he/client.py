@@ -22,8 +22,8 @@ from typing import Any
 
 import tenseal as ts  # type: ignore[import-untyped]  # TenSEAL ships no type hints
 
-from sandbox.he.errors import MalformedInput
-from sandbox.he.params import (
+from sandbox.container.he.errors import MalformedInput
+from sandbox.container.he.params import (
     SCORE_COEFF_BITS,
     SCORE_POLY_DEGREE,
     SCORE_SCALE,
@@ -31,7 +31,7 @@ from sandbox.he.params import (
     VERIFY_POLY_DEGREE,
     VERIFY_SLOTS,
 )
-from sandbox.he.protocol import VerificationQuery, bucket_of, centered, claim_element
+from sandbox.container.he.protocol import VerificationQuery, bucket_of, centered, claim_element
 
 
 def _decode(context: Any, data: bytes, loader: Any) -> Any:

@@ -1,22 +1,16 @@
-"""Gateway test helpers: the metadata store on both backends.
+"""Gateway test fixtures: an engine on a fresh store, and a gateway whose worker runs
+jobs against the synthetic city, on Docker (runc) or on the fake backend.
 
-``store_url`` gives a fresh, empty database per test: a SQLite file in the
-test's tmp dir, or a new database in a throwaway PostgreSQL cluster that
-lives for the session. The cluster is made with the installed PostgreSQL
-binaries (``initdb``; as root it runs as the ``postgres`` system user, since
-initdb refuses root), listens only on a Unix socket in its own tmp dir, and
-is stopped and removed at the end. Where the binaries are missing the
-PostgreSQL tests skip with the reason; under CI (``CI=true``) they fail.
+``engine`` is migrated to the newest revision, on each store of ``store_url``
+(``tests/conftest.py``: SQLite and PostgreSQL). ``city`` and ``gw`` run jobs in
+real containers (runc); ``fake_city`` and ``fake_gw`` run the same pipeline on
+``tests.support.fakebackend`` (host subprocesses, no isolation) for tests of the
+trusted side's rules that run in seconds without Docker. ``plain`` is a gateway
+without a sandbox. The plain functions behind them are ``tests.support.gateway_jobs``.
 """
 
 from __future__ import annotations
 
-import glob
-import os
-import pwd
-import shutil
-import subprocess
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -24,138 +18,12 @@ import pytest
 from sqlalchemy import Engine
 
 from gateway.store import make_engine, migrate
-
-BACKENDS = ("sqlite", "postgresql")
-CLUSTER_USER = "postgres"  # the system user that owns the cluster when we run as root
-
-
-def _in_ci() -> bool:
-    return os.environ.get("CI", "").lower() in ("1", "true", "yes")
-
-
-def require(problem: str | None) -> None:
-    """Skip (or, under CI, fail) with ``problem`` unless it is None."""
-    if problem is None:
-        return
-    if _in_ci():
-        pytest.fail(f"CI needs PostgreSQL: {problem}", pytrace=False)
-    pytest.skip(problem)
-
-
-def postgres_bindir() -> Path | None:
-    """The newest installed PostgreSQL's bin directory (Debian layout or PATH)."""
-    versions = [Path(p).parent.parent.name for p in glob.glob("/usr/lib/postgresql/*/bin/initdb")]
-    found = sorted((int(v), f"/usr/lib/postgresql/{v}/bin/initdb") for v in versions if v.isdigit())
-    if found:
-        return Path(found[-1][1]).parent
-    initdb = shutil.which("initdb")
-    return Path(initdb).parent if initdb else None
-
-
-class Cluster:
-    """A throwaway PostgreSQL cluster on a Unix socket (see the module docstring)."""
-
-    def __init__(self, bindir: Path, base: Path, as_user: str | None) -> None:
-        self.bindir, self.base, self.as_user = bindir, base, as_user
-        self.data, self.socket = base / "data", base / "socket"
-        self.log = base / "postgres.log"
-
-    def _run(self, *args: str) -> subprocess.CompletedProcess[str]:
-        prefix = ["runuser", "-u", self.as_user, "--"] if self.as_user else []
-        command = [*prefix, str(self.bindir / args[0]), *args[1:]]
-        done = subprocess.run(command, capture_output=True, text=True, timeout=120)
-        if done.returncode != 0:
-            log = self.log.read_text()[-2000:] if self.log.exists() else ""
-            raise RuntimeError(
-                f"{args[0]} failed ({done.returncode}): {done.stderr[-2000:]}\n{log}"
-            )
-        return done
-
-    def start(self) -> None:
-        self.socket.mkdir()
-        if self.as_user:
-            entry = pwd.getpwnam(self.as_user)
-            for path in (self.base, self.socket):
-                os.chown(path, entry.pw_uid, entry.pw_gid)
-        self.base.chmod(0o700)
-        self._run(
-            "initdb", "-D", str(self.data), "-U", "postgres", "--auth=trust",
-            "-E", "UTF8", "--no-locale", "--no-sync", "--no-instructions",
-        )  # fmt: skip
-        options = (
-            f"-c listen_addresses='' -c unix_socket_directories='{self.socket}' "
-            "-c fsync=off -c synchronous_commit=off -c full_page_writes=off "
-            "-c max_connections=100"
-        )
-        self._run("pg_ctl", "-D", str(self.data), "-l", str(self.log), "-o", options, "-w", "start")
-
-    def stop(self) -> None:
-        if (self.data / "postmaster.pid").exists():
-            self._run("pg_ctl", "-D", str(self.data), "-m", "immediate", "-w", "stop")
-
-    def url(self, database: str) -> str:
-        return f"postgresql+psycopg://postgres@/{database}?host={self.socket}"
-
-    def admin(self, sql: str) -> None:
-        import psycopg
-
-        with psycopg.connect(host=str(self.socket), user="postgres", dbname="postgres") as conn:
-            conn.autocommit = True
-            conn.execute(sql)
-
-
-def _cluster_problem() -> str | None:
-    if postgres_bindir() is None:
-        return "PostgreSQL is not installed (apt-get install postgresql)"
-    try:
-        import psycopg  # noqa: F401
-    except ImportError:
-        return "psycopg is not installed (pip install -e '.[dev]')"
-    if os.geteuid() == 0:
-        try:
-            pwd.getpwnam(CLUSTER_USER)
-        except KeyError:
-            return f"running as root and there is no {CLUSTER_USER!r} user to run initdb as"
-        if shutil.which("runuser") is None:
-            return "running as root and runuser is missing"
-    return None
-
-
-@pytest.fixture(scope="session")
-def postgres_cluster() -> Iterator[Cluster]:
-    require(_cluster_problem())
-    bindir = postgres_bindir()
-    assert bindir is not None
-    # Not pytest's tmp dir: that is 0700 root, out of the postgres user's reach,
-    # and its path can be too long for a Unix socket.
-    base = Path(tempfile.mkdtemp(prefix="dsr-pg-"))
-    cluster = Cluster(bindir, base, CLUSTER_USER if os.geteuid() == 0 else None)
-    try:
-        cluster.start()
-        yield cluster
-    finally:
-        try:
-            cluster.stop()
-        finally:
-            shutil.rmtree(base, ignore_errors=True)
-
-
-_databases = iter(range(1, 1_000_000))
-
-
-@pytest.fixture(params=BACKENDS)
-def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A URL of a fresh, empty database on each backend."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'gateway.sqlite'}"
-        return
-    cluster: Cluster = request.getfixturevalue("postgres_cluster")
-    name = f"t{next(_databases)}"
-    cluster.admin(f"CREATE DATABASE {name}")
-    try:
-        yield cluster.url(name)
-    finally:
-        cluster.admin(f"DROP DATABASE {name} WITH (FORCE)")
+from sandbox.run.backends.base import Backend
+from sandbox.settings import SandboxSettings
+from tests.support.city import City, make_city
+from tests.support.engine import require_engine
+from tests.support.fakebackend import FakeBackend
+from tests.support.gateway_jobs import Gateway, open_gateway, runtime_for
 
 
 @pytest.fixture
@@ -167,3 +35,67 @@ def engine(store_url: str) -> Iterator[Engine]:
         yield eng
     finally:
         eng.dispose()
+
+
+# -- a gateway running jobs ----------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def runc() -> Backend:
+    require_engine()
+    from sandbox.run.backends.docker import DockerBackend
+
+    return DockerBackend(SandboxSettings(runtime="runc"))
+
+
+@pytest.fixture(scope="module")
+def city(tmp_path_factory: pytest.TempPathFactory, runc: Backend) -> Iterator[City]:
+    city = make_city(tmp_path_factory.mktemp("gwcity"), runc, residents=3000, enterprises=600)
+    yield city
+    city.ledger.close()
+
+
+@pytest.fixture
+def gw(store_url: str, tmp_path: Path, city: City, runc: Backend) -> Iterator[Gateway]:
+    """A gateway with the worker running jobs against the city, in containers."""
+    runtime = runtime_for(city, runc)
+    g = open_gateway(store_url, tmp_path / "var", runtime)
+    with g.client:
+        yield g
+    runtime.ledger.close()
+    g.app.state.engine.dispose()
+
+
+@pytest.fixture
+def plain(store_url: str, tmp_path: Path) -> Iterator[Gateway]:
+    """A gateway without a sandbox: submissions queue and nothing runs."""
+    g = open_gateway(store_url, tmp_path / "var", None)
+    with g.client:
+        yield g
+    g.app.state.engine.dispose()
+
+
+@pytest.fixture(scope="module")
+def fake(tmp_path_factory: pytest.TempPathFactory) -> FakeBackend:
+    """The fake backend: the in-container code as host subprocesses, no Docker."""
+    return FakeBackend(tmp_path_factory.mktemp("fake-sandboxes"))
+
+
+@pytest.fixture(scope="module")
+def fake_city(tmp_path_factory: pytest.TempPathFactory, fake: FakeBackend) -> Iterator[City]:
+    city = make_city(tmp_path_factory.mktemp("fakecity"), fake, residents=3000, enterprises=600)
+    yield city
+    city.ledger.close()
+
+
+@pytest.fixture
+def fake_gw(
+    store_url: str, tmp_path: Path, fake_city: City, fake: FakeBackend
+) -> Iterator[Gateway]:
+    """A gateway with the worker running jobs against the city on the fake backend."""
+    runtime = runtime_for(fake_city, fake)
+    g = open_gateway(store_url, tmp_path / "var", runtime)
+    with g.client:
+        yield g
+    runtime.ledger.close()
+    g.app.state.engine.dispose()

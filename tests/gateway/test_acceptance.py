@@ -22,9 +22,9 @@ from pathlib import Path
 import docker
 import pytest
 
-from sandbox import demo
-from tests.conftest import require_engine, sandbox_objects
-from tests.gateway.live import (
+from sandbox.synthetic import demo
+from tests.support.engine import require_engine, sandbox_objects
+from tests.support.live import (
     LiveGateway,
     apply_policy,
     request_grant,

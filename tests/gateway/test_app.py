@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,28 +13,15 @@ from fastapi.testclient import TestClient
 
 from gateway.app import create_app
 from gateway.identity import Role, create_account, issue_token
+from gateway.runtime import build_runtime
 from gateway.settings import GatewaySettings
 from gateway.store.tables import audit_events
+from tests.support.access import ALL
+from tests.support.access import IDENTITY_AND_AUDIT as ACCESS
+from tests.support.hostbackend import HostBackend
 
 ROLES = [r.value for r in Role]
 
-# Every route, and who may use it: "public", "any" (any signed-in account) or roles.
-# The web console's HTML pages (/console) are left out of the OpenAPI document on
-# purpose; tests/gateway/console/test_pages.py holds their role matrix.
-ACCESS: dict[tuple[str, str], str | frozenset[str]] = {
-    ("GET", "/v1/health"): "public",
-    ("GET", "/v1/me"): "any",
-    ("GET", "/v1/accounts"): frozenset({"admin"}),
-    ("POST", "/v1/accounts"): frozenset({"admin"}),
-    ("POST", "/v1/accounts/{name}/tokens"): frozenset({"admin"}),
-    ("DELETE", "/v1/tokens/{token_id}"): frozenset({"admin"}),
-    ("GET", "/v1/audit/verify"): frozenset({"auditor"}),
-    ("GET", "/v1/audit/events"): frozenset({"auditor", "provider"}),
-    ("POST", "/v1/audit/verify"): frozenset({"auditor"}),
-    ("GET", "/v1/audit/checkpoints"): frozenset({"auditor", "provider"}),
-    ("POST", "/v1/audit/checkpoints"): frozenset({"admin", "auditor"}),
-    ("GET", "/v1/audit/public-key"): frozenset({"admin", "auditor", "provider"}),
-}
 SAMPLE_PATH = {"{name}": "someone", "{token_id}": "000000000000"}
 SAMPLE_CHECKPOINT = {  # well-formed, signed by nobody: refused, not an error
     "version": 1,
@@ -74,31 +62,12 @@ def call(client: TestClient, method: str, path: str, token: str | None):  # type
     return client.request(method, url, headers=headers, json=body)
 
 
-def all_access() -> dict[tuple[str, str], str | frozenset[str]]:
-    """Every route's roles: this file's ACCESS and the ACCESS of each router's test file."""
-    import importlib
-
-    from tests.gateway.test_grants import ACCESS as GRANTS
-    from tests.gateway.test_requests import ACCESS as REQUESTS
-
-    union = {**ACCESS, **GRANTS, **REQUESTS}
-    union |= importlib.import_module("tests.gateway.test_providers").ACCESS
-    union |= importlib.import_module("tests.gateway.test_he_products").ACCESS
-    union |= importlib.import_module("tests.gateway.test_catalog").ACCESS
-    try:
-        union |= importlib.import_module("tests.gateway.test_jobs").ACCESS
-    except ModuleNotFoundError as e:
-        if e.name != "tests.gateway.test_jobs":
-            raise
-    return union
-
-
 def test_every_route_is_in_the_access_matrix(gateway) -> None:  # type: ignore[no-untyped-def]
     client, _ = gateway
     # Every operation the gateway serves, as its OpenAPI document lists them.
     paths = client.get("/openapi.json").json()["paths"]
     routes = {(method.upper(), path) for path, ops in paths.items() for method in ops}
-    assert routes == set(all_access())
+    assert routes == set(ALL)
 
 
 @pytest.mark.parametrize(("method", "path"), sorted(ACCESS))
@@ -196,3 +165,40 @@ def test_providers_export_only_their_datasets_events(gateway) -> None:  # type: 
     auditor = {"Authorization": f"Bearer {tokens['auditor']}"}
     everything = client.get("/v1/audit/events", headers=auditor).text.splitlines()
     assert len(everything) > len(events)
+
+
+# -- one app's dependencies are its own -------------------------------------------------------
+
+
+def test_two_apps_in_one_process_share_no_services_hooks_or_checkers(tmp_path: Path) -> None:
+    """create_app builds every shared service and create_app's runtime its checker pool:
+    closing one app (its lifespan's end) closes its checkers only."""
+    apps, runtimes = [], []
+    for name in ("a", "b"):
+        settings = GatewaySettings(data_dir=tmp_path / name)
+        runtime = build_runtime(settings, backend=HostBackend(lambda _: {}))
+        app = create_app(settings, runtime)
+        app.state.worker_autostart = False  # no job runs here
+        apps.append(app)
+        runtimes.append(runtime)
+    a, b = apps
+    try:
+        for service in ("grants", "scope", "catalog", "provider_service", "console_sessions"):
+            assert getattr(a.state, service) is not getattr(b.state, service), service
+        assert a.state.scope is a.state.grants.scope
+        # The suspension hooks belong to each app's grant service alone.
+        assert a.state.grants.on_suspend == b.state.grants.on_suspend
+        a.state.grants.on_suspend = ()
+        assert len(b.state.grants.on_suspend) == 2
+        checkers = [r.checkers for r in runtimes]
+        assert checkers[0] is not None and checkers[1] is not None
+        assert checkers[0] is not checkers[1]
+        with TestClient(a):  # the app's lifespan: started, then shut down
+            assert checkers[0].call(os.getpid) != os.getpid()
+        assert checkers[0].closed and not checkers[1].closed
+        assert checkers[1].call(os.getpid) != os.getpid()  # b's checkers still serve b
+    finally:
+        for runtime, app in zip(runtimes, apps, strict=True):
+            assert runtime.checkers is not None
+            runtime.checkers.close()
+            app.state.engine.dispose()

@@ -43,6 +43,7 @@ STORED_TYPES = {
     "verdict",
     "review.viewed",
     "review.vote",
+    "review.state",
     "download",
     "policy.applied",
     "grant.state",

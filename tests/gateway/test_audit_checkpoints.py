@@ -49,7 +49,7 @@ from gateway.errors import ChainBroken, CheckpointError, SignerError
 from gateway.identity import create_account, issue_token
 from gateway.settings import GatewaySettings
 from gateway.store import make_engine, migrate, read_transaction
-from tests.gateway.live import free_port
+from tests.support.live import free_port
 
 T0 = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
 

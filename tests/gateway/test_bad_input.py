@@ -7,10 +7,11 @@ must write may be new. Routes are enumerated from the app's OpenAPI document,
 so a new route is covered by the route-wide tables here without being named.
 
 Covered elsewhere, not repeated: the wrong role on every route (403, "needs the
-role ...") is the access matrix of ``tests/gateway/test_app.py`` (with the
-ACCESS tables of each router's test file); a scope denial of a column outside
-the grant is ``tests/gateway/test_jobs.py``; an upload beyond its own cap and
-policies that do not fit their dataset are ``tests/gateway/test_providers.py``.
+role ...") is the access matrix of ``tests/support/access.py``, checked by
+``tests/gateway/test_app.py`` and each router's test file; a scope denial of a
+column outside the grant is ``tests/gateway/test_jobs.py``; an upload beyond its
+own cap and policies that do not fit their dataset are
+``tests/gateway/test_providers.py``.
 """
 
 from __future__ import annotations
@@ -38,11 +39,11 @@ from gateway.runtime import build_runtime
 from gateway.settings import GatewaySettings
 from gateway.store import metadata
 from gateway.store.tables import audit_events
-from sandbox import demo
-from sandbox.policy import PolicyStore
-from sandbox.registry import Registry
-from tests.gateway.conftest import BACKENDS, Cluster
-from tests.sandbox.city import ENTITY, POLICIES
+from sandbox.intake.policy import PolicyStore
+from sandbox.intake.registry import Registry
+from sandbox.synthetic import demo
+from tests.support.city import ENTITY, POLICIES
+from tests.support.stores import BACKENDS, Cluster
 
 PROVIDER = "city-bureau"
 ACCOUNTS = {

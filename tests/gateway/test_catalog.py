@@ -15,17 +15,11 @@ import pytest
 
 from gateway.audit.chain import iter_events
 from gateway.identity import Role
-from sandbox.views import ViewBuilder
-from tests.gateway.test_grants import PEOPLE_CSV, World, issue, make_world
+from sandbox.views.build import ViewBuilder
+from tests.support.access import CATALOG as ACCESS
+from tests.support.grants_world import PEOPLE_CSV, World, issue, make_world
 
 ROLES = [r.value for r in Role]
-
-# The catalogue routes, and who may use them (see test_app.py for the format).
-ACCESS: dict[tuple[str, str], str | frozenset[str]] = {
-    ("GET", "/v1/catalog"): frozenset({"operator"}),
-    ("GET", "/v1/catalog/{view}"): frozenset({"operator"}),
-    ("GET", "/v1/catalog/{view}/dummy"): frozenset({"operator"}),
-}
 
 
 @pytest.fixture

@@ -27,10 +27,10 @@ from typing import Any
 import pyarrow.parquet as pq
 import pytest
 
-from sandbox import demo
-from tests.conftest import require_engine, sandbox_objects
-from tests.gateway.live import DsrShell, LiveGateway, free_port
-from tests.sandbox.city import POLICIES
+from sandbox.synthetic import demo
+from tests.support.city import POLICIES
+from tests.support.engine import require_engine, sandbox_objects
+from tests.support.live import DsrShell, LiveGateway, free_port
 
 pytestmark = pytest.mark.docker
 
@@ -211,6 +211,7 @@ def test_operator_submits_waits_and_downloads(world: World) -> None:
     assert status["state"] == "held" and status["verdict"] == "REVIEW"
     listed = world.json("jobs", "list", who="op-1")
     assert {j["id"] for j in listed} == {sql_job, *held}
+    assert json.loads(world.ok("jobs", "--json", "list", who="op-1")) == listed  # on the group
     assert held[0] in world.ok("jobs", "list", "--state", "held", who="op-1")
     withheld = world.dsr("jobs", "logs", sql_job, who="op-1")
     assert withheld.returncode == 1 and "withheld" in withheld.stderr
@@ -343,6 +344,8 @@ def test_errors_are_messages_with_meaningful_exit_codes(world: World) -> None:
         dead = world.dsr(*args, who="op-1", env={"DSR_SERVER": down})
         assert dead.returncode == 3, dead.stderr
         assert f"cannot reach the gateway at {down}" in dead.stderr
+    before = world.dsr("jobs", "--server", down, "list", who="op-1")  # the flag on the group
+    assert before.returncode == 3 and f"cannot reach the gateway at {down}" in before.stderr
     nowhere = world.dsr("jobs", "list", env={"DSR_SERVER": ""})
     assert nowhere.returncode == 2 and "no gateway named" in nowhere.stderr
     not_url = world.dsr("jobs", "list", "--server", "localhost:8700", who="op-1")
@@ -383,10 +386,16 @@ def test_login_writes_a_private_profile_used_by_every_command(world: World) -> N
     # With a gateway configured, `dsr accounts list` asks it, not the store.
     remote = json.loads(world.ok("accounts", "list", "--json", env=env))
     assert "op-9" in {a["name"] for a in remote}
+    assert (
+        json.loads(world.ok("accounts", "--profile", "default", "--json", "list", env=env))
+        == remote
+    )
     # The profile's token goes only to its own server.
     elsewhere = world.dsr("whoami", env={**env, "DSR_SERVER": f"http://127.0.0.1:{free_port()}"})
     assert elsewhere.returncode == 4 and "no API token" in elsewhere.stderr
     missing = world.dsr("whoami", "--profile", "nobody", env=env)
+    assert missing.returncode == 2 and "no profile 'nobody'" in missing.stderr
+    missing = world.dsr("accounts", "--profile", "nobody", "list", env=env)
     assert missing.returncode == 2 and "no profile 'nobody'" in missing.stderr
 
 

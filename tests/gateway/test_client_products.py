@@ -21,9 +21,9 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import require_engine
-from tests.gateway.he_world import FIRMS_POLICY, GRANTED, code, firms_csv, tax
-from tests.gateway.live import DsrShell, LiveGateway, free_port, request_grant
+from tests.support.engine import require_engine
+from tests.support.he_world import FIRMS_POLICY, GRANTED, code, firms_csv, tax
+from tests.support.live import DsrShell, LiveGateway, free_port, request_grant
 
 pytestmark = pytest.mark.docker
 
@@ -127,6 +127,7 @@ def test_products_are_listed_and_shown_by_role(world: World) -> None:
     product = world.state["product"]
     (mine,) = world.json("he", "products", "list", who="op-1")
     assert mine["id"] == product and mine["state"] == "approved"
+    assert json.loads(world.ok("he", "products", "--json", "list", who="op-1")) == [mine]
     table = world.ok("he", "products", "list", who="rev-1")
     assert product in table and "tax band" in table and "approved" in table
     shown = world.ok("he", "products", "show", product, who="bank-1")  # the consumer's view
@@ -253,5 +254,7 @@ def test_admin_and_audit_commands_print_json(world: World) -> None:
     assert revoked == {"id": issued["id"], "revoked": True}
     verified = world.json("audit", "verify", who="auditor-1")
     assert verified["ok"] is True and verified["checked"] > 0
+    before = json.loads(world.ok("audit", "--json", "verify", who="auditor-1"))  # on the group
+    assert before["ok"] is True and before["checked"] >= verified["checked"]
     local = json.loads(world.ok("audit", "verify", "--local", "--json", env={"DSR_SERVER": ""}))
     assert local["ok"] is True and local["checked"] > verified["checked"]

@@ -25,10 +25,10 @@ from gateway.identity import list_accounts, revoke_token, token_id_of
 from gateway.requests.service import RequestService
 from gateway.settings import GatewaySettings
 from gateway.store import make_engine, read_transaction
-from sandbox.policy import PolicyStore
-from sandbox.registry import Registry
-from tests.conftest import require_engine, sandbox_objects
-from tests.gateway.served_demo import bash, served_demo, wait_for, walkthrough
+from sandbox.intake.policy import PolicyStore
+from sandbox.intake.registry import Registry
+from tests.support.engine import require_engine, sandbox_objects
+from tests.support.served_demo import bash, served_demo, wait_for, walkthrough
 
 RESIDENTS = 3000  # the seed's city, small: the test is about the seed, not the data
 

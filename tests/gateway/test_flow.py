@@ -24,11 +24,11 @@ from gateway.app import create_app
 from gateway.identity import create_account, issue_token
 from gateway.runtime import build_runtime
 from gateway.settings import GatewaySettings
-from sandbox import demo
-from sandbox.policy import PolicyStore
-from sandbox.registry import Registry
-from tests.conftest import require_engine
-from tests.sandbox.city import ENTITY, POLICIES
+from sandbox.intake.policy import PolicyStore
+from sandbox.intake.registry import Registry
+from sandbox.synthetic import demo
+from tests.support.city import ENTITY, POLICIES
+from tests.support.engine import require_engine
 
 pytestmark = [pytest.mark.docker]
 

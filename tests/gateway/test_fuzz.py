@@ -42,10 +42,10 @@ from gateway.identity import Role, create_account, issue_token
 from gateway.runtime import build_runtime
 from gateway.settings import GatewaySettings
 from gateway.store.tables import audit_events
-from sandbox import demo
-from sandbox.policy import PolicyStore
-from sandbox.registry import Registry
-from tests.sandbox.city import ENTITY, POLICIES
+from sandbox.intake.policy import PolicyStore
+from sandbox.intake.registry import Registry
+from sandbox.synthetic import demo
+from tests.support.city import ENTITY, POLICIES
 
 # Hypothesis keeps caches (Unicode tables, constants) in its home directory, and
 # schemathesis draws examples while pytest collects: keep them out of the repo

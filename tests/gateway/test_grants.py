@@ -5,7 +5,7 @@ PostgreSQL). The attacks on holds, terms and scenario names are in ``tests/secur
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -13,7 +13,6 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 from alembic import command
-from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from gateway.app import create_app
@@ -21,30 +20,23 @@ from gateway.audit.chain import iter_events
 from gateway.grants.errors import GrantError, GrantInactive, IllegalGrantTransition
 from gateway.grants.holds import holds_of
 from gateway.grants.model import ADMINISTRATORS, TRANSITIONS, GrantRecord, State
-from gateway.grants.service import GrantService, grant_service
+from gateway.grants.service import SuspendHook, grant_service
 from gateway.grants.terms import years_after
-from gateway.identity import Role, create_account, issue_token
-from gateway.scope import ScopePolicy, column_object
+from gateway.he.model import suspend_grant_products
+from gateway.jobs.service import cancel_queued_for_grant
+from gateway.scope.objects import column_object
+from gateway.scope.policy import ScopePolicy
 from gateway.settings import GatewaySettings
 from gateway.store import make_engine, migrate
 from gateway.store.migrations import CONNECTION, alembic_config
 from gateway.store.tables import accounts as accounts_table
 from gateway.store.tables import grants as grants_table
-from sandbox.entitymap import EntityMaps, ledger_secret
-from sandbox.policy import PolicyStore
-from sandbox.views import ViewBuilder
+from sandbox.intake.policy import PolicyStore
+from sandbox.judge.ledger_keys import EntityMaps, ledger_secret
+from sandbox.views.build import ViewBuilder
+from tests.support.access import GRANTS as ACCESS
+from tests.support.grants_world import ROLES, World, issue, make_world
 
-ROLES = [r.value for r in Role]
-
-# The grant routes, and who may use them (see test_app.py for the format).
-ACCESS: dict[tuple[str, str], str | frozenset[str]] = {
-    ("GET", "/v1/grants"): frozenset({"operator", "provider", "admin"}),
-    ("GET", "/v1/grants/{grant_id}"): frozenset({"admin", "provider"}),
-    ("POST", "/v1/grants/{grant_id}/suspend"): frozenset({"admin", "provider"}),
-    ("POST", "/v1/grants/{grant_id}/resume"): frozenset({"admin", "provider"}),
-    ("POST", "/v1/grants/{grant_id}/revoke"): frozenset({"admin", "provider"}),
-    ("POST", "/v1/datasets/{name}/emergency-stop"): frozenset({"admin"}),
-}
 SAMPLE_PATH = {"{grant_id}": "g-0000000000000000", "{name}": "nothing_here"}
 SAMPLE_BODY: dict[tuple[str, str], Any] = {
     ("POST", "/v1/grants/{grant_id}/suspend"): {"reason": "x"},
@@ -53,111 +45,12 @@ SAMPLE_BODY: dict[tuple[str, str], Any] = {
     ("POST", "/v1/datasets/{name}/emergency-stop"): {"reason": "x"},
 }
 
-PEOPLE_POLICY = """\
-dataset: people
-entity_column: person_id
-k: 2
-columns:
-  person_id: {class: identifier, level: 4, visibility: join_key}
-  name: {class: identifier, level: 4, visibility: hidden}
-  age: {class: quasi_identifier, level: 2, visibility: group_key}
-  income: {class: sensitive, level: 3, visibility: aggregate_only}
-"""
-PEOPLE_CSV = "person_id,name,age,income\n" + "".join(
-    f"{110101199001010000 + i},name{i},{20 + i % 40},{1000 + 37 * i}\n" for i in range(30)
-)
-COLUMNS = ("age", "income")
 T0 = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)  # a Monday, 10:00 in Beijing
-
-
-@dataclass
-class World:
-    app: FastAPI
-    client: TestClient
-    tokens: dict[str, str]
-
-    @property
-    def grants(self) -> GrantService:
-        return grant_service(self.app)
-
-    @property
-    def engine(self) -> sa.Engine:
-        engine: sa.Engine = self.app.state.engine
-        return engine
-
-    @property
-    def data_dir(self) -> Path:
-        path: Path = self.app.state.settings.data_dir
-        return path
-
-    def headers(self, who: str) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.tokens[who]}"}
-
-
-def register(app: FastAPI, name: str = "people", provider: str = "provider-1") -> None:
-    """A tiny dataset in the app's registry, with its exposure policy applied."""
-    data_dir: Path = app.state.settings.data_dir
-    src = data_dir / f"{name}.csv"
-    src.write_text(PEOPLE_CSV, encoding="utf-8")
-    version = app.state.registry.register(
-        src, name=name, entity_column="person_id", provider=provider
-    )
-    PolicyStore(data_dir).apply(
-        PEOPLE_POLICY.replace("dataset: people", f"dataset: {name}"),
-        {c.name: c.type for c in version.columns},
-        dataset=name,
-        author=provider,
-    )
-
-
-def make_world(store_url: str, tmp_path: Path) -> Iterator[World]:
-    """A gateway with an account per role (plus provider-2, operator-2) and two datasets:
-    ``people`` from provider-1 and ``tax`` from provider-2."""
-    app = create_app(GatewaySettings(data_dir=tmp_path / "var", database_url=store_url))
-    tokens = {}
-    with app.state.engine.begin() as conn:
-        for role in ROLES:
-            create_account(conn, f"{role}-1", {role}, actor="test")
-            tokens[role] = issue_token(conn, f"{role}-1", actor="test")
-        create_account(conn, "provider-2", {"provider"}, actor="test")
-        tokens["provider-2"] = issue_token(conn, "provider-2", actor="test")
-        create_account(conn, "operator-2", {"operator"}, actor="test")
-        tokens["operator-2"] = issue_token(conn, "operator-2", actor="test")
-    register(app)
-    register(app, "tax", provider="provider-2")
-    with TestClient(app) as client:
-        yield World(app, client, tokens)
-    app.state.engine.dispose()
 
 
 @pytest.fixture
 def world(store_url: str, tmp_path: Path) -> Iterator[World]:
     yield from make_world(store_url, tmp_path)
-
-
-def issue(
-    w: World,
-    *,
-    scenario: str = "elderly care planning",
-    columns: tuple[str, ...] = COLUMNS,
-    dataset: str = "people",
-    operator: str = "operator-1",
-    days: int = 365,
-    now: datetime | None = None,
-) -> GrantRecord:
-    now = now or datetime.now(UTC)
-    with w.engine.begin() as conn:
-        return w.grants.create(
-            conn,
-            operator=operator,
-            scenario=scenario,
-            purpose="plan care homes by district",
-            scopes=[(dataset, columns)],
-            valid_until=now + timedelta(days=days),
-            valid_from=now,
-            actor="admin-1",
-            now=now,
-        )
 
 
 def grant_at_state(w: World, state: State, scenario: str = "s") -> GrantRecord:
@@ -228,14 +121,32 @@ def test_illegal_moves_answer_409_over_http(world: World) -> None:
 # -- suspension ------------------------------------------------------------------------
 
 
+@contextmanager
+def suspend_hook(world: World, hook: SuspendHook) -> Iterator[None]:
+    """The app's grant service with ``hook`` after its own suspension hooks, for a while."""
+    grants = world.grants
+    before = grants.on_suspend
+    grants.on_suspend = (*before, hook)
+    try:
+        yield
+    finally:
+        grants.on_suspend = before
+
+
+def test_the_app_gives_the_grant_service_its_suspension_hooks(world: World) -> None:
+    """Suspending a grant cancels its queued jobs and suspends its products: the hooks
+    are the grant service's constructor arguments, from create_app, nothing global."""
+    assert world.grants.on_suspend == (cancel_queued_for_grant, suspend_grant_products)
+    assert world.app.state.grants is world.grants
+
+
 def test_suspension_stops_at_once_calls_the_hooks_and_resume_restores(world: World) -> None:
     called: list[str] = []
 
     def hook(conn: sa.Connection, grant_id: str) -> None:
         called.append(grant_id)
 
-    world.grants.on_suspend.append(hook)
-    try:
+    with suspend_hook(world, hook):
         g = issue(world)
         policy = world.grants.scope
         assert allows(policy, g) and allows(policy, g, "income")
@@ -274,8 +185,6 @@ def test_suspension_stops_at_once_calls_the_hooks_and_resume_restores(world: Wor
             (e.detail["action"], e.detail["holder"]) for e in events(world, "grant.hold", g.id)
         ]
         assert holds == [("placed", "provider-1"), ("lifted", "provider-1")]
-    finally:
-        world.grants.on_suspend.remove(hook)
 
 
 def test_a_failing_hook_undoes_the_whole_suspension(world: World) -> None:
@@ -283,12 +192,12 @@ def test_a_failing_hook_undoes_the_whole_suspension(world: World) -> None:
         raise RuntimeError("queue unavailable")
 
     g = issue(world)
-    world.grants.on_suspend.append(broken)
-    try:
-        with pytest.raises(RuntimeError), world.engine.begin() as conn:
-            world.grants.suspend(conn, g.id, ADMINISTRATORS, "admin-1", "r")
-    finally:
-        world.grants.on_suspend.remove(broken)
+    with (
+        suspend_hook(world, broken),
+        pytest.raises(RuntimeError),
+        world.engine.begin() as conn,
+    ):
+        world.grants.suspend(conn, g.id, ADMINISTRATORS, "admin-1", "r")
     with world.engine.connect() as conn:
         assert world.grants.get(conn, g.id).state == State.ACTIVE
         assert world.grants.get(conn, g.id).holds == ()  # the hold rolled back with it
@@ -401,6 +310,25 @@ def test_a_grant_runs_at_most_three_calendar_years(world: World) -> None:
     assert issue(world, days=longest, now=now).state == State.ACTIVE
     leap = datetime(2028, 2, 29, 12, tzinfo=UTC)
     assert years_after(leap) == datetime(2031, 2, 28, 12, tzinfo=UTC)
+
+
+def test_time_comes_from_the_services_clock(world: World) -> None:
+    """Without a caller's ``now``, the grant service's clock dates the moves and decides
+    expiry (the clock ``create_app`` gives it is the system's)."""
+    g = issue(world, days=30, now=T0)
+    grants = world.grants
+    before = grants.clock
+    grants.clock = lambda: T0 + timedelta(days=1)
+    try:
+        with world.engine.begin() as conn:
+            stopped = grants.suspend(conn, g.id, ADMINISTRATORS, "admin-1", "audit")
+        assert stopped.state_changed_at == T0 + timedelta(days=1)
+        grants.clock = lambda: T0 + timedelta(days=31)
+        with world.engine.begin() as conn:
+            assert grants.expire_due(conn) == [g.id]
+            assert grants.get(conn, g.id).state_changed_at == T0 + timedelta(days=31)
+    finally:
+        grants.clock = before
 
 
 def test_the_maximum_can_be_lowered_on_the_app(store_url: str, tmp_path: Path) -> None:

@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 
 from gateway.he.client import HEClient, load_keys, make_keys
-from tests.conftest import require_engine
-from tests.gateway.he_world import FIRMS_POLICY, GRANTED, code, firms_csv, tax
-from tests.gateway.live import DSR, LiveGateway, request_grant
-from tests.gateway.test_he_products import BANDS, _secret_chunk, assert_nowhere
+from tests.support.engine import require_engine
+from tests.support.he_products import BANDS, assert_nowhere, secret_chunk
+from tests.support.he_world import FIRMS_POLICY, GRANTED, code, firms_csv, tax
+from tests.support.live import DSR, LiveGateway, request_grant
 
 
 @pytest.fixture
@@ -87,7 +87,7 @@ def test_a_bank_verifies_claims_over_http(live: LiveGateway, tmp_path: Path) -> 
 
     keys = load_keys(keys_path)
     secret = keys.context.serialize(save_secret_key=True)
-    needles = [code(42).encode(), code(43).encode(), _secret_chunk(secret, keys.public_context())]
+    needles = [code(42).encode(), code(43).encode(), secret_chunk(secret, keys.public_context())]
     assert_nowhere(live.data_dir, needles, allow_in=[live.data_dir / "datasets"])
     log = live.log.read_bytes()
     assert b"/verify" in log  # the log is the gateway's, and it saw the calls

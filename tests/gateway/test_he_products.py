@@ -4,10 +4,8 @@ rate limits across a restart, suspension, and what the platform never holds."""
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 import tenseal as ts
@@ -15,9 +13,21 @@ import tenseal as ts
 from gateway.grants.model import Holder, HolderKind
 from gateway.grants.model import State as GrantState
 from gateway.grants.service import grant_service
+from sandbox.container.he.protocol import claim_element
 from sandbox.he.client import ScoringKeys, VerificationKeys
-from sandbox.he.protocol import claim_element
-from tests.gateway.he_world import (
+from tests.support.access import HE_PRODUCTS as ACCESS
+from tests.support.he_products import (
+    OCTETS,
+    approve,
+    ask,
+    assert_nowhere,
+    band,
+    define,
+    ready_product,
+    register,
+    secret_chunk,
+)
+from tests.support.he_world import (
     FIRMS,
     World,
     closed,
@@ -26,23 +36,8 @@ from tests.gateway.he_world import (
     months,
     open_app,
     released_model_job,
-    tax,
 )
 
-OCTETS = {"Content-Type": "application/octet-stream"}
-BANDS = [100_000.0, 300_000.0, 500_000.0]
-
-# The routes of this package, and who may use them (see test_app.py for the format).
-ACCESS: dict[tuple[str, str], str | frozenset[str]] = {
-    ("POST", "/v1/he/products"): frozenset({"operator"}),
-    ("GET", "/v1/he/products"): "any",
-    ("GET", "/v1/he/products/{product_id}"): "any",
-    ("POST", "/v1/he/products/{product_id}/decision"): frozenset({"reviewer"}),
-    ("POST", "/v1/he/products/{product_id}/withdraw"): frozenset({"operator"}),
-    ("POST", "/v1/he/contexts"): frozenset({"consumer"}),
-    ("POST", "/v1/he/products/{product_id}/verify"): frozenset({"consumer"}),
-    ("POST", "/v1/he/products/{product_id}/score"): frozenset({"consumer"}),
-}
 ROLE_ACCOUNT = {
     "operator": "op-1",
     "reviewer": "rev-1",
@@ -51,10 +46,6 @@ ROLE_ACCOUNT = {
     "admin": "admin-1",
     "auditor": "auditor-1",
 }
-
-
-def band(i: int) -> int:
-    return sum(tax(i) >= b for b in BANDS)
 
 
 @pytest.fixture(scope="module")
@@ -83,44 +74,6 @@ def world(tmp_path: Path) -> Iterator[World]:
     with w.client:
         yield w
     w.app.state.engine.dispose()
-
-
-def define(w: World, who: str = "op-1", **body: Any) -> Any:
-    base = {"kind": "verify", "name": "tax band", "grant": w.grant_id, "consumers": ["bank-1"]}
-    base |= {"dataset": "firms", "value_column": "annual_tax", "boundaries": BANDS}
-    return w.client.post("/v1/he/products", headers=w.h(who), json=base | body)
-
-
-def approve(w: World, product: str, who: str = "rev-1") -> Any:
-    body = {"decision": "approve", "reason": "bands are coarse; consumers are licensed banks"}
-    return w.client.post(f"/v1/he/products/{product}/decision", headers=w.h(who), json=body)
-
-
-def register(w: World, data: bytes, kind: str = "verify", who: str = "bank-1") -> Any:
-    return w.client.post(f"/v1/he/contexts?kind={kind}", headers=w.h(who, **OCTETS), content=data)
-
-
-def ask(
-    w: World, keys: VerificationKeys, product: dict[str, Any], context: str, subject: str,
-    claim: int, who: str = "bank-1",
-) -> Any:  # fmt: skip
-    bits = product["spec"]["bucket_bits"]
-    query = keys.encrypt_claim(product["id"], subject, claim, bucket_bits=bits)
-    return w.client.post(
-        f"/v1/he/products/{product['id']}/verify?context={context}&bucket={query.bucket}",
-        headers=w.h(who, **OCTETS),
-        content=query.ciphertext,
-    )
-
-
-def ready_product(w: World, keys: VerificationKeys, **body: Any) -> tuple[dict[str, Any], str]:
-    made = define(w, **body)
-    assert made.status_code == 201, made.text
-    product = made.json()
-    assert approve(w, product["id"]).status_code == 200
-    context = register(w, keys.public_context())
-    assert context.status_code == 201, context.text
-    return product, context.json()["id"]
 
 
 def test_verification_answers_only_the_claim_and_nothing_is_kept(
@@ -172,42 +125,10 @@ def test_verification_answers_only_the_claim_and_nothing_is_kept(
     # Nothing the platform keeps holds a subject, a claim or the secret key.
     secret = vkeys.context.serialize(save_secret_key=True)
     public = vkeys.public_context()
-    key_chunk = _secret_chunk(secret, public)
+    key_chunk = secret_chunk(secret, public)
     needles = [code(5).encode(), code(239).encode(), key_chunk]
     needles += [str(claim_element(product["id"], code(5), band(5))).encode()]
     assert_nowhere(w.data_dir, needles, allow_in=[w.data_dir / "datasets"])
-
-
-def _secret_chunk(secret: bytes, public: bytes) -> bytes:
-    """64 bytes of the serialized secret key that the public context does not contain."""
-    for start in range(len(secret) // 3, len(secret) - 64, 4096):
-        chunk = secret[start : start + 64]
-        if chunk not in public and len(set(chunk)) > 16:
-            return chunk
-    raise AssertionError("no distinctive chunk of the secret key")
-
-
-def assert_nowhere(root: Path, needles: list[bytes], allow_in: list[Path]) -> None:
-    """No file under ``root`` (but the raw dataset store) and no row of the SQLite
-    store holds any of ``needles``."""
-    for path in root.rglob("*"):
-        if not path.is_file() or any(a in path.parents for a in allow_in):
-            continue
-        data = path.read_bytes()
-        for needle in needles:
-            assert needle not in data, (path, needle[:20])
-    db = sqlite3.connect(root / "gateway.sqlite")
-    try:
-        tables = [r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")]
-        for table in tables:
-            for row in db.execute(f'SELECT * FROM "{table}"'):
-                text = b"".join(
-                    v if isinstance(v, bytes) else str(v).encode() for v in row if v is not None
-                )
-                for needle in needles:
-                    assert needle not in text, (table, needle[:20])
-    finally:
-        db.close()
 
 
 def test_a_yes_no_threshold_product(world: World, vkeys: VerificationKeys) -> None:

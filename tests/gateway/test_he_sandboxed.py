@@ -20,14 +20,14 @@ import pytest
 
 from gateway.he.errors import HEUnavailable
 from gateway.he.sandboxed import Sandboxed, publish, read_spool
-from sandbox.he import verify
+from sandbox.container.he import verify
+from sandbox.container.he.errors import HEInputError
+from sandbox.container.he.server import Server
 from sandbox.he.client import VerificationKeys
-from sandbox.he.errors import HEInputError
-from sandbox.he.server import Server
-from tests.conftest import require_engine
-from tests.gateway.he_world import FIRMS, World, code, make_world
-from tests.gateway.test_he_products import OCTETS, band, ready_product
-from tests.gateway.test_he_products import ask as ask_claim
+from tests.support.engine import require_engine
+from tests.support.he_products import OCTETS, band, ready_product
+from tests.support.he_products import ask as ask_claim
+from tests.support.he_world import FIRMS, World, code, make_world
 
 pytestmark = pytest.mark.docker
 

@@ -3,7 +3,9 @@ running the real pipeline in real containers (runc), outcomes, dummy-run logs,
 downloads, cancellation, start-up reconciliation, products and the access matrix.
 
 The store runs on SQLite and PostgreSQL; the grant comes from a resolver over
-``Grant`` objects built here (the seam the grants package fills in).
+``Grant`` objects the tests build (the seam the grants package fills in). The
+gateway and its fixtures (``plain``, ``gw``, ``city``, ``runc``) are
+``tests.support.gateway_jobs`` and ``tests/gateway/conftest.py``.
 """
 
 from __future__ import annotations
@@ -11,23 +13,17 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
-import itertools
 import re
-import time
-from collections.abc import Iterator
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from fastapi import FastAPI
-from fastapi.testclient import TestClient
-from sqlalchemy import Connection
+from alembic import command
 
-from gateway.app import create_app
-from gateway.identity import Role, create_account, issue_token
+from gateway.identity import Role
+from gateway.jobs.errors import Conflict, InvalidTransition
 from gateway.jobs.findings import (
     GENERIC,
     MESSAGES,
@@ -36,45 +32,32 @@ from gateway.jobs.findings import (
     StoredFindings,
     for_operator,
 )
-from gateway.jobs.model import State
+from gateway.jobs.model import JOB, Outcome, State, transition
 from gateway.jobs.service import cancel_queued_for_grant
-from gateway.jobs.worker import JobRuntime, JobWorker
-from gateway.scope import ScopePolicy
-from gateway.settings import GatewaySettings
-from gateway.store.tables import audit_events, jobs
-from sandbox.backends.base import Backend, Limits, RunHandle, RunSpec
-from sandbox.checks import RULES
-from sandbox.checks.fingerprints import FingerprintStore
-from sandbox.entitymap import EntityMaps, ledger_secret
-from sandbox.ledger import Ledger
-from sandbox.pipeline import Pipeline
-from sandbox.settings import SandboxSettings
-from sandbox.views import DatasetScope, Grant
-from tests.conftest import require_engine
-from tests.sandbox.city import RESIDENT_COLUMNS, City, city_grant, make_city
+from gateway.jobs.worker import JobWorker
+from gateway.reviews import service as review_service
+from gateway.reviews.model import Vote
+from gateway.store import make_engine, migrate
+from gateway.store.lifecycle import Clock
+from gateway.store.migrations import CONNECTION, alembic_config
+from gateway.store.tables import accounts, jobs, reviews
+from sandbox.judge.rules import RULES
+from sandbox.run.backends.base import Backend, RunHandle, RunSpec
+from sandbox.views.build import DatasetScope
+from tests.support.access import JOBS as ACCESS
+from tests.support.city import RESIDENT_COLUMNS, City, city_grant
+from tests.support.gateway_jobs import (
+    PY_DUMMY,
+    PY_HELD,
+    SQL_RELEASED,
+    Gateway,
+    open_gateway,
+    residents_grant,
+    runtime_for,
+)
 
 ROLES = [r.value for r in Role]
-WAITING = {"queued", "running", "checking"}
 
-# Every route of jobs, reviews and products, and who may use it.
-ACCESS: dict[tuple[str, str], str | frozenset[str]] = {
-    ("POST", "/v1/jobs"): frozenset({"operator"}),
-    ("GET", "/v1/jobs"): frozenset({"operator"}),
-    ("GET", "/v1/jobs/{job_id}"): frozenset({"operator"}),
-    ("GET", "/v1/jobs/{job_id}/logs"): frozenset({"operator"}),
-    ("GET", "/v1/jobs/{job_id}/outputs"): frozenset({"operator"}),
-    ("GET", "/v1/jobs/{job_id}/outputs/{name}"): frozenset({"operator"}),
-    ("POST", "/v1/jobs/{job_id}/cancel"): frozenset({"operator"}),
-    ("GET", "/v1/reviews"): frozenset({"reviewer"}),
-    ("GET", "/v1/reviews/{job_id}"): frozenset({"reviewer"}),
-    ("POST", "/v1/reviews/{job_id}/votes"): frozenset({"reviewer"}),
-    ("POST", "/v1/products"): frozenset({"operator"}),
-    ("GET", "/v1/products"): frozenset({"operator", "provider", "reviewer", "admin", "auditor"}),
-    ("GET", "/v1/products/{product_id}"): frozenset(
-        {"operator", "provider", "reviewer", "admin", "auditor"}
-    ),
-    ("POST", "/v1/products/{product_id}/renew"): frozenset({"operator"}),
-}
 PREFIXES = ("/v1/jobs", "/v1/reviews", "/v1/products")
 SAMPLE_PATH = {"{job_id}": "job-0000", "{name}": "result.csv", "{product_id}": "prd-0000"}
 SAMPLE_BODY = {
@@ -87,166 +70,6 @@ SAMPLE_BODY = {
         "category": "public_governance",
     },
 }
-
-SQL_RELEASED = "SELECT district_code, count(*) AS residents FROM residents GROUP BY 1"
-PY_HEAD = "from sandbox.sdk import connect, publish_table\ncon = connect()\n"
-PY_HELD = PY_HEAD + (
-    'df = con.sql("SELECT district_code, count(*) AS n FROM residents GROUP BY 1").df()\n'
-    'publish_table("districts.csv", df, group_by=["district_code"], measures=[], count="n")\n'
-)
-PY_DUMMY = PY_HEAD + 'print("rows:", con.sql("SELECT count(*) FROM residents").fetchall()[0][0])\n'
-
-
-# -- plain helpers -----------------------------------------------------------------------
-
-
-class Grants:
-    """A grant resolver over ``Grant`` objects; inactive grants raise, as the real one does."""
-
-    def __init__(self) -> None:
-        self.grants: dict[str, Grant] = {}
-        self.inactive: set[str] = set()
-
-    def __call__(self, conn: Connection, grant_id: str) -> Grant:
-        if grant_id not in self.grants or grant_id in self.inactive:
-            raise LookupError(f"grant {grant_id} is not active")
-        return self.grants[grant_id]
-
-
-@dataclass
-class Gateway:
-    app: FastAPI
-    client: TestClient
-    tokens: dict[str, str]
-    grants: Grants
-
-    def h(self, who: str) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.tokens[who]}"}
-
-    def grant(self, grant: Grant, actions: tuple[str, ...] = ("read", "aggregate", "join")) -> None:
-        """Issue ``grant``: resolvable, with its scope lines."""
-        self.grants.grants[grant.grant_id] = grant
-        self.app.state.scope.grant_rules(grant.grant_id, grant.operator, grant.scopes, actions)
-
-    def submit(self, who: str, grant: str, kind: str, code: str, **extra: Any) -> dict[str, Any]:
-        body = {"grant": grant, "kind": kind, "code": code, **extra}
-        response = self.client.post("/v1/jobs", headers=self.h(who), json=body)
-        assert response.status_code == 201, response.text
-        job: dict[str, Any] = response.json()
-        return job
-
-    def wait(self, who: str, job_id: str, timeout: float = 120.0) -> dict[str, Any]:
-        deadline = time.monotonic() + timeout
-        while True:
-            job: dict[str, Any] = self.client.get(f"/v1/jobs/{job_id}", headers=self.h(who)).json()
-            if job["state"] not in WAITING:
-                return job
-            assert time.monotonic() < deadline, job
-            time.sleep(0.2)
-
-    def events(self, type_: str) -> list[dict[str, Any]]:
-        with self.app.state.engine.connect() as conn:
-            rows = conn.execute(
-                sa.select(audit_events.c.actor, audit_events.c.detail)
-                .where(audit_events.c.type == type_)
-                .order_by(audit_events.c.id)
-            ).all()
-        return [{"actor": r.actor, **r.detail} for r in rows]
-
-
-ACCOUNTS = {
-    "op-1": {"operator"},
-    "op-2": {"operator"},
-    "op-rev": {"operator", "reviewer"},
-    "rev-1": {"reviewer"},
-    "rev-2": {"reviewer"},
-    **{f"{r}-1": {r} for r in ("admin", "auditor", "provider", "consumer")},
-}
-
-
-def open_gateway(
-    store_url: str, data_dir: Path, runtime: JobRuntime | None, *, autostart: bool = True
-) -> Gateway:
-    app = create_app(GatewaySettings(data_dir=data_dir, database_url=store_url))
-    grants = Grants()
-    app.state.grant_resolver = grants
-    app.state.runtime = runtime
-    app.state.worker_autostart = autostart
-    app.state.scope = ScopePolicy.from_engine(app.state.engine)
-    tokens = {}
-    with app.state.engine.begin() as conn:
-        for name, roles in ACCOUNTS.items():
-            create_account(conn, name, roles, actor="test")
-            tokens[name] = issue_token(conn, name, actor="test")
-    return Gateway(app, TestClient(app), tokens, grants)
-
-
-_runs = itertools.count()
-
-
-@pytest.fixture(scope="module")
-def runc() -> Backend:
-    require_engine()
-    from sandbox.backends.docker import DockerBackend
-
-    return DockerBackend(SandboxSettings(runtime="runc"))
-
-
-@pytest.fixture(scope="module")
-def city(tmp_path_factory: pytest.TempPathFactory, runc: Backend) -> Iterator[City]:
-    city = make_city(tmp_path_factory.mktemp("gwcity"), runc, residents=3000, enterprises=600)
-    yield city
-    city.ledger.close()
-
-
-def runtime_for(city: City, backend: Backend) -> JobRuntime:
-    """A pipeline over the city with a ledger and work directory of its own."""
-    base = city.root / f"run-{next(_runs)}"
-    base.mkdir(mode=0o755)
-    data, cache = city.root / "data", city.root / "cache"
-    ledger = Ledger(base / "ledger.sqlite")
-    pipeline = Pipeline(
-        views=city.views,
-        dummy=city.dummy,
-        backend=backend,
-        ledger=ledger,
-        fingerprints=FingerprintStore(data),
-        entity_maps=EntityMaps(cache, ledger_secret(data)),
-        work_dir=base / "work",
-        limits=Limits(wall_seconds=120, memory_bytes=1024 * 1024 * 1024),
-    )
-    return JobRuntime(pipeline, city.views, ledger, backend, base / "work")
-
-
-@pytest.fixture
-def gw(store_url: str, tmp_path: Path, city: City, runc: Backend) -> Iterator[Gateway]:
-    """A gateway with the worker running jobs against the city."""
-    runtime = runtime_for(city, runc)
-    g = open_gateway(store_url, tmp_path / "var", runtime)
-    with g.client:
-        yield g
-    runtime.ledger.close()
-    g.app.state.engine.dispose()
-
-
-@pytest.fixture
-def plain(store_url: str, tmp_path: Path) -> Iterator[Gateway]:
-    """A gateway without a sandbox: submissions queue and nothing runs."""
-    g = open_gateway(store_url, tmp_path / "var", None)
-    with g.client:
-        yield g
-    g.app.state.engine.dispose()
-
-
-def residents_grant(grant_id: str, operator: str) -> Grant:
-    return Grant(
-        grant_id=grant_id,
-        operator=operator,
-        scenario="population",
-        scopes=(DatasetScope("residents", RESIDENT_COLUMNS),),
-        key=(grant_id.encode() * 8)[:32].ljust(32, b"k"),
-        key_id=f"{grant_id}-k1",
-    )
 
 
 # -- the access matrix ----------------------------------------------------------------
@@ -335,6 +158,88 @@ def test_scope_denial_is_refused_and_audited(plain: Gateway) -> None:
     assert plain.client.post("/v1/jobs", headers=plain.h("op-1"), json=body).status_code == 403
     plain.grants.inactive.add("g-2")
     assert plain.client.post("/v1/jobs", headers=plain.h("op-2"), json=body).status_code == 409
+
+
+def _move(g: Gateway, job_id: str, *steps: tuple[State, Outcome], clock: Clock) -> None:
+    with g.app.state.engine.begin() as conn:
+        for state, outcome in steps:
+            transition(conn, job_id, state, actor="system", outcome=outcome, clock=clock)
+
+
+def test_a_job_refused_at_release_is_final_and_never_in_the_review_queue(plain: Gateway) -> None:
+    """``blocked`` waits for reviewers; ``refused`` (the ledger or the scope at release)
+    is final: out of the queue, no vote, no move, the reason in its outcome."""
+    at = datetime(2026, 3, 2, 10, 30, tzinfo=UTC)
+    plain.grant(residents_grant("g-1", "op-1"))
+    blocked, refused, scoped = (plain.submit("op-1", "g-1", "python", PY_HELD)["id"]
+                                for _ in range(3))  # fmt: skip
+    ran = [(State.RUNNING, Outcome.STARTED), (State.CHECKING, Outcome.RAN)]
+    _move(plain, blocked, *ran, (State.BLOCKED, Outcome.CHECKS_FAILED), clock=lambda: at)
+    _move(plain, refused, *ran, (State.HELD, Outcome.CHECKS_REVIEW),
+          (State.REFUSED, Outcome.LEDGER_REFUSED), clock=lambda: at)  # fmt: skip
+    _move(plain, scoped, *ran, (State.REFUSED, Outcome.SCOPE_DENIED), clock=lambda: at)
+    queue = plain.client.get("/v1/reviews", headers=plain.h("rev-1")).json()
+    assert [(q["job"], q["state"], q["required"]) for q in queue] == [(blocked, "blocked", 2)]
+    for job_id, why in ((refused, "ledger_refused"), (scoped, "scope_denied_at_release")):
+        shown = plain.client.get(f"/v1/jobs/{job_id}", headers=plain.h("op-1")).json()
+        assert (shown["state"], shown["outcome"]) == ("refused", why)
+        assert shown["finished_at"].startswith("2026-03-02T10:30")  # the clock given
+        with plain.app.state.engine.begin() as conn, pytest.raises(Conflict):  # no sandbox needed
+            review_service.vote(conn, None, None, job_id, "rev-1", Vote.APPROVE, "looks fine")  # type: ignore[arg-type]
+        with plain.app.state.engine.begin() as conn, pytest.raises(InvalidTransition):
+            transition(conn, job_id, State.RELEASED, actor="x", outcome=Outcome.REVIEW_APPROVED)
+    assert JOB.terminal >= {State.REFUSED} and not JOB.allows(State.BLOCKED, State.BLOCKED)
+    moved = [(e["from"], e["to"], e["outcome"]) for e in plain.events("job.state")
+             if e["job"] == refused]  # fmt: skip
+    assert moved[-1] == ("held", "refused", "ledger_refused")
+
+
+def test_migration_0011_moves_jobs_refused_at_release_to_refused(store_url: str) -> None:
+    """Jobs the ledger or the scope refused at release were ``blocked`` (or ``failed``,
+    the worker's scope refusal): they become ``refused``, and back on downgrade."""
+    engine = make_engine(store_url)
+    config = alembic_config()
+    try:
+        with engine.begin() as conn:
+            config.attributes[CONNECTION] = conn
+            command.upgrade(config, "0010")
+        at = datetime(2026, 3, 2, 10, tzinfo=UTC)
+        old = {
+            "j-ledger": ("blocked", "ledger_refused"),
+            "j-scope-reviewed": ("blocked", "scope_denied_at_release"),
+            "j-scope-worker": ("failed", "scope_denied_at_release"),
+            "j-blocked": ("blocked", "checks_failed"),
+            "j-held": ("held", "checks_review"),
+        }
+        with engine.begin() as conn:
+            conn.execute(accounts.insert().values(
+                name="op", display_name="op", roles=["operator"], created_at=at))  # fmt: skip
+            for job_id, (state, outcome) in old.items():
+                conn.execute(jobs.insert().values(
+                    id=job_id, operator="op", grant_id="g", kind="sql", dummy=False, code="x",
+                    code_sha256="0" * 64, state=state, outcome=outcome, attempts=1,
+                    datasets=["residents"], submitted_at=at, updated_at=at))  # fmt: skip
+            conn.execute(reviews.insert().values(
+                job_id="j-scope-reviewed", state="refused", required=1, opened_at=at))  # fmt: skip
+
+        def states() -> dict[str, str]:
+            with engine.connect() as conn:
+                return {r.id: r.state for r in conn.execute(sa.select(jobs.c.id, jobs.c.state))}
+
+        migrate(engine)
+        assert states() == {
+            "j-ledger": "refused",
+            "j-scope-reviewed": "refused",
+            "j-scope-worker": "refused",
+            "j-blocked": "blocked",
+            "j-held": "held",
+        }
+        with engine.begin() as conn:
+            config.attributes[CONNECTION] = conn
+            command.downgrade(config, "0010")
+        assert states() == {job_id: state for job_id, (state, _) in old.items()}
+    finally:
+        engine.dispose()
 
 
 # -- through the sandbox ---------------------------------------------------------------------

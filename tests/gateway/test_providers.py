@@ -15,7 +15,8 @@ from gateway.app import create_app
 from gateway.identity import Role, create_account, issue_token
 from gateway.settings import GatewaySettings
 from gateway.store.tables import audit_events
-from sandbox.demo import generate_city
+from sandbox.synthetic.demo import generate_city
+from tests.support.access import PROVIDERS as ACCESS
 
 ROLES = [r.value for r in Role]
 POLICIES = Path(__file__).parents[2] / "policies" / "exposure"
@@ -26,21 +27,6 @@ ENTITY = {
     "tax_payments": "credit_code",
 }
 YAML = {"Content-Type": "application/yaml"}
-
-# Every route of gateway.providers, and who may use it (see tests/gateway/test_app.py).
-ACCESS: dict[tuple[str, str], str | frozenset[str]] = {
-    ("POST", "/v1/datasets"): frozenset({"provider"}),
-    ("GET", "/v1/datasets"): frozenset({"provider", "admin", "auditor"}),
-    ("GET", "/v1/datasets/{name}"): frozenset({"provider", "admin", "auditor"}),
-    ("PUT", "/v1/datasets/{name}/policy"): frozenset({"provider"}),
-    ("GET", "/v1/datasets/{name}/policy"): frozenset({"provider", "admin", "auditor", "operator"}),
-    ("GET", "/v1/datasets/{name}/policy/versions"): frozenset(
-        {"provider", "admin", "auditor", "operator"}
-    ),
-    ("GET", "/v1/datasets/{name}/policy/diff"): frozenset(
-        {"provider", "admin", "auditor", "operator"}
-    ),
-}
 
 
 @pytest.fixture(scope="module")

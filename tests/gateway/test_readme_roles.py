@@ -22,8 +22,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from gateway.audit.chain import GENESIS, event_hash
-from tests.conftest import require_engine
-from tests.gateway.served_demo import bash, served_demo, walkthrough
+from tests.support.engine import require_engine
+from tests.support.served_demo import bash, served_demo, walkthrough
 
 ROLES = ("operator", "reviewer", "provider", "admin", "auditor", "consumer")
 MARK = "=== walkthrough:"

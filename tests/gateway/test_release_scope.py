@@ -13,22 +13,26 @@ from pathlib import Path
 import pytest
 
 from gateway.jobs.worker import JobWorker
-from sandbox.backends.base import Backend
-from sandbox.views import DatasetScope
-from tests.gateway import test_jobs
-from tests.gateway.test_jobs import PY_HELD, SQL_RELEASED, open_gateway, residents_grant
-from tests.gateway.test_reviews import vote
-from tests.sandbox.city import RESIDENT_COLUMNS, City
+from sandbox.run.backends.base import Backend
+from sandbox.views.build import DatasetScope
+from tests.support.city import RESIDENT_COLUMNS, City
+from tests.support.gateway_jobs import (
+    PY_HELD,
+    SQL_RELEASED,
+    Gateway,
+    open_gateway,
+    residents_grant,
+    runtime_for,
+    vote,
+)
 
 pytestmark = pytest.mark.docker
-
-runc, city, gw = test_jobs.runc, test_jobs.city, test_jobs.gw
 
 
 def test_a_grant_narrowed_while_the_job_waits_releases_nothing(
     store_url: str, tmp_path: Path, city: City, runc: Backend
 ) -> None:
-    runtime = test_jobs.runtime_for(city, runc)
+    runtime = runtime_for(city, runc)
     g = open_gateway(store_url, tmp_path / "var", runtime, autostart=False)
     scope = g.app.state.scope
     try:
@@ -42,7 +46,10 @@ def test_a_grant_narrowed_while_the_job_waits_releases_nothing(
             worker = JobWorker(g.app.state.engine, runtime, g.grants, scope=lambda: scope)
             done = worker.run_one()
             assert done is not None and done.id == job["id"]
-            assert done.state.value == "failed" and done.outcome == "scope_denied_at_release"
+            assert done.state.value == "refused" and done.outcome == "scope_denied_at_release"
+            shown = g.client.get(f"/v1/jobs/{job['id']}", headers=g.h("op-1")).json()
+            assert (shown["state"], shown["outcome"]) == ("refused", "scope_denied_at_release")
+            assert g.client.get("/v1/reviews", headers=g.h("rev-1")).json() == []
             at_release = [e for e in g.events("scope.decision") if e.get("stage") == "release"]
             assert len(at_release) == 1 and not at_release[0]["allowed"], at_release
             denied = at_release[0]["denied"]
@@ -64,7 +71,7 @@ def test_a_grant_narrowed_while_the_job_waits_releases_nothing(
         g.app.state.engine.dispose()
 
 
-def test_an_approval_after_the_grant_lost_its_lines_releases_nothing(gw: test_jobs.Gateway) -> None:
+def test_an_approval_after_the_grant_lost_its_lines_releases_nothing(gw: Gateway) -> None:
     gw.grant(residents_grant("g-review", "op-1"))
     job = gw.submit("op-1", "g-review", "python", PY_HELD)
     assert gw.wait("op-1", job["id"])["state"] == "held"
@@ -72,7 +79,7 @@ def test_an_approval_after_the_grant_lost_its_lines_releases_nothing(gw: test_jo
     approved = vote(gw, "rev-1", job["id"], "approve", "district counts, k met")
     assert approved.status_code == 201, approved.text
     body = approved.json()
-    assert body["job_state"] == "blocked" and body["outcome"] == "scope_denied_at_release", body
+    assert body["job_state"] == "refused" and body["outcome"] == "scope_denied_at_release", body
     assert body["review_state"] == "refused"
     assert gw.client.get("/v1/reviews", headers=gw.h("rev-2")).json() == []
     after = gw.client.get(f"/v1/jobs/{job['id']}", headers=gw.h("op-1")).json()

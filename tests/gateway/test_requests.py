@@ -1,5 +1,6 @@
-"""Data requests: the state table, rejections with their basis, working-day deadlines,
-the whole request -> grant flow over HTTP, and the routes' access matrix."""
+"""Data requests: the state table, rejections with their basis, providers' votes as rows
+(and the migration that made them so), working-day deadlines, the whole request -> grant
+flow over HTTP, and the routes' access matrix."""
 
 from __future__ import annotations
 
@@ -9,25 +10,27 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
+from alembic import command
 from fastapi.testclient import TestClient
 
+from gateway.audit import append
 from gateway.audit.chain import iter_events
 from gateway.requests.deadlines import CST, deadline_after
 from gateway.requests.errors import IllegalRequestTransition, RequestError
-from gateway.requests.model import DEADLINE_DAYS, TRANSITIONS, RequestRecord, State
+from gateway.requests.model import DEADLINE_DAYS, TRANSITIONS, Decision, RequestRecord, State
+from gateway.requests.records import read_request
 from gateway.requests.service import RequestService, request_service
-from gateway.scope import column_object
-from tests.gateway.test_grants import ROLES, World, make_world
+from gateway.requests.votes import votes_of
+from gateway.scope.objects import column_object
+from gateway.store import make_engine, migrate
+from gateway.store.migrations import CONNECTION, alembic_config
+from gateway.store.tables import accounts as accounts_table
+from gateway.store.tables import request_votes
+from gateway.store.types import UTCDateTime
+from tests.support.access import REQUESTS as ACCESS
+from tests.support.grants_world import ROLES, World, make_world
 
-# The data request routes, and who may use them (see test_app.py for the format).
-ACCESS: dict[tuple[str, str], str | frozenset[str]] = {
-    ("POST", "/v1/requests"): frozenset({"operator"}),
-    ("GET", "/v1/requests"): frozenset({"operator", "provider", "admin"}),
-    ("GET", "/v1/requests/{request_id}"): frozenset({"operator", "provider", "admin"}),
-    ("POST", "/v1/requests/{request_id}/formal-review"): frozenset({"admin"}),
-    ("POST", "/v1/requests/{request_id}/provider-review"): frozenset({"provider"}),
-    ("POST", "/v1/requests/{request_id}/supply"): frozenset({"admin", "provider"}),
-}
 SAMPLE_PATH = {"{request_id}": "r-0000000000000000"}
 REQUEST_BODY = {
     "scenario": "elderly care planning",
@@ -227,6 +230,154 @@ def test_every_provider_must_approve(world: World) -> None:
     )
     assert last.status_code == 200 and last.json()["state"] == "provider_approved"
     assert last.json()["approvals"] == ["provider-1", "provider-2"]
+
+
+# -- votes are rows ------------------------------------------------------------------------------
+
+
+def two_provider_request(w: World) -> RequestRecord:
+    """A request for one dataset of provider-1 and one of provider-2, at provider review."""
+    r = submit(w, datasets=(("people", ("age",)), ("tax", ("income",))))
+    with w.engine.begin() as conn:
+        return service(w).formal_review(conn, r.id, "admin-1", passed=True)
+
+
+def vote_rows(w: World, request_id: str) -> list[tuple[str, str]]:
+    with w.engine.connect() as conn:
+        rows = conn.execute(
+            sa.select(request_votes.c.provider, request_votes.c.decision)
+            .where(request_votes.c.request_id == request_id)
+            .order_by(request_votes.c.provider, request_votes.c.decision)
+        )
+        return [(p, d) for p, d in rows]
+
+
+def test_each_approval_is_one_row_and_the_last_needed_one_moves_the_request(
+    world: World,
+) -> None:
+    r, s = two_provider_request(world), service(world)
+    with world.engine.begin() as conn:
+        first = s.provider_review(conn, r.id, "provider-1", approved=True, now=MONDAY)
+    assert first.state == State.FORMAL_REVIEW_PASSED and first.approvals == ("provider-1",)
+    assert vote_rows(world, r.id) == [("provider-1", "approved")]
+    with (  # one approval per provider
+        pytest.raises(
+            IllegalRequestTransition, match=f"provider-1 approved data request {r.id} already"
+        ),
+        world.engine.begin() as conn,
+    ):
+        s.provider_review(conn, r.id, "provider-1", approved=True)
+    assert vote_rows(world, r.id) == [("provider-1", "approved")]
+    with world.engine.begin() as conn:
+        last = s.provider_review(conn, r.id, "provider-2", approved=True)
+    assert last.state == State.PROVIDER_APPROVED
+    assert last.approvals == ("provider-1", "provider-2")
+    assert vote_rows(world, r.id) == [("provider-1", "approved"), ("provider-2", "approved")]
+    with world.engine.connect() as conn:
+        (cast,) = votes_of(conn, [r.id]).values()
+    assert [v.at for v in cast if v.provider == "provider-1"] == [MONDAY]
+    with world.engine.connect() as conn:
+        moves = [
+            (e.actor, e.detail["from"], e.detail["to"], e.detail.get("waiting_for"))
+            for e in iter_events(conn)
+            if e.type == "request.state" and e.detail["request"] == r.id
+        ][2:]
+    assert moves == [
+        ("provider-1", "formal_review_passed", "formal_review_passed", ["provider-2"]),
+        ("provider-2", "formal_review_passed", "provider_approved", None),
+    ]
+
+
+def test_a_rejection_is_a_row_and_ends_the_request(world: World) -> None:
+    r, s = two_provider_request(world), service(world)
+    with world.engine.begin() as conn:
+        s.provider_review(conn, r.id, "provider-1", approved=True)
+    with world.engine.begin() as conn:
+        done = s.provider_review(conn, r.id, "provider-2", approved=False, **BASIS)
+    assert done.state == State.REJECTED and done.reason == BASIS["reason"]
+    assert done.approvals == ("provider-1",)
+    assert vote_rows(world, r.id) == [("provider-1", "approved"), ("provider-2", "rejected")]
+    late = world.client.post(
+        f"/v1/requests/{r.id}/provider-review",
+        headers=world.headers("provider-2"),
+        json={"decision": "approve"},
+    )
+    assert late.status_code == 409 and "provider review needs" in late.json()["detail"]
+    shown = world.client.get(f"/v1/requests/{r.id}", headers=world.headers("operator"))
+    assert shown.json()["approvals"] == ["provider-1"]
+
+
+def test_a_provider_who_approved_may_still_reject_while_others_are_awaited(
+    world: World,
+) -> None:
+    r, s = two_provider_request(world), service(world)
+    with world.engine.begin() as conn:
+        s.provider_review(conn, r.id, "provider-1", approved=True)
+    with world.engine.begin() as conn:
+        done = s.provider_review(conn, r.id, "provider-1", approved=False, **BASIS)
+    assert done.state == State.REJECTED
+    assert vote_rows(world, r.id) == [("provider-1", "approved"), ("provider-1", "rejected")]
+
+
+def test_a_bare_rejection_leaves_no_vote(world: World) -> None:
+    r, s = two_provider_request(world), service(world)
+    with (
+        pytest.raises(RequestError, match="reason and its legal basis"),
+        world.engine.begin() as conn,
+    ):
+        s.provider_review(conn, r.id, "provider-1", approved=False, reason="no")
+    assert vote_rows(world, r.id) == []
+
+
+def test_migration_0010_carries_the_approvals_into_rows(store_url: str) -> None:
+    """A store at 0009 with requests holding approvals upgrades to one row per approval,
+    timed by the audit event that recorded it (else the step's start)."""
+    engine = make_engine(store_url)
+    try:
+        config = alembic_config()
+        with engine.begin() as conn:
+            config.attributes[CONNECTION] = conn
+            command.upgrade(config, "0009")
+        old = sa.table(
+            "data_requests",
+            *(sa.column(c) for c in ("id", "operator", "scenario", "purpose", "content")),
+            *(sa.column(c) for c in ("intended_use", "state", "reason", "legal_basis")),
+            sa.column("scopes", sa.JSON()),
+            sa.column("approvals", sa.JSON()),
+            sa.column("created_at", UTCDateTime()),
+            sa.column("step_started_at", UTCDateTime()),
+            sa.column("grant_id"),
+        )
+        asked = {"operator": "op", "scenario": "s", "purpose": "p", "content": "c",
+                 "intended_use": "u", "reason": None, "legal_basis": None, "grant_id": None,
+                 "scopes": [{"dataset": "people", "columns": ["age"]}],
+                 "created_at": MONDAY, "step_started_at": MONDAY}  # fmt: skip
+        approval = {"request": "r-two", "from": "formal_review_passed",
+                    "to": "formal_review_passed", "approved_by": "p-1"}  # fmt: skip
+        with engine.begin() as conn:
+            conn.execute(
+                accounts_table.insert().values(
+                    name="op", display_name="op", roles=["operator"], created_at=MONDAY
+                )
+            )
+            two = {"id": "r-two", "state": "formal_review_passed", "approvals": ["p-2", "p-1"]}
+            conn.execute(old.insert().values(**two, **asked))
+            conn.execute(old.insert().values(id="r-none", state="submitted", approvals=[], **asked))
+            recorded = append(conn, "request.state", "p-1", detail=approval)
+        migrate(engine)
+        with engine.connect() as conn:
+            cast = votes_of(conn, ["r-two", "r-none"])
+            assert read_request(conn, "r-two").approvals == ("p-1", "p-2")
+            assert read_request(conn, "r-none").approvals == ()
+            columns = {c["name"] for c in sa.inspect(conn).get_columns("data_requests")}
+        assert set(cast) == {"r-two"}
+        assert [(v.provider, v.decision, v.at) for v in cast["r-two"]] == [
+            ("p-1", Decision.APPROVED, recorded.at),
+            ("p-2", Decision.APPROVED, MONDAY),
+        ]
+        assert "approvals" not in columns  # the votes have one home
+    finally:
+        engine.dispose()
 
 
 def test_a_request_for_hidden_columns_is_refused(world: World) -> None:

@@ -1,6 +1,7 @@
 """Security review over HTTP: the queue, the evidence with the values, votes with a
 reason, one approval for held jobs, two different reviewers to override a blocked
-one, no self-review, deny ends it, and the ledger's last word on approval.
+one, no self-review, deny ends it, and the ledger's last word on approval (a job it
+refuses ends ``refused``, out of the queue).
 
 Jobs run through the real pipeline in real containers (runc); the store runs on
 SQLite and PostgreSQL.
@@ -11,28 +12,13 @@ from __future__ import annotations
 import duckdb
 import pytest
 
-from tests.gateway import test_jobs
-from tests.gateway.test_jobs import PY_HELD, Gateway
-from tests.sandbox.city import City, city_grant
+from tests.support.city import City, city_grant
+from tests.support.gateway_jobs import PY_BLOCKED, PY_HELD, Gateway, vote
 
 pytestmark = pytest.mark.docker
 
-# The jobs tests' fixtures: a city per module, a gateway with its worker per test.
-runc, city, gw = test_jobs.runc, test_jobs.city, test_jobs.gw
-
-# Row-level output: the raw rows of the view, blocked (no SQL cells for the ledger).
-PY_BLOCKED = test_jobs.PY_HEAD + (
-    'df = con.sql("SELECT district_code, gender, birth_date FROM residents LIMIT 40").df()\n'
-    'publish_table("rows.csv", df, group_by=list(df.columns), measures=[])\n'
-)
-
-
-def vote(g: Gateway, who: str, job_id: str, decision: str, reason: str = "checked the cells"):  # type: ignore[no-untyped-def]
-    return g.client.post(
-        f"/v1/reviews/{job_id}/votes",
-        headers=g.h(who),
-        json={"decision": decision, "reason": reason},
-    )
+# The fixtures ``runc``, ``city`` (one per module) and ``gw`` (a gateway with its
+# worker per test) come from tests/gateway/conftest.py.
 
 
 def test_held_python_job_is_released_on_one_approval(gw: Gateway) -> None:
@@ -102,7 +88,7 @@ def test_a_deny_ends_the_review(gw: Gateway) -> None:
     assert gw.client.get("/v1/reviews", headers=gw.h("rev-1")).json() == []
 
 
-def test_approval_the_ledger_now_refuses_leaves_the_job_blocked(gw: Gateway, city: City) -> None:
+def test_approval_the_ledger_now_refuses_ends_the_job_refused(gw: Gateway, city: City) -> None:
     gw.grant(city_grant("g-city", "op-1"))
     path = city.registry.get("residents").path
     oldest = duckdb.sql(f"SELECT min(year(birth_date)) FROM read_parquet('{path}')").fetchall()[0]
@@ -123,8 +109,15 @@ def test_approval_the_ledger_now_refuses_leaves_the_job_blocked(gw: Gateway, cit
     assert vote(gw, "rev-1", diff["id"], "approve").status_code == 201
     last = vote(gw, "rev-2", diff["id"], "approve")
     assert last.status_code == 201, last.text
-    assert last.json()["job_state"] == "blocked" and last.json()["review_state"] == "refused"
+    assert last.json()["job_state"] == "refused" and last.json()["review_state"] == "refused"
     after = gw.client.get(f"/v1/jobs/{diff['id']}", headers=gw.h("op-1")).json()
-    assert after["state"] == "blocked" and after["outcome"] == "ledger_refused"
+    assert after["state"] == "refused" and after["outcome"] == "ledger_refused"
     assert "differs from a released cell" in after["findings"][-1]["message"]
     assert gw.client.get("/v1/reviews", headers=gw.h("rev-1")).json() == []
+    assert gw.client.get(f"/v1/reviews/{diff['id']}", headers=gw.h("rev-1")).status_code == 409
+    assert vote(gw, "op-rev", diff["id"], "approve").status_code == 409  # nothing to decide
+    (ended,) = gw.events("review.state")
+    assert (ended["job"], ended["from"], ended["to"]) == (diff["id"], "open", "refused")
+    moved = [(e["from"], e["to"], e["outcome"]) for e in gw.events("job.state")
+             if e["job"] == diff["id"]]  # fmt: skip
+    assert moved[-1] == ("blocked", "refused", "ledger_refused")

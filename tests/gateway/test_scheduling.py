@@ -23,10 +23,10 @@ from gateway.identity import create_account, issue_token
 from gateway.jobs.model import Job, Outcome, State, create_job, get_job, transition
 from gateway.jobs.service import SYSTEM
 from gateway.jobs.worker import JobRuntime, JobWorker, turns
-from gateway.scope import ScopePolicy
+from gateway.scope.policy import ScopePolicy
 from gateway.settings import GatewaySettings
 from gateway.store.tables import audit_events
-from sandbox.views import DatasetScope, Grant
+from sandbox.views.build import DatasetScope, Grant
 
 OPERATORS = ("op-a", "op-b", "op-c")
 _ids = iter(range(1, 1_000_000))

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from tests.conftest import ROOT
+from tests.support.engine import ROOT
 
 
 def load_build(root=ROOT):  # type: ignore[no-untyped-def]
@@ -40,7 +40,7 @@ def test_tags_are_stable(tmp_path):
 def test_sdk_change_rebuilds_only_the_runner_layer(tmp_path):
     build = load_build(copy_inputs(tmp_path))
     base, deps, runner = build.base_tag(), build.deps_tag(), build.runner_tag()
-    sdk = tmp_path / "sandbox" / "sdk" / "__init__.py"
+    sdk = tmp_path / "sandbox" / "container" / "sdk" / "__init__.py"
     sdk.write_text(sdk.read_text() + "\n# changed\n")
     assert (build.base_tag(), build.deps_tag()) == (base, deps)
     assert build.runner_tag() != runner
@@ -56,7 +56,7 @@ def test_lock_change_rebuilds_deps(tmp_path):
 def test_host_only_code_does_not_change_the_image(tmp_path):
     build = load_build(copy_inputs(tmp_path))
     runner = build.runner_tag()
-    backend = tmp_path / "sandbox" / "backends" / "docker.py"
+    backend = tmp_path / "sandbox" / "run" / "backends" / "docker.py"
     backend.write_text(backend.read_text() + "\n# host side only\n")
     assert build.runner_tag() == runner
 
@@ -94,11 +94,17 @@ def test_runner_image_of_this_source_exists_and_is_lean(docker_client):
     assert not any(e.startswith(("DSR_", "PYTHONUNBUFFERED")) for e in config["Env"])
     listing = docker_client.containers.run(
         image.id,
-        ["sh", "-c", "ls /opt/dsr/sandbox; ls /wheels 2>&1; ls /opt/venv/bin/pip 2>&1; true"],
+        [
+            "sh",
+            "-c",
+            "ls -1 /opt/dsr/sandbox; echo --; ls -1 /opt/dsr/sandbox/container; echo --; "
+            "ls /wheels 2>&1; ls /opt/venv/bin/pip 2>&1; true",
+        ],
         network_mode="none",
         remove=True,
         user="65534:65534",
     ).decode()
-    assert "runner.py" in listing and "sdk" in listing
-    assert "backends" not in listing and "cli.py" not in listing  # host code stays out
-    assert "No such file" in listing  # no wheelhouse, no pip left in the image
+    top, container, rest = listing.split("--\n", 2)
+    assert set(top.split()) == {"__init__.py", "__pycache__", "container", "sdk.py"}, top
+    assert {"runner.py", "sdk", "guard.py", "sqlrun.py"} <= set(container.split())
+    assert "No such file" in rest  # no wheelhouse, no pip left in the image

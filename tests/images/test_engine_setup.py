@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT
+from tests.support.engine import ROOT
 
 pytestmark = [pytest.mark.docker]
 

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from tests.conftest import ROOT
+from tests.support.engine import ROOT
 
 DSR = [sys.executable, "-m", "sandbox.cli"]
 

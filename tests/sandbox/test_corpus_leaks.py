@@ -19,7 +19,7 @@ from collections.abc import Iterator
 import pytest
 
 from sandbox.pipeline import JobOutcome, Kind
-from tests.sandbox.corpus import (
+from tests.support.corpus import (
     City,
     Job,
     city_grant,

@@ -34,8 +34,8 @@ import duckdb
 import pytest
 
 from sandbox.pipeline import JobOutcome, Kind
-from tests.sandbox.city import POLICIES
-from tests.sandbox.corpus import (
+from tests.support.city import POLICIES
+from tests.support.corpus import (
     City,
     corpus_city,
     dataset_grant,

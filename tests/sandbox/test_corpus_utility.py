@@ -29,7 +29,7 @@ from collections.abc import Iterator
 import pytest
 
 from sandbox.pipeline import JobOutcome, Kind
-from tests.sandbox.corpus import (
+from tests.support.corpus import (
     City,
     corpus_city,
     dataset_grant,

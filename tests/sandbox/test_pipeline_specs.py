@@ -15,12 +15,13 @@ from collections.abc import Iterator
 import duckdb
 import pytest
 
-from sandbox.backends.docker import DockerBackend
+from sandbox.judge.types import Decision
 from sandbox.pipeline import JobOutcome
+from sandbox.run.backends.docker import DockerBackend
 from sandbox.settings import SandboxSettings
-from tests.conftest import require_engine
-from tests.sandbox.city import City, city_grant, make_city
-from tests.sandbox.corpus import enterprise_grant
+from tests.support.city import City, city_grant, make_city
+from tests.support.corpus import enterprise_grant
+from tests.support.engine import require_engine
 
 pytestmark = [pytest.mark.docker]
 
@@ -50,9 +51,10 @@ def rows(outcome: JobOutcome, file: str) -> list[list[str]]:
 
 def test_a_published_query_is_computed_by_the_trusted_side_and_released(city: City) -> None:
     outcome = run(city, f'publish_query("by-district.csv", "{BY_DISTRICT}")\n', "spec-1")
-    assert outcome.status == "released", outcome
+    assert outcome.status is Decision.RELEASED, outcome
+    assert outcome.report is not None and outcome.report.decision is Decision.RELEASED
     sql = city.pipeline.run(city_grant(), "sql", BY_DISTRICT, "spec-1-sql")
-    assert sql.status == "released"
+    assert sql.status is Decision.RELEASED
     assert rows(outcome, "by-district.csv") == rows(sql, "result.csv")
     # The job's code never saw real data: its only run was on the dummy views, whose
     # logs the operator may read.
@@ -90,7 +92,7 @@ def test_the_job_s_own_files_wait_for_a_reviewer_under_every_mode(city: City) ->
     for grant in (city_grant(), enterprise_grant()):  # sql_only; checked
         code_for = code if grant.grant_id == "g-city" else code.replace("residents", "enterprises")
         outcome = run(city, code_for, f"spec-3-{grant.grant_id}", grant=grant)
-        assert outcome.status == "held", outcome
+        assert outcome.status is Decision.HELD, outcome
         assert outcome.logs_withheld  # it ran on real data for its own file
         assert outcome.report is not None
         review = {o.output.file: str(o.verdict) for o in outcome.report.outputs}
@@ -103,7 +105,7 @@ def test_a_model_is_fitted_by_the_trusted_side(city: City) -> None:
                       "SELECT registered_capital, employees FROM enterprises", family="gaussian")
     """
     outcome = run(city, code, "spec-4", grant=enterprise_grant())
-    assert outcome.status == "released", outcome
+    assert outcome.status is Decision.RELEASED, outcome
     assert outcome.report is not None
     (checked,) = outcome.report.outputs
     document = json.loads(checked.content)
@@ -118,7 +120,7 @@ def test_a_model_on_a_one_person_level_is_not_released(city: City) -> None:
                       "SELECT registered_capital, employees FROM enterprises")
     """
     outcome = run(city, code, "spec-5", grant=enterprise_grant())
-    assert outcome.status == "blocked", outcome
+    assert outcome.status is Decision.BLOCKED, outcome
     assert outcome.report is not None
     assert {f.rule for f in outcome.report.all_findings()} == {"spec"}
     assert not outcome.report.outputs  # nothing was fitted
@@ -138,7 +140,7 @@ def test_a_model_level_of_too_few_entities_is_not_released(city: City) -> None:
                       "WHERE industry IN ('{small[0]}', '{large[0]}')")
     """
     outcome = run(city, code, "spec-5b", grant=enterprise_grant())
-    assert outcome.status == "blocked", outcome
+    assert outcome.status is Decision.BLOCKED, outcome
     assert outcome.report is not None
     (checked,) = outcome.report.outputs
     assert checked.output.model["min_level_entities"] == small[1]  # type: ignore[index]
@@ -148,7 +150,7 @@ def test_a_model_level_of_too_few_entities_is_not_released(city: City) -> None:
 def test_a_refused_query_specification_blocks_the_job(city: City) -> None:
     code = 'publish_query("raw.csv", "SELECT person_id, birth_date FROM residents")\n'
     outcome = run(city, code, "spec-6")
-    assert outcome.status == "blocked", outcome
+    assert outcome.status is Decision.BLOCKED, outcome
     assert outcome.report is not None
     assert {f.rule for f in outcome.report.all_findings()} >= {"spec"}
 
@@ -160,6 +162,6 @@ def test_thousands_of_files_end_with_a_plain_reason(city: City) -> None:
         publish_query("n.csv", "SELECT count(*) AS n FROM residents")
     """
     outcome = run(city, code, "spec-7")
-    assert outcome.status == "blocked", outcome
+    assert outcome.status is Decision.BLOCKED, outcome
     assert outcome.report is not None
     assert "collection" in {f.rule for f in outcome.report.all_findings()}

@@ -47,11 +47,8 @@ from gateway.audit.chain import append, event_hash, iter_events, verify
 from gateway.identity import create_account, issue_token
 from gateway.settings import GatewaySettings
 from gateway.store import make_engine
-from tests.gateway import conftest as stores
 
-# The store fixtures of tests/gateway (a SQLite file; a throwaway PostgreSQL cluster).
-postgres_cluster = stores.postgres_cluster
-store_url = stores.store_url
+# The store fixtures (a SQLite file; a throwaway PostgreSQL cluster) are tests/conftest.py's.
 
 EVENTS = 40  # written before the gateway stops (and signs its head)
 EDITED = 25  # the event the attacker edits

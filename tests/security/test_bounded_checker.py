@@ -3,7 +3,7 @@
 Attack: a job whose outputs are costly to check (a GROUP BY with thousands
 of tiny groups, each compared with every other by the differencing ledger)
 grew the gateway past 20 GB and never finished. Now the checker is a
-separate process (``sandbox/bounded.py``) killed at its limits; the job
+separate process (``sandbox/judge/bounded.py``) killed at its limits; the job
 ends blocked with a plain reason; the gateway keeps answering, and its own
 memory does not grow with the job.
 """
@@ -24,7 +24,8 @@ import pytest
 
 from gateway.runtime import build_runtime
 from gateway.settings import GatewaySettings
-from sandbox.bounded import BoundedPool, CheckLimitExceeded, Limits
+from sandbox.errors import CheckError
+from sandbox.judge.bounded import BoundedPool, CheckLimitExceeded, Limits
 from tests.support.gateway import Gateway, make_gateway
 from tests.support.hostbackend import HostBackend
 
@@ -75,6 +76,30 @@ def test_errors_come_back_and_the_checker_stays(pool: BoundedPool) -> None:
     with pytest.raises(ValueError, match="comes back as itself"):
         pool.call(fail)
     assert pool.call(sleep, 0.01) == 0.01
+
+
+def test_closing_one_pool_leaves_another_working() -> None:
+    first, second = BoundedPool(size=1), BoundedPool(size=1)
+    try:
+        assert first.call(sleep, 0.01) == 0.01 and second.call(sleep, 0.01) == 0.01
+        first.close()
+        first.close()  # idempotent
+        with pytest.raises(CheckError, match="pool is closed"):
+            first.call(sleep, 0.01)
+        assert not second.closed and second.call(sleep, 0.01) == 0.01
+    finally:
+        first.close()
+        second.close()
+
+
+def test_a_worker_returning_to_a_closed_pool_is_ended() -> None:
+    pool = BoundedPool(size=1)
+    running = threading.Thread(target=pool.call, args=(sleep, 1.0))
+    running.start()
+    time.sleep(0.5)
+    pool.close()  # while the call runs: its worker is ended when it comes back
+    running.join()
+    assert pool.closed and pool._free == []
 
 
 # -- through the gateway -----------------------------------------------------------------

@@ -13,7 +13,7 @@ the feature order), never the operator, a job, a grant or a coefficient; and
 that is enough to call.
 
 Real pieces: the app from ``create_app`` on SQLite with the firms dataset and
-a grant (``tests.gateway.he_world``), a released model job, real TenSEAL keys,
+a grant (``tests.support.he_world``), a released model job, real TenSEAL keys,
 evaluation in process. On the code before this, the consumer's list held the
 pending product and every product carried ``operator`` and ``grant``.
 """
@@ -28,7 +28,7 @@ from typing import Any
 import pytest
 
 from sandbox.he.client import VerificationKeys
-from tests.gateway.he_world import World, code, make_world, months, released_model_job
+from tests.support.he_world import World, code, make_world, months, released_model_job
 
 OCTETS = {"Content-Type": "application/octet-stream"}
 CONSUMER_KEYS = {"id", "kind", "name", "state", "spec"}

@@ -144,7 +144,7 @@ def store_extreme_dates(gw: Gateway) -> dict[str, list[str]]:
              (FIRST, FIRST + timedelta(days=1), FIRST)]  # fmt: skip
     ids = [issue_at(gw, now, now + timedelta(days=30), f"extreme {i}") for i in range(3)]
     asked = {"operator": "operator", "purpose": "p", "content": "c", "intended_use": "u",
-             "scopes": [{"dataset": "people", "columns": ["age"]}], "approvals": [],
+             "scopes": [{"dataset": "people", "columns": ["age"]}],
              "reason": None, "legal_basis": None, "grant_id": None}  # fmt: skip
     steps = [(LAST, "submitted"), (FIRST, "formal_review_passed"),
              (LAST - timedelta(hours=5), "provider_approved")]  # fmt: skip

@@ -38,12 +38,12 @@ from gateway.identity import create_account, issue_token
 from gateway.runtime import build_runtime
 from gateway.settings import GatewaySettings
 from gateway.store.tables import audit_events
-from sandbox import demo
-from sandbox.backends.docker import job_name
-from sandbox.policy import PolicyStore
-from sandbox.registry import Registry
-from tests.conftest import require_engine
-from tests.sandbox.city import ENTITY, POLICIES
+from sandbox.intake.policy import PolicyStore
+from sandbox.intake.registry import Registry
+from sandbox.run.backends.hardening import job_name
+from sandbox.synthetic import demo
+from tests.support.city import ENTITY, POLICIES
+from tests.support.engine import require_engine
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow, pytest.mark.timeout(900)]
 

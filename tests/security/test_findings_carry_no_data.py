@@ -35,7 +35,7 @@ from gateway.jobs.service import get_outcome
 from gateway.jobs.worker import JobWorker, app_scope
 from gateway.runtime import build_runtime
 from gateway.settings import GatewaySettings
-from sandbox.policy import PolicyStore
+from sandbox.intake.policy import PolicyStore
 from sandbox.sdk import publish_table, publish_text
 from tests.support.gateway import Gateway, make_gateway
 from tests.support.grants import ROWS, console_login, issue
@@ -249,7 +249,7 @@ def test_a_job_with_thousands_of_findings_answers_in_a_few_kib(
     assert last["page"] == review["pages"] and last["findings"]
     with world.gw.app.state.engine.connect() as conn:
         stored = get_outcome(conn, job_id)
-    assert stored is not None and len(stored["findings"]) == STORED
+    assert stored is not None and len(stored.findings) == STORED
     cli = _dsr(world, monkeypatch, "jobs", "status", job_id)
     assert f"showing {SHOWN} of {job['findings_total']:,}" in cli, cli
     console_login(world.gw, "reviewer")

@@ -22,8 +22,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from sandbox.errors import NamesRefused
-from sandbox.names import MAX_NAME_CHARS, check_columns, is_valid_name, safe_names
-from sandbox.registry import Registry
+from sandbox.intake.names import MAX_NAME_CHARS, check_columns, is_valid_name, safe_names
+from sandbox.intake.registry import Registry
 from tests.support.gateway import make_gateway
 
 HOSTILE = [

@@ -24,13 +24,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from sandbox import identifiers
-from sandbox.checks import fingerprints
-from sandbox.dummy import DummyBuilder
-from sandbox.entitymap import EntityMaps
-from sandbox.policy import PolicyStore
-from sandbox.registry import Registry
-from sandbox.views import DatasetScope, Grant, ViewBuilder
+from sandbox.intake.policy import PolicyStore
+from sandbox.intake.registry import Registry
+from sandbox.judge import fingerprints
+from sandbox.judge.ledger_keys import EntityMaps
+from sandbox.synthetic import identifiers
+from sandbox.views.build import DatasetScope, Grant, ViewBuilder
+from sandbox.views.dummy import DummyBuilder
 
 T = TypeVar("T")
 

@@ -23,7 +23,7 @@ canary directory stays empty (the payloads' ``COPY ... TO``/``ATTACH`` would
 write there); nothing appears beside the data directory. Jobs run through
 ``tests/support/hostbackend.py`` (the in-container code on the host, the real
 collector): what is examined is the trusted side, the container is the attack
-suite's subject (``tests/sandbox/backends/test_attacks.py``).
+suite's subject (``tests/sandbox/run/backends/test_attacks.py``).
 """
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ from hypothesis import strategies as st
 from gateway.jobs.worker import JobWorker, app_scope
 from gateway.runtime import build_runtime
 from gateway.settings import GatewaySettings
-from sandbox.names import check_columns, is_valid_name, safe_names
+from sandbox.intake.names import check_columns, is_valid_name, safe_names
 from tests.support.gateway import Gateway, make_gateway
 from tests.support.hostbackend import HostBackend
 

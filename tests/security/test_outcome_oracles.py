@@ -22,13 +22,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from sandbox.checks import Context, Thresholds, Verdict, check_output, worst
-from sandbox.checks.sqlresult import read_sql_output, table_csv
+from sandbox.container.sqlrun import RESULT, run_sql
 from sandbox.errors import SqlRejected
-from sandbox.policy import ExposurePolicy, parse_policy
-from sandbox.sqlcheck import check_sql
-from sandbox.sqlcheck.evidence import rewrite
-from sandbox.sqlrun import RESULT, run_sql
+from sandbox.intake.policy import ExposurePolicy, parse_policy
+from sandbox.judge.outputs.sql import read_sql_output, table_csv
+from sandbox.judge.rules import Context, Thresholds, Verdict, check_output, worst
+from sandbox.precheck.sql import check_sql
+from sandbox.precheck.sql.evidence import rewrite
 
 POLICY = """\
 dataset: residents

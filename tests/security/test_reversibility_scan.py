@@ -40,9 +40,9 @@ import pytest
 from matplotlib import pyplot as plt
 from PIL import Image, PngImagePlugin
 
-from sandbox.checking import read_python_outputs
-from sandbox.checks import Context, Finding, Verdict, check_output
-from sandbox.checks.fingerprints import build_for_pseudonyms, build_from_values
+from sandbox.judge.fingerprints import build_for_pseudonyms, build_from_values
+from sandbox.judge.outputs.python import read_python_outputs
+from sandbox.judge.rules import Context, Finding, Verdict, check_output
 
 matplotlib.use("Agg")
 

@@ -9,66 +9,60 @@ guard, the SQL runner, the SDK and the HE evaluator.
 
 Real Docker: a job run by the backend under its hardened flags (on runc and
 on runsc) lists every file under ``/opt/dsr`` and tries to import the trusted
-side's modules. The list must be exactly the allowlist below, which is kept
-here on purpose rather than read from ``images/build.py``: widening what the
-image holds takes a change to this test too.
+side's modules. The list must be exactly ``sandbox/container/``, the
+analysts' import name ``sandbox/sdk.py`` and what they import, computed
+here from the source rather than read from ``images/build.py``: container
+code that imports a host-side module fails
+``test_container_code_imports_nothing_of_the_trusted_side`` before the image
+would carry it.
 """
 
 from __future__ import annotations
 
+import ast
 import importlib.util
 import json
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, run_code, stdout_json
+from tests.support.engine import ROOT
+from tests.support.jobs import run_code, stdout_json
 
 pytestmark = [pytest.mark.docker]
 
-# Modules the image may hold: (source path, importable in the container).
-ALLOWED_FILES = frozenset(
-    {
-        "sandbox/__init__.py",
-        "sandbox/errors.py",
-        "sandbox/runner.py",
-        "sandbox/guard.py",
-        "sandbox/sqlrun.py",
-        "sandbox/modelfit.py",
-        "sandbox/he/__init__.py",
-        "sandbox/he/errors.py",
-        "sandbox/he/params.py",
-        "sandbox/he/protocol.py",
-        "sandbox/he/score.py",
-        "sandbox/he/server.py",
-        "sandbox/he/verify.py",
-        "sandbox/he/wire.py",
-    }
-)
-ALLOWED_PACKAGES = ("sandbox/sdk/",)  # every module of the SDK
+# The analysts' import name, outside container/ on purpose (DESIGN.md: `from sandbox.sdk import`).
+PUBLIC_NAME = "sandbox/sdk.py"
 # The trusted side: none of it may be in the image, nor importable there.
 TRUSTED = (
     "gateway",
-    "sandbox.checks",
-    "sandbox.checking",
-    "sandbox.ledger",
-    "sandbox.views",
-    "sandbox.registry",
+    "sandbox.judge.rules",
+    "sandbox.judge.verdict",
+    "sandbox.judge.ledger",
+    "sandbox.views.build",
+    "sandbox.intake.registry",
     "sandbox.pipeline",
-    "sandbox.sqlcheck",
-    "sandbox.policy",
-    "sandbox.entitymap",
-    "sandbox.backends",
+    "sandbox.precheck.sql",
+    "sandbox.intake.policy",
+    "sandbox.judge.ledger_keys",
+    "sandbox.run.backends",
     "sandbox.he.client",
+    "sandbox.judge",
+    "sandbox.intake",
+    "sandbox.precheck",
+    "sandbox.run",
+    "sandbox.views",
+    "sandbox.synthetic",
+    "sandbox.errors",
 )
 MUST_IMPORT = (
-    "sandbox.runner",
-    "sandbox.guard",
-    "sandbox.sqlrun",
-    "sandbox.modelfit",
+    "sandbox.container.runner",
+    "sandbox.container.guard",
+    "sandbox.container.sqlrun",
+    "sandbox.container.modelfit",
     "sandbox.sdk",
-    "sandbox.sdk.specs",
-    "sandbox.he.server",
+    "sandbox.container.sdk.specs",
+    "sandbox.container.he.server",
 )
 
 PROBE = f"""
@@ -89,12 +83,58 @@ print(json.dumps({{"files": sorted(files), "imports": imports}}))
 """
 
 
+def _imports_of(path: Path) -> set[str]:
+    """The ``sandbox`` modules a source file imports (the project imports absolutely only)."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            found.update(a.name for a in node.names if a.name.split(".")[0] == "sandbox")
+        elif isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == "sandbox":
+            assert node.module is not None
+            found.add(node.module)
+            found.update(f"{node.module}.{a.name}" for a in node.names)
+    return found
+
+
+def _source_of(module: str) -> Path | None:
+    base = ROOT / module.replace(".", "/")
+    for candidate in (base.with_suffix(".py"), base / "__init__.py"):
+        if candidate.is_file():
+            return candidate
+    return None  # a name imported from a module, not a module
+
+
+def container_closure() -> set[str]:
+    """``sandbox/container/``, the analysts' import name, and every module they import.
+
+    Computed from the source (not from the image recipe): a module outside
+    container/ lands in the image only because container code imports it, and
+    then this set names it.
+    """
+    todo = [*sorted((ROOT / "sandbox" / "container").rglob("*.py")), ROOT / PUBLIC_NAME]
+    seen: set[Path] = set()
+    while todo:
+        path = todo.pop()
+        if path in seen:
+            continue
+        seen.add(path)
+        for parent in path.relative_to(ROOT).parents:
+            init = ROOT / parent / "__init__.py"
+            if init.is_file() and init not in seen:
+                todo.append(init)
+        for module in _imports_of(path):
+            source = _source_of(module)
+            if source is not None and source not in seen:
+                todo.append(source)
+    return {str(p.relative_to(ROOT)) for p in seen}
+
+
 def allowed(path: str) -> bool:
-    return path in ALLOWED_FILES or path.startswith(ALLOWED_PACKAGES)
+    return path in container_closure()
 
 
 def module_source(path: str) -> str:
-    """``sandbox/sdk/__pycache__/publish.cpython-311.pyc`` -> ``sandbox/sdk/publish.py``."""
+    """``sdk/__pycache__/publish.cpython-311.pyc`` -> ``sdk/publish.py``."""
     p = Path(path)
     if p.parent.name == "__pycache__" and p.suffix == ".pyc":
         return str(p.parent.parent / (p.name.split(".")[0] + ".py"))
@@ -102,9 +142,16 @@ def module_source(path: str) -> str:
 
 
 def expected_sources() -> set[str]:
-    """The allowlisted modules as the source tree has them now."""
-    found = {str(p.relative_to(ROOT)) for p in (ROOT / "sandbox").rglob("*.py")}
-    return {f for f in found if allowed(f)}
+    return container_closure()
+
+
+def test_container_code_imports_nothing_of_the_trusted_side() -> None:
+    outside = {
+        f
+        for f in container_closure()
+        if not f.startswith("sandbox/container/") and f not in (PUBLIC_NAME, "sandbox/__init__.py")
+    }
+    assert not outside, f"container code imports host-side modules: {sorted(outside)}"
 
 
 def test_the_allowlist_is_the_image_recipe() -> None:
@@ -128,11 +175,13 @@ def test_the_image_holds_only_container_code(backend, tmp_path) -> None:  # type
     assert not [s for s in sources if not allowed(s)], sorted(sources)
     assert {s for s in sources if s.endswith(".py")} == expected_sources()
     for trusted in (
-        "sandbox/checks",
-        "sandbox/ledger.py",
-        "sandbox/views.py",
-        "sandbox/registry.py",
-        "sandbox/checking.py",
+        "sandbox/judge",
+        "sandbox/intake",
+        "sandbox/run",
+        "sandbox/judge/ledger.py",
+        "sandbox/views/build.py",
+        "sandbox/intake/registry.py",
+        "sandbox/judge/verdict.py",
         "gateway",
     ):
         assert not [s for s in sources if s.startswith(trusted)], trusted

@@ -26,16 +26,11 @@ import docker.errors
 import pytest
 from docker.types import Mount
 
-from sandbox.backends.base import RunHandle, RunSpec
-from sandbox.backends.docker import (
-    LABEL_JOB,
-    LABEL_MANAGED,
-    DockerBackend,
-    job_name,
-    volume_name,
-)
+from sandbox.run.backends.base import RunHandle, RunSpec
+from sandbox.run.backends.docker import DockerBackend
+from sandbox.run.backends.hardening import LABEL_JOB, LABEL_MANAGED, job_name, volume_name
 from sandbox.settings import SandboxSettings
-from tests.conftest import make_job_dir
+from tests.support.jobs import make_job_dir
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 

@@ -24,10 +24,10 @@ from typing import Any
 import pytest
 
 from sandbox.he.client import VerificationKeys
-from tests.gateway.he_world import World as HEWorld
-from tests.gateway.he_world import code, make_world
 from tests.support.gateway import Gateway, make_gateway
 from tests.support.grants import events, issue, register_dataset, released_job
+from tests.support.he_world import World as HEWorld
+from tests.support.he_world import code, make_world
 
 STOPS = ("suspended", "revoked")
 CSV = b"age,n\n20,12\n30,15\n"

@@ -22,7 +22,7 @@ from gateway.grants.service import grant_service
 from gateway.jobs.model import Outcome, State, create_job, transition
 from gateway.jobs.service import Files, record_outcome
 from gateway.store.tables import audit_events
-from sandbox.policy import PolicyStore
+from sandbox.intake.policy import PolicyStore
 from tests.support.gateway import Gateway
 
 POLICY = """\

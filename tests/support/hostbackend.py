@@ -6,13 +6,13 @@ outputs, the output rules, the ledger). A container per example would take
 minutes; the container is not what those tests examine (the attack suite
 tests it). So this backend:
 
-- runs an SQL product's query with ``sandbox.sqlrun.run_sql`` (the very code
+- runs an SQL product's query with ``sandbox.container.sqlrun.run_sql`` (the very code
   the runner image runs) over the view directory as ``/data``;
 - for a Python job, takes the files a hostile job would leave in
   ``/output`` from ``python_outputs(job_dir)``: any names and bytes, a
   manifest of its own making;
 - hands what was produced to the real collector as a tar stream
-  (``sandbox.collect.collect_archive``), so names are sanitised and capped
+  (``sandbox.run.collect.collect_archive``), so names are sanitised and capped
   exactly as they are when they come out of a container.
 
 It isolates nothing: never use it for analyst code.
@@ -29,7 +29,8 @@ from collections.abc import Callable, Iterator
 from collections.abc import Collection as CollectionOf
 from pathlib import Path
 
-from sandbox.backends.base import (
+from sandbox.container.sqlrun import run_sql
+from sandbox.run.backends.base import (
     CapturedStream,
     Collection,
     Execution,
@@ -37,8 +38,7 @@ from sandbox.backends.base import (
     RunHandle,
     RunSpec,
 )
-from sandbox.collect import CollectLimits, collect_archive
-from sandbox.sqlrun import run_sql
+from sandbox.run.collect import CollectLimits, collect_archive
 
 
 class HostBackend:
@@ -70,7 +70,7 @@ class HostBackend:
                 if job["kind"] == "sql":
                     code = run_sql(spec.job_dir, job, data_dir=spec.data_dir, output_dir=Path(out))
                 else:
-                    from sandbox.modelfit import run_model
+                    from sandbox.container.modelfit import run_model
 
                     code = run_model(
                         spec.job_dir, job, data_dir=spec.data_dir, output_dir=Path(out)

@@ -4,64 +4,22 @@ request on it (``governed``)."""
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
 from gateway.app import create_app
 from gateway.grants.service import grant_service
-from gateway.identity import Role, create_account, issue_token
+from gateway.identity import create_account, issue_token
 from gateway.providers.service import provider_service
 from gateway.requests.service import request_service
 from gateway.settings import GatewaySettings
-from gateway.store.tables import audit_events
-from sandbox.demo import generate_city
-from tests.sandbox.city import POLICIES
-
-ROLES = [r.value for r in Role]
-BASE = "http://testserver"
-
-
-class Console:
-    def __init__(self, client: TestClient, tokens: dict[str, str]) -> None:
-        self.client, self.tokens = client, tokens
-
-    @property
-    def app(self):  # type: ignore[no-untyped-def]
-        return self.client.app
-
-    def login(self, who: str) -> str:
-        """Sign in as ``who``; the session's CSRF token."""
-        self.client.cookies.clear()
-        form = self.client.get("/console/login")
-        token = csrf_of(form.text)
-        done = self.client.post(
-            "/console/login",
-            data={"token": self.tokens[who], "csrf": token, "next": "/console/"},
-            follow_redirects=False,
-        )
-        assert done.status_code == 303, done.text
-        return csrf_of(self.client.get("/console/").text)
-
-    def events(self, kind: str) -> list[dict[str, object]]:
-        with self.app.state.engine.connect() as conn:
-            rows = conn.execute(
-                sa.select(audit_events.c.actor, audit_events.c.detail)
-                .where(audit_events.c.type == kind)
-                .order_by(audit_events.c.id)
-            ).all()
-        return [{"actor": r[0], **r[1]} for r in rows]
-
-
-def csrf_of(html: str) -> str:
-    found = re.search(r'name="csrf" value="([^"]+)"', html)
-    assert found, html[:2000]
-    return found.group(1)
+from sandbox.synthetic.demo import generate_city
+from tests.support.city import POLICIES
+from tests.support.console import BASE, ROLES, Console
 
 
 @pytest.fixture

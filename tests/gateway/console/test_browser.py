@@ -23,9 +23,9 @@ from typing import Any
 
 import pytest
 
-from sandbox import demo
-from tests.conftest import ROOT, require_engine
-from tests.gateway.live import (
+from sandbox.synthetic import demo
+from tests.support.engine import ROOT, require_engine
+from tests.support.live import (
     LiveGateway,
     apply_policy,
     request_grant,

@@ -15,8 +15,8 @@ from gateway.console.pages import PAGES
 from gateway.console.tables import marks_of, show
 from gateway.identity import revoke_token
 from gateway.requests.deadlines import CST, working_days_left
-from tests.gateway.console.conftest import BASE, ROLES, Console, csrf_of
-from tests.sandbox.city import POLICIES
+from tests.support.city import POLICIES
+from tests.support.console import BASE, ROLES, Console, csrf_of
 
 CONSOLE = Path(__file__).resolve().parents[3] / "gateway" / "console"
 # -- signing in and out ------------------------------------------------------------------
@@ -200,7 +200,7 @@ def test_every_state_verdict_step_and_role_has_its_words() -> None:
     from gateway.jobs.model import State as JobState
     from gateway.requests.model import STEP
     from gateway.requests.model import State as RequestState
-    from sandbox.checks import Verdict
+    from sandbox.judge.rules import Verdict
 
     keys = {f"state.{s.value}" for s in (*JobState, *GrantState, *RequestState)}
     keys |= {f"step.{s}" for s in STEP.values()} | {f"verdict.{v.value}" for v in Verdict}

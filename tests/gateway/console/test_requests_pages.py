@@ -12,7 +12,7 @@ from gateway.grants.service import grant_service
 from gateway.identity import create_account, issue_token
 from gateway.requests.model import State
 from gateway.requests.service import request_service
-from tests.gateway.console.conftest import Console
+from tests.support.console import Console
 
 
 def request_id(console: Console) -> str:

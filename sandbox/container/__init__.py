@@ -1,0 +1,1 @@
+"""Code that runs inside the sandbox container: the only code the runner image holds."""

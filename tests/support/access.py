@@ -1,0 +1,115 @@
+"""The access matrix: every route the gateway serves, and who may use it.
+
+One table per router: a route ``(method, path)`` maps to ``"public"`` (no
+token), ``"any"`` (any signed-in account) or the roles that may call it.
+Each router's test file checks its own table, role by role;
+``tests/gateway/test_app.py`` checks that ``ALL`` names every operation of
+the served OpenAPI document, so a new route without a row fails. The web
+console's HTML pages (``/console``) are left out of the OpenAPI document on
+purpose; ``tests/gateway/console/test_pages.py`` holds their role matrix.
+"""
+
+from __future__ import annotations
+
+Access = dict[tuple[str, str], str | frozenset[str]]
+
+# Identity and the audit log (tests/gateway/test_app.py).
+IDENTITY_AND_AUDIT: Access = {
+    ("GET", "/v1/health"): "public",
+    ("GET", "/v1/me"): "any",
+    ("GET", "/v1/accounts"): frozenset({"admin"}),
+    ("POST", "/v1/accounts"): frozenset({"admin"}),
+    ("POST", "/v1/accounts/{name}/tokens"): frozenset({"admin"}),
+    ("DELETE", "/v1/tokens/{token_id}"): frozenset({"admin"}),
+    ("GET", "/v1/audit/verify"): frozenset({"auditor"}),
+    ("GET", "/v1/audit/events"): frozenset({"auditor", "provider"}),
+    ("POST", "/v1/audit/verify"): frozenset({"auditor"}),
+    ("GET", "/v1/audit/checkpoints"): frozenset({"auditor", "provider"}),
+    ("POST", "/v1/audit/checkpoints"): frozenset({"admin", "auditor"}),
+    ("GET", "/v1/audit/public-key"): frozenset({"admin", "auditor", "provider"}),
+}
+
+# Grants (tests/gateway/test_grants.py).
+GRANTS: Access = {
+    ("GET", "/v1/grants"): frozenset({"operator", "provider", "admin"}),
+    ("GET", "/v1/grants/{grant_id}"): frozenset({"admin", "provider"}),
+    ("POST", "/v1/grants/{grant_id}/suspend"): frozenset({"admin", "provider"}),
+    ("POST", "/v1/grants/{grant_id}/resume"): frozenset({"admin", "provider"}),
+    ("POST", "/v1/grants/{grant_id}/revoke"): frozenset({"admin", "provider"}),
+    ("POST", "/v1/datasets/{name}/emergency-stop"): frozenset({"admin"}),
+}
+
+# Data requests (tests/gateway/test_requests.py).
+REQUESTS: Access = {
+    ("POST", "/v1/requests"): frozenset({"operator"}),
+    ("GET", "/v1/requests"): frozenset({"operator", "provider", "admin"}),
+    ("GET", "/v1/requests/{request_id}"): frozenset({"operator", "provider", "admin"}),
+    ("POST", "/v1/requests/{request_id}/formal-review"): frozenset({"admin"}),
+    ("POST", "/v1/requests/{request_id}/provider-review"): frozenset({"provider"}),
+    ("POST", "/v1/requests/{request_id}/supply"): frozenset({"admin", "provider"}),
+}
+
+# Datasets and their exposure policies: gateway.providers (tests/gateway/test_providers.py).
+PROVIDERS: Access = {
+    ("POST", "/v1/datasets"): frozenset({"provider"}),
+    ("GET", "/v1/datasets"): frozenset({"provider", "admin", "auditor"}),
+    ("GET", "/v1/datasets/{name}"): frozenset({"provider", "admin", "auditor"}),
+    ("PUT", "/v1/datasets/{name}/policy"): frozenset({"provider"}),
+    ("GET", "/v1/datasets/{name}/policy"): frozenset({"provider", "admin", "auditor", "operator"}),
+    ("GET", "/v1/datasets/{name}/policy/versions"): frozenset(
+        {"provider", "admin", "auditor", "operator"}
+    ),
+    ("GET", "/v1/datasets/{name}/policy/diff"): frozenset(
+        {"provider", "admin", "auditor", "operator"}
+    ),
+}
+
+# Privacy-computing products: gateway.he (tests/gateway/test_he_products.py).
+HE_PRODUCTS: Access = {
+    ("POST", "/v1/he/products"): frozenset({"operator"}),
+    ("GET", "/v1/he/products"): "any",
+    ("GET", "/v1/he/products/{product_id}"): "any",
+    ("POST", "/v1/he/products/{product_id}/decision"): frozenset({"reviewer"}),
+    ("POST", "/v1/he/products/{product_id}/withdraw"): frozenset({"operator"}),
+    ("POST", "/v1/he/contexts"): frozenset({"consumer"}),
+    ("POST", "/v1/he/products/{product_id}/verify"): frozenset({"consumer"}),
+    ("POST", "/v1/he/products/{product_id}/score"): frozenset({"consumer"}),
+}
+
+# The catalogue (tests/gateway/test_catalog.py).
+CATALOG: Access = {
+    ("GET", "/v1/catalog"): frozenset({"operator"}),
+    ("GET", "/v1/catalog/{view}"): frozenset({"operator"}),
+    ("GET", "/v1/catalog/{view}/dummy"): frozenset({"operator"}),
+}
+
+# Jobs, reviews and data products (tests/gateway/test_jobs.py).
+JOBS: Access = {
+    ("POST", "/v1/jobs"): frozenset({"operator"}),
+    ("GET", "/v1/jobs"): frozenset({"operator"}),
+    ("GET", "/v1/jobs/{job_id}"): frozenset({"operator"}),
+    ("GET", "/v1/jobs/{job_id}/logs"): frozenset({"operator"}),
+    ("GET", "/v1/jobs/{job_id}/outputs"): frozenset({"operator"}),
+    ("GET", "/v1/jobs/{job_id}/outputs/{name}"): frozenset({"operator"}),
+    ("POST", "/v1/jobs/{job_id}/cancel"): frozenset({"operator"}),
+    ("GET", "/v1/reviews"): frozenset({"reviewer"}),
+    ("GET", "/v1/reviews/{job_id}"): frozenset({"reviewer"}),
+    ("POST", "/v1/reviews/{job_id}/votes"): frozenset({"reviewer"}),
+    ("POST", "/v1/products"): frozenset({"operator"}),
+    ("GET", "/v1/products"): frozenset({"operator", "provider", "reviewer", "admin", "auditor"}),
+    ("GET", "/v1/products/{product_id}"): frozenset(
+        {"operator", "provider", "reviewer", "admin", "auditor"}
+    ),
+    ("POST", "/v1/products/{product_id}/renew"): frozenset({"operator"}),
+}
+
+# Every route of the gateway's OpenAPI document.
+ALL: Access = {
+    **IDENTITY_AND_AUDIT,
+    **GRANTS,
+    **REQUESTS,
+    **PROVIDERS,
+    **HE_PRODUCTS,
+    **CATALOG,
+    **JOBS,
+}
