@@ -5,23 +5,15 @@ files and evidence while the operator gets nothing before the release.
 
 The jobs run through the real pipeline on the fake backend (the in-container code
 as host subprocesses: ``tests.support.fakebackend``); what is under test is the
-trusted side's rules, not the sandbox. The store is SQLite only: the Docker-backed
-``tests/gateway/test_reviews.py`` runs the same rules on both stores.
+trusted side's rules, not the sandbox; the store runs on SQLite and PostgreSQL.
+The ledger's last word on an approval runs in real containers
+(``tests/gateway/test_reviews.py``).
 """
 
 from __future__ import annotations
 
-from pathlib import Path
-
-import pytest
-
 from tests.support.city import city_grant
 from tests.support.gateway_jobs import PY_BLOCKED, PY_HELD, SQL_RELEASED, Gateway, vote
-
-
-@pytest.fixture
-def store_url(tmp_path: Path) -> str:
-    return f"sqlite:///{tmp_path / 'gateway.sqlite'}"
 
 
 def test_held_python_job_is_released_on_one_approval(fake_gw: Gateway) -> None:
@@ -35,17 +27,23 @@ def test_held_python_job_is_released_on_one_approval(fake_gw: Gateway) -> None:
     assert gw.client.get(f"/v1/jobs/{job['id']}/outputs", headers=gw.h("op-1")).status_code == 409
     queue = gw.client.get("/v1/reviews", headers=gw.h("rev-1")).json()
     assert [(q["job"], q["state"], q["required"]) for q in queue] == [(job["id"], "held", 1)]
-    review = gw.client.get(f"/v1/reviews/{job['id']}", headers=gw.h("rev-1")).json()
+    seen = gw.client.get(f"/v1/reviews/{job['id']}", headers=gw.h("rev-1"))
+    assert seen.status_code == 200
+    review = seen.json()
     (file,) = review["files"]
     assert file["file"] == "districts.csv" and file["content"].startswith("district_code")
     assert review["code"] == PY_HELD and review["evidence"]["decision"] == "held"
     (viewed,) = gw.events("review.viewed")
-    assert viewed["files"] == [{"output": 1, "sha256": file["sha256"]}]  # by position
+    assert viewed["actor"] == "rev-1" and viewed["files"] == [
+        {"output": 1, "sha256": file["sha256"]}  # by position: no name the job chose
+    ]
     assert vote(gw, "rev-1", job["id"], "approve", "  ").status_code == 422  # a reason
     approved = vote(gw, "rev-1", job["id"], "approve", "district counts, k met")
     assert approved.status_code == 201, approved.text
     assert approved.json()["job_state"] == "released"
     assert vote(gw, "rev-2", job["id"], "deny", "too late now").status_code == 409
+    (recorded,) = gw.events("review.vote")
+    assert recorded["reason"] == "district counts, k met" and recorded["decision"] == "approve"
     got = gw.client.get(f"/v1/jobs/{job['id']}/outputs/districts.csv", headers=gw.h("op-1"))
     assert got.status_code == 200 and got.content.decode() == file["content"]
     assert gw.client.get("/v1/reviews", headers=gw.h("rev-1")).json() == []
@@ -72,6 +70,8 @@ def test_blocked_job_needs_two_different_reviewers_and_never_its_submitter(
     assert second.status_code == 201 and second.json()["job_state"] == "released", second.text
     final = gw.client.get(f"/v1/jobs/{job['id']}", headers=gw.h("op-rev")).json()
     assert final["state"] == "released" and final["outcome"] == "review_approved"
+    states = [(e["to"], e.get("review")) for e in gw.events("job.state")]
+    assert states[-1] == ("released", "approved")
 
 
 def test_a_deny_ends_the_review(fake_gw: Gateway) -> None:
