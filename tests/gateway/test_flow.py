@@ -12,7 +12,6 @@ the audit chain verifies.
 from __future__ import annotations
 
 import hashlib
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -29,6 +28,7 @@ from sandbox.intake.registry import Registry
 from sandbox.synthetic import demo
 from tests.support.city import ENTITY, POLICIES
 from tests.support.engine import require_engine
+from tests.support.gateway_jobs import wait_for_job
 
 pytestmark = [pytest.mark.docker]
 
@@ -70,16 +70,6 @@ def deployed(
 
 def auth(tokens: dict[str, str], role: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {tokens[role]}"}
-
-
-def wait(client: TestClient, headers: dict[str, str], job: str) -> dict[str, object]:
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        body = client.get(f"/v1/jobs/{job}", headers=headers).json()
-        if body["state"] not in ("queued", "running", "checking"):
-            return body  # type: ignore[no-any-return]
-        time.sleep(0.3)
-    raise AssertionError(f"job {job} did not finish")
 
 
 def test_request_to_grant_to_released_product(deployed) -> None:  # type: ignore[no-untyped-def]
@@ -129,7 +119,7 @@ def test_request_to_grant_to_released_product(deployed) -> None:  # type: ignore
         },
     )
     assert job.status_code == 201, job.text
-    done = wait(client, op, job.json()["id"])
+    done = wait_for_job(client, op, job.json()["id"])
     assert done["state"] == "released", done
     outputs = client.get(f"/v1/jobs/{done['id']}/outputs", headers=op).json()
     (file,) = outputs["files"]

@@ -11,7 +11,6 @@ subprocesses). ``tests/gateway/test_flow.py`` runs the flow in real containers.
 from __future__ import annotations
 
 import hashlib
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -29,7 +28,7 @@ from sandbox.intake.registry import Registry
 from sandbox.synthetic import demo
 from tests.support.city import ENTITY, POLICIES
 from tests.support.fakebackend import FakeBackend
-from tests.support.gateway_jobs import PY_HELD
+from tests.support.gateway_jobs import PY_HELD, wait_for_job
 
 PROVIDER = "city-bureau"
 ROLES = {"op-1": "operator", PROVIDER: "provider", "admin-1": "admin",
@@ -56,16 +55,6 @@ def deployed(tmp_path: Path) -> Iterator[tuple[TestClient, dict[str, dict[str, s
     with TestClient(app) as client:
         yield client, headers
     app.state.engine.dispose()
-
-
-def wait(client: TestClient, headers: dict[str, str], job: str) -> dict[str, Any]:
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        body: dict[str, Any] = client.get(f"/v1/jobs/{job}", headers=headers).json()
-        if body["state"] not in ("queued", "running", "checking"):
-            return body
-        time.sleep(0.2)
-    raise AssertionError(f"job {job} did not finish")
 
 
 def test_request_to_grant_to_released_and_reviewed_products(deployed) -> None:  # type: ignore[no-untyped-def]
@@ -105,14 +94,14 @@ def test_request_to_grant_to_released_and_reviewed_products(deployed) -> None:  
 
     job = submit("sql", "SELECT district_code, count(*) AS n FROM residents GROUP BY 1")
     assert job.status_code == 201, job.text
-    done = wait(client, op, job.json()["id"])
+    done = wait_for_job(client, op, job.json()["id"])
     assert done["state"] == "released", done
     (file,) = client.get(f"/v1/jobs/{done['id']}/outputs", headers=op).json()["files"]
     body = client.get(f"/v1/jobs/{done['id']}/outputs/{file['file']}", headers=op)
     assert body.status_code == 200 and hashlib.sha256(body.content).hexdigest() == file["sha256"]
     assert body.content.startswith(b'"district_code","n"')
 
-    held = wait(client, op, submit("python", PY_HELD).json()["id"])
+    held = wait_for_job(client, op, submit("python", PY_HELD).json()["id"])
     assert held["state"] == "held", held
     assert client.get(f"/v1/jobs/{held['id']}/outputs", headers=op).status_code == 409
     vote = client.post(f"/v1/reviews/{held['id']}/votes", headers=h["reviewer"],

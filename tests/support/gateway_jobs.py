@@ -38,6 +38,20 @@ from tests.support.city import RESIDENT_COLUMNS, City
 
 WAITING = {"queued", "running", "checking"}
 
+
+def wait_for_job(
+    client: TestClient, headers: dict[str, str], job_id: str, timeout: float = 120.0
+) -> dict[str, Any]:
+    """Poll ``GET /v1/jobs/{id}`` until the job leaves the queue, the sandbox and the checks."""
+    deadline = time.monotonic() + timeout
+    while True:
+        job: dict[str, Any] = client.get(f"/v1/jobs/{job_id}", headers=headers).json()
+        if job["state"] not in WAITING:
+            return job
+        assert time.monotonic() < deadline, job
+        time.sleep(0.2)
+
+
 SQL_RELEASED = "SELECT district_code, count(*) AS residents FROM residents GROUP BY 1"
 PY_HEAD = "from sandbox.sdk import connect, publish_table\ncon = connect()\n"
 PY_HELD = PY_HEAD + (
@@ -97,13 +111,7 @@ class Gateway:
         return job
 
     def wait(self, who: str, job_id: str, timeout: float = 120.0) -> dict[str, Any]:
-        deadline = time.monotonic() + timeout
-        while True:
-            job: dict[str, Any] = self.client.get(f"/v1/jobs/{job_id}", headers=self.h(who)).json()
-            if job["state"] not in WAITING:
-                return job
-            assert time.monotonic() < deadline, job
-            time.sleep(0.2)
+        return wait_for_job(self.client, self.h(who), job_id, timeout)
 
     def events(self, type_: str) -> list[dict[str, Any]]:
         with self.app.state.engine.connect() as conn:
