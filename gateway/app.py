@@ -65,6 +65,7 @@ from gateway.jobs.errors import (
 from gateway.jobs.router import router as jobs_router
 from gateway.jobs.service import cancel_queued_for_grant
 from gateway.jobs.worker import JobRuntime, start_worker, stop_worker
+from gateway.notices.router import router as notices_router
 from gateway.products.router import router as products_router
 from gateway.providers.router import router as providers_router
 from gateway.providers.service import (
@@ -86,6 +87,7 @@ from gateway.reviews.router import router as reviews_router
 from gateway.settings import GatewaySettings
 from gateway.store import make_engine, migrate
 from gateway.store.lifecycle import Clock, system_clock
+from gateway.workdays import CALENDAR_FILE, Calendar
 from sandbox.intake.policy import PolicyStore
 from sandbox.intake.registry import Registry
 
@@ -186,6 +188,9 @@ def create_app(
     registry = Registry(settings.data_dir)
     app.state.registry = registry
     app.state.clock = clock
+    app.state.calendar = Calendar.from_file(
+        settings.calendar_file or settings.data_dir / CALENDAR_FILE
+    )
     if runtime is not None:
         app.state.runtime = runtime
     # Jobs find their grant through the grant service (expiry enforced on every use).
@@ -250,6 +255,12 @@ def create_app(
     app.include_router(providers_router)
     app.include_router(he_router)
     app.include_router(catalog_router)
+    app.include_router(notices_router)
+    # -- sweep --
+    # -- data requests --
+    # -- product registration --
+    # -- termination, rectification, incidents --
+    # -- organisations, data-quality feedback --
     app.include_router(console_router)  # HTML pages, left out of the OpenAPI document
     app.mount("/console/static", console_static(), name="console-static")
     return app

@@ -16,4 +16,12 @@ from gateway.requests.model import DATA_REQUEST
 from gateway.reviews.model import REVIEW
 from gateway.store.lifecycle import Lifecycle
 
-LIFECYCLES: tuple[Lifecycle[Any], ...] = (GRANT, DATA_REQUEST, JOB, REVIEW, HE_PRODUCT)
+LIFECYCLES: tuple[Lifecycle[Any], ...] = (
+    GRANT,
+    DATA_REQUEST,
+    JOB,
+    REVIEW,
+    HE_PRODUCT,
+    # -- product registration --
+    # -- termination, rectification, incidents --
+)

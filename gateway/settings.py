@@ -69,6 +69,16 @@ class GatewaySettings(BaseSettings):
     # it on other storage). Empty: <data_dir>/audit-checkpoints.jsonl.
     audit_checkpoint_log: Path | None = None
 
+    # The statutory calendar's override file (gateway.workdays): holidays and
+    # make-up working days for years the chinese-calendar package does not know.
+    # Empty: <data_dir>/calendar.toml (absent: the package, then weekdays).
+    calendar_file: Path | None = None
+    # -- sweep --
+    # -- data requests --
+    # -- product registration --
+    # -- termination, rectification, incidents --
+    # -- organisations, data-quality feedback --
+
     @field_validator("data_dir")
     @classmethod
     def _absolute_data_dir(cls, value: Path) -> Path:

@@ -91,6 +91,12 @@ EVENT_TYPES: dict[str, str] = {
     "he.call": "A consumer called a privacy-computing product (product, bucket, outcome; no data).",
     "grant.hold": "A party placed or lifted its stop on a grant (holder, reason, who still holds).",
     "access.denied": "Requests refused with 403, per actor and minute (route, object, count).",
+    "notice.sent": "The gateway told people of something without being asked (kind, to whom).",
+    # -- sweep --
+    # -- data requests --
+    # -- product registration --
+    # -- termination, rectification, incidents --
+    # -- organisations, data-quality feedback --
 }
 
 GENESIS = "0" * 64  # prev_hash of event 1

@@ -260,6 +260,13 @@ ZH: dict[str, str] = {
     "verdict.FAIL": "不通过",
     "decision.approve": "批准",
     "decision.deny": "拒绝",
+    # -- notices --
+    # -- sweep --
+    # -- data requests --
+    # -- product registration --
+    # -- termination, rectification, incidents --
+    # -- organisations, data-quality feedback --
+    # -- grading --
 }
 
 EN: dict[str, str] = {
@@ -510,6 +517,13 @@ EN: dict[str, str] = {
     "verdict.FAIL": "fail",
     "decision.approve": "approve",
     "decision.deny": "deny",
+    # -- notices --
+    # -- sweep --
+    # -- data requests --
+    # -- product registration --
+    # -- termination, rectification, incidents --
+    # -- organisations, data-quality feedback --
+    # -- grading --
 }
 
 CATALOGUES: dict[str, dict[str, str]] = {"zh-CN": ZH, "en": EN}

@@ -376,3 +376,30 @@ he_calls = sa.Table(
     sa.Column("outcome", sa.String(24), nullable=False),
     sa.Index(None, "product_id", "consumer", "at"),
 )
+
+# Notices (gateway.notices): what the gateway tells people without being asked
+# (a deadline passed, a term about to end, a termination coming). One row per
+# audience ("account:<name>" or "role:<role>") per notice; ``key`` names the
+# event, so a notice is written once however many sweeps see it.
+notices = sa.Table(
+    "notices",
+    metadata,
+    sa.Column("id", sa.Integer(), primary_key=True, autoincrement=True),
+    sa.Column("key", sa.String(200), nullable=False),
+    sa.Column("audience", sa.String(120), nullable=False, index=True),
+    sa.Column("kind", sa.String(40), nullable=False),
+    sa.Column("subject", sa.String(200), nullable=False),
+    sa.Column("detail", sa.JSON(), nullable=False),
+    sa.Column("at", UTCDateTime(), nullable=False),
+    sa.UniqueConstraint("key", "audience"),
+)
+
+# -- sweep (0013) --
+
+# -- data requests: deadlines, extensions, delivery (0014) --
+
+# -- product registration (0015) --
+
+# -- termination, rectification, incidents (0016) --
+
+# -- organisations, data-quality feedback (0017) --

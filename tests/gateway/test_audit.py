@@ -33,6 +33,12 @@ from gateway.store.migrations import current_revision, head_revision
 # added to EVENT_TYPES (and then here), never renamed or removed.
 STORED_TYPES = {
     "access.denied",
+    "notice.sent",
+    # -- sweep --
+    # -- data requests --
+    # -- product registration --
+    # -- termination, rectification, incidents --
+    # -- organisations, data-quality feedback --
     "auth.failed",
     "scope.decision",
     "view.built",

@@ -1,0 +1,1 @@
+"""Notices: what the gateway tells people without being asked (``gateway.notices.service``)."""
