@@ -62,3 +62,10 @@ def register(app: typer.Typer, audit_app: typer.Typer) -> None:
     app.add_typer(products.products_app, name="products")
     app.add_typer(dev.dev_app, name="dev")
     audit_app.command("list")(admin.audit_list)
+    # -- notices --
+    # -- sweep --
+    # -- data requests --
+    # -- product registration --
+    # -- termination, rectification, incidents --
+    # -- organisations, data-quality feedback --
+    # -- grading --

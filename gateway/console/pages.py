@@ -75,6 +75,13 @@ PAGES: dict[str, tuple[str, frozenset[Role]]] = {
     "grants": ("/console/grants", frozenset({Role.OPERATOR, Role.PROVIDER, Role.ADMIN})),
     "audit_events": ("/console/audit/events", frozenset({Role.AUDITOR, Role.PROVIDER})),
     "audit_verify": ("/console/audit/verify", frozenset({Role.AUDITOR})),
+    # -- notices --
+    # -- sweep --
+    # -- data requests --
+    # -- product registration --
+    # -- termination, rectification, incidents --
+    # -- organisations, data-quality feedback --
+    # -- grading --
 }
 
 templates = jinja2.Environment(

@@ -141,3 +141,10 @@ router.include_router(reviews.router)
 router.include_router(providers.router)
 router.include_router(data_requests.router)
 router.include_router(audit.router)
+# -- notices --
+# -- sweep --
+# -- data requests --
+# -- product registration --
+# -- termination, rectification, incidents --
+# -- organisations, data-quality feedback --
+# -- grading --

@@ -1,0 +1,1 @@
+"""The sweep: what the gateway does when its time comes, without waiting for use."""
