@@ -38,6 +38,8 @@ from gateway.console import router as console_router
 from gateway.console import static_files as console_static
 from gateway.console.sessions import Sessions
 from gateway.errors import AuditError, ConfigurationError, GatewayError, StoreError
+from gateway.feedback.errors import FeedbackConflict, FeedbackError, FeedbackForbidden, UnknownIssue
+from gateway.feedback.router import router as feedback_router
 from gateway.grants.errors import GrantConflict, GrantError, GrantForbidden, UnknownGrant
 from gateway.grants.router import router as grants_router
 from gateway.grants.service import build_grant_service, grant_service
@@ -53,6 +55,13 @@ from gateway.he.errors import (
 from gateway.he.model import suspend_grant_products
 from gateway.he.router import router as he_router
 from gateway.identity import Account, AccountExists, IdentityError, UnknownAccount
+from gateway.incidents.errors import (
+    IncidentConflict,
+    IncidentError,
+    IncidentForbidden,
+    UnknownIncident,
+)
+from gateway.incidents.router import router as incidents_router
 from gateway.inputs import BodyLimit, plain_text, validation_failed
 from gateway.jobs.errors import (
     CodeRejected,
@@ -66,6 +75,8 @@ from gateway.jobs.router import router as jobs_router
 from gateway.jobs.service import cancel_queued_for_grant
 from gateway.jobs.worker import JobRuntime, start_worker, stop_worker
 from gateway.notices.router import router as notices_router
+from gateway.organisations.errors import OrganisationError, OrganisationExists, UnknownOrganisation
+from gateway.organisations.router import router as organisations_router
 from gateway.products.router import router as products_router
 from gateway.providers.router import router as providers_router
 from gateway.providers.service import (
@@ -87,6 +98,8 @@ from gateway.reviews.router import router as reviews_router
 from gateway.settings import GatewaySettings
 from gateway.store import make_engine, migrate
 from gateway.store.lifecycle import Clock, system_clock
+from gateway.sweep.router import router as sweep_router
+from gateway.terminations.router import router as terminations_router
 from gateway.workdays import CALENDAR_FILE, Calendar
 from sandbox.intake.policy import PolicyStore
 from sandbox.intake.registry import Registry
@@ -114,6 +127,17 @@ _STATUS: tuple[tuple[type[GatewayError], int], ...] = (
     (HEUnavailable, 503),
     (HERateLimited, 429),
     (HEProductError, 422),
+    (UnknownIncident, 404),
+    (IncidentForbidden, 403),
+    (IncidentConflict, 409),
+    (IncidentError, 422),
+    (UnknownOrganisation, 404),
+    (OrganisationExists, 409),
+    (OrganisationError, 422),
+    (UnknownIssue, 404),
+    (FeedbackForbidden, 403),
+    (FeedbackConflict, 409),
+    (FeedbackError, 422),
     (NotFound, 404),
     (Forbidden, 403),
     (Conflict, 409),
@@ -256,11 +280,11 @@ def create_app(
     app.include_router(he_router)
     app.include_router(catalog_router)
     app.include_router(notices_router)
-    # -- sweep --
-    # -- data requests --
-    # -- product registration --
-    # -- termination, rectification, incidents --
-    # -- organisations, data-quality feedback --
+    app.include_router(sweep_router)  # its lifespan runs the scheduler inside the app's
+    app.include_router(terminations_router)
+    app.include_router(incidents_router)
+    app.include_router(organisations_router)
+    app.include_router(feedback_router)
     app.include_router(console_router)  # HTML pages, left out of the OpenAPI document
     app.mount("/console/static", console_static(), name="console-static")
     return app

@@ -98,12 +98,20 @@ def accounts_create(
         typer.Option("--role", help="operator, provider, reviewer, admin, auditor or consumer"),
     ],
     display_name: Annotated[str, typer.Option(help="a human-readable name")] = "",
+    organisation: Annotated[str | None, typer.Option(help="the organisation it joins")] = None,
     local: remote.Local = False,
 ) -> None:
-    """Create an account with one or more roles."""
+    """Create an account with one or more roles (and its organisation)."""
     gw = client_context(ctx)
     if remote.remote(local, gw):
-        return remote.accounts_create(name, role, display_name, gw)
+        from gateway.client import organisations
+
+        if organisation is not None:
+            organisations.check_exists(organisation, gw)
+        remote.accounts_create(name, role, display_name, gw)
+        if organisation is not None:
+            organisations.join(name, organisation, gw)
+        return
     from gateway.identity import create_account
 
     try:
@@ -111,6 +119,10 @@ def accounts_create(
             account = create_account(
                 conn, name, set(role), display_name=display_name, actor=_actor()
             )
+            if organisation is not None:
+                from gateway.organisations.service import assign
+
+                assign(conn, name, organisation, actor=_actor(), now=account.created_at)
     except GatewayError as e:
         _fail(str(e))
     if gw.as_json:  # the shape of the gateway's answer (AccountOut)

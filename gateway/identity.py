@@ -12,6 +12,8 @@ Invariants:
   caller cannot tell which; the gateway audits every failure.
 - Account and token changes write their audit event in the same
   transaction.
+- An account belongs to at most one organisation (``organisation_of``);
+  administrators assign it (``gateway.organisations``).
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from sqlalchemy import Connection
 
 from gateway.audit import append
 from gateway.errors import GatewayError
-from gateway.store.tables import accounts, api_tokens
+from gateway.store.tables import accounts, api_tokens, organisation_members
 
 TOKEN = re.compile(r"dsr_([0-9a-f]{12})_([A-Za-z0-9_-]{43})")
 NAME = re.compile(r"[a-z][a-z0-9._-]{1,99}")
@@ -122,6 +124,16 @@ def get_account(conn: Connection, name: str) -> Account:
     if row is None:
         raise UnknownAccount(f"no account {name!r}")
     return _account(row)
+
+
+def organisation_of(conn: Connection, name: str) -> str | None:
+    """The id of the organisation account ``name`` belongs to now, or None (it belongs to
+    none: accounts made before organisations existed keep working without one)."""
+    return conn.execute(
+        sa.select(organisation_members.c.organisation_id).where(
+            organisation_members.c.account == name
+        )
+    ).scalar()
 
 
 def list_accounts(conn: Connection) -> list[Account]:

@@ -9,12 +9,16 @@ from __future__ import annotations
 
 from typing import Any
 
+from gateway.feedback.model import FEEDBACK_ISSUE  # organisations, data-quality feedback
 from gateway.grants.model import GRANT
 from gateway.he.model import HE_PRODUCT
+from gateway.incidents.model import INCIDENT  # termination, rectification, incidents
 from gateway.jobs.model import JOB
+from gateway.products.model import OBJECTION, PRODUCT, REGISTRATION  # product registration
 from gateway.requests.model import DATA_REQUEST
 from gateway.reviews.model import REVIEW
 from gateway.store.lifecycle import Lifecycle
+from gateway.terminations.model import TERMINATION  # termination, rectification, incidents
 
 LIFECYCLES: tuple[Lifecycle[Any], ...] = (
     GRANT,
@@ -22,6 +26,10 @@ LIFECYCLES: tuple[Lifecycle[Any], ...] = (
     JOB,
     REVIEW,
     HE_PRODUCT,
-    # -- product registration --
-    # -- termination, rectification, incidents --
+    REGISTRATION,
+    PRODUCT,
+    OBJECTION,
+    TERMINATION,
+    INCIDENT,
+    FEEDBACK_ISSUE,
 )

@@ -74,10 +74,36 @@ class GatewaySettings(BaseSettings):
     # Empty: <data_dir>/calendar.toml (absent: the package, then weekdays).
     calendar_file: Path | None = None
     # -- sweep --
-    # -- data requests --
+    # The scheduler (gateway.sweep.scheduler): every this many seconds the gateway
+    # expires grants past their term (destroying their copies), sends the notices due
+    # and runs the other sweep tasks. 0: no scheduler thread; run `dsr sweep` from cron.
+    sweep_every_seconds: float = Field(default=300.0, ge=0)
     # -- product registration --
+    # Publicity (公示) of a registration application (gateway.products.procedure):
+    # this many working days on the statutory calendar. The Chongqing registration
+    # measures (001 art. 13) name the step without its length; the registration body
+    # sets it. Objections are received until it ends.
+    product_publicity_working_days: int = Field(default=10, ge=1, le=60)
+    # The registration code (登记编号, 001 art. 15), issued only at registration: a
+    # format string over {year} (the year of issue, CST) and {seq} (a per-year sequence,
+    # from 1); default "CQGSJ-{year}-{seq:06d}", e.g. CQGSJ-2025-000001.
+    product_code_format: str = Field(default="CQGSJ-{year}-{seq:06d}", min_length=1)
+
+    @field_validator("product_code_format")
+    @classmethod
+    def _product_code_format(cls, value: str) -> str:
+        try:
+            codes = {value.format(year=2025, seq=seq) for seq in (1, 2, 999_999)}
+        except (KeyError, IndexError, ValueError) as e:
+            raise ValueError(f"{value!r} takes {{year}} and {{seq}} only: {e}") from e
+        if len(codes) != 3 or max(map(len, codes)) > 40:
+            raise ValueError(f"{value!r} must use {{seq}} and make codes of 40 characters at most")
+        return value
+
     # -- termination, rectification, incidents --
-    # -- organisations, data-quality feedback --
+    # Working days between a termination's proposal and its earliest effect (Chengdu
+    # implementation rules, 004 art. 24: reported 10 working days ahead).
+    termination_notice_workdays: int = Field(default=10, ge=10, le=60)
 
     @field_validator("data_dir")
     @classmethod

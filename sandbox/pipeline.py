@@ -41,6 +41,9 @@ Invariants:
   data shows its logs.
 - Checking that passes its memory or time limits ends the job blocked with
   a plain reason; the calling process is never the one that grows.
+- The grading table (``policies/grading.yaml``) raises k and withholds automatic
+  release by the security levels an output touches (``sandbox/judge/grading.py``):
+  in the checker for the cells, and here for the ledger's check at commit.
 """
 
 from __future__ import annotations
@@ -56,11 +59,12 @@ from typing import Literal
 from sandbox.container.sqlrun import RESULT
 from sandbox.errors import CheckError, ScreenRejected, SqlRejected
 from sandbox.fsutil import write_atomic
-from sandbox.intake.policy import ExposurePolicy
+from sandbox.intake.policy import ExposurePolicy, GradingTable, default_grading
 from sandbox.intake.registry import DatasetVersion
 from sandbox.judge.bounded import CHECKERS, BoundedPool, CheckLimitExceeded
 from sandbox.judge.bounded import Limits as CheckLimits
 from sandbox.judge.fingerprints import FingerprintStore
+from sandbox.judge.grading import graded_ledger_k
 from sandbox.judge.ledger import Ledger
 from sandbox.judge.ledger_keys import EntityMaps
 from sandbox.judge.rules import Finding, Verdict
@@ -128,8 +132,10 @@ class Pipeline:
         sql_memory: str = "512MB",
         check_limits: CheckLimits | None = None,
         checkers: BoundedPool | None = None,
+        grading: GradingTable | None = None,
     ) -> None:
         self._views = views
+        self._grading = grading if grading is not None else default_grading()
         self._dummy = dummy
         self._ledger = ledger
         self._sandboxes = Sandboxes(backend, work_dir, limits or Limits(), sql_memory)
@@ -210,7 +216,9 @@ class Pipeline:
         result = collected(run, RESULT)
         if result is None:
             return outcome
-        piece = SqlPiece("result.csv", result, plan.query, plan.output_columns, plan.datasets)
+        piece = SqlPiece(
+            "result.csv", result, plan.query, plan.output_columns, plan.datasets, plan.columns
+        )
         used = {d: policies[d] for d in plan.datasets}
         task = self._task(job_id, grant, used, versions, view_set, queries=(piece,))
         return self._decide(outcome, task, code, commit)
@@ -283,6 +291,7 @@ class Pipeline:
             models=models,
             files=files,
             findings=findings,
+            grading=self._grading,
         )
 
     def _decide(self, outcome: JobOutcome, task: JudgeTask, query: str, commit: bool) -> JobOutcome:
@@ -309,12 +318,11 @@ class Pipeline:
         """
         if not report.cells:
             return report
-        k = {d: p.k for d, p in self._policies(grant).items() if d in outcome.datasets}
         try:
             ids = record_release(
                 report,
                 self._ledger,
-                k,
+                self.ledger_k(grant, outcome),
                 job_id=outcome.job_id,
                 grant_id=grant.grant_id,
                 operator=grant.operator,
@@ -332,6 +340,12 @@ class Pipeline:
                 decision=Decision.BLOCKED,
             )  # fmt: skip
         return replace(report, ledger_ids=ids)
+
+    def ledger_k(self, grant: Grant, outcome: JobOutcome) -> dict[str, int]:
+        """The differencing threshold of each dataset a job read: its policy's k, raised to
+        the highest security level the job touched in it (the grading table)."""
+        used = {d: p for d, p in self._policies(grant).items() if d in outcome.datasets}
+        return graded_ledger_k(used, outcome.columns or None, self._grading)
 
     def _policies(self, grant: Grant) -> dict[str, ExposurePolicy]:
         return {s.dataset: p.policy for s, _, p in self._views.resolve(grant)}

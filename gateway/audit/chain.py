@@ -92,11 +92,25 @@ EVENT_TYPES: dict[str, str] = {
     "grant.hold": "A party placed or lifted its stop on a grant (holder, reason, who still holds).",
     "access.denied": "Requests refused with 403, per actor and minute (route, object, count).",
     "notice.sent": "The gateway told people of something without being asked (kind, to whom).",
-    # -- sweep --
-    # -- data requests --
-    # -- product registration --
-    # -- termination, rectification, incidents --
-    # -- organisations, data-quality feedback --
+    "sweep.run": "The sweep ran its tasks (when, the tasks, lines done per task, failures).",
+    "request.extension": "A provider asked to extend a data request's provider review, or the "
+    "city office approved or refused it (request, extension, days, reason).",
+    "request.overdue": "A data request step passed its deadline and who must act was told "
+    "(request, step, due, provisional).",
+    "product.registration": "A product registration application moved (applied, accepted, "
+    "formal review, publicity, registered, refused with reason and basis).",
+    "product.objection": "An objection to a registration in publicity was raised or resolved.",
+    "product.status": "A registered product expired, or was cancelled or revoked (reason, basis).",
+    "termination.state": "A termination of a grant was proposed, approved, refused, withdrawn "
+    "or took effect (basis, notice period, decision).",
+    "incident.state": "A security incident was recorded or resolved (type, severity, scope).",
+    "incident.action": "An action taken on a security incident was recorded.",
+    "incident.exported": "Incidents of a period were exported as a report (period, count).",
+    "organisation.created": "An administrator created an organisation (id, kind).",
+    "organisation.member": "An administrator assigned an account to an organisation, or "
+    "removed it (account, from, to).",
+    "feedback.filed": "An operator filed a data-quality issue on a dataset (id, columns; no text).",
+    "feedback.state": "A provider answered a data-quality issue (issue, answer, from, to).",
 }
 
 GENESIS = "0" * 64  # prev_hash of event 1

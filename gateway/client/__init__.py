@@ -4,20 +4,29 @@ Commands by role (each takes ``--server``, ``--token``, ``--profile`` and,
 where it prints data, ``--json``: after the command, or before it on its
 group, ``dsr jobs --server URL list``; see :mod:`gateway.client.options`):
 
-- everyone: ``dsr login --server URL --token T``, ``dsr whoami``
+- everyone: ``dsr login --server URL --token T``, ``dsr whoami``, ``dsr
+  notices list`` (what the gateway told you: overdue steps, terms ending)
 - operators: ``dsr catalog list/show/dummy``, ``dsr jobs submit/status/wait/
   list/logs/outputs/cancel``, ``dsr requests create/list/show``,
   ``dsr dev fetch/run`` (local runs on dummy data), ``dsr products
-  register/list/show/renew`` (data products) and ``dsr he products create/
-  list/show/withdraw`` (privacy-computing products)
+  apply/applications/list/show/renew`` (registration of data products),
+  ``dsr he products create/list/show/withdraw`` (privacy-computing
+  products), ``dsr terminations request`` (ending supply), ``dsr feedback
+  file/list/show`` (data-quality issues)
 - providers: ``dsr datasets register/list/show``, ``dsr policies apply/show/
-  versions/diff``, ``dsr requests review/supply``, ``dsr grants list/show/
-  suspend/resume/revoke``, ``dsr audit list/export``
+  versions/diff``, ``dsr requests review/extend/provide/supply``, ``dsr
+  grants list/show/suspend/resume/revoke`` (a stop may carry
+  ``--rectify-days``), ``dsr terminations propose/withdraw``, ``dsr
+  incidents create/update/resolve``, ``dsr feedback answer``, ``dsr audit
+  list/export``
 - security reviewers: ``dsr reviews list/show/approve/deny``, ``dsr he products
   list/show/approve/deny``
 - consumers: ``dsr he keys/verify/score`` (:mod:`gateway.he.cli`)
 - administrators: ``dsr accounts create/list``, ``dsr tokens issue/revoke``,
-  ``dsr requests review`` (the formal review), ``dsr emergency-stop``
+  ``dsr orgs create/list/show/assign``, ``dsr requests review`` (the formal
+  review) and ``decide-extension``, ``dsr products step/refuse/resolve/
+  revoke`` (the registration body), ``dsr terminations approve/refuse``,
+  ``dsr incidents list/export``, ``dsr emergency-stop``, ``dsr sweep``
 - auditors: ``dsr audit verify/export/list``, ``dsr audit checkpoint/checkpoints/
   public-key`` (signed checkpoints of the chain's head, :mod:`gateway.client.checkpoints`)
 
@@ -43,11 +52,17 @@ def register(app: typer.Typer, audit_app: typer.Typer) -> None:
         catalog,
         data_requests,
         dev,
+        feedback,
+        incidents,
+        notices,
         operators,
+        organisations,
         products,
         providers,
         reviewers,
+        terminations,
     )
+    from gateway.sweep.cli import sweep
 
     app.command("login")(admin.login)
     app.command("whoami")(admin.whoami)
@@ -62,10 +77,9 @@ def register(app: typer.Typer, audit_app: typer.Typer) -> None:
     app.add_typer(products.products_app, name="products")
     app.add_typer(dev.dev_app, name="dev")
     audit_app.command("list")(admin.audit_list)
-    # -- notices --
-    # -- sweep --
-    # -- data requests --
-    # -- product registration --
-    # -- termination, rectification, incidents --
-    # -- organisations, data-quality feedback --
-    # -- grading --
+    app.add_typer(notices.notices_app, name="notices")
+    app.add_typer(terminations.terminations_app, name="terminations")
+    app.add_typer(incidents.incidents_app, name="incidents")
+    app.add_typer(organisations.orgs_app, name="orgs")
+    app.add_typer(feedback.feedback_app, name="feedback")
+    app.command("sweep")(sweep)  # the gateway's API, or the local store (for cron)

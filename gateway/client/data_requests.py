@@ -4,7 +4,11 @@ Operators ``create`` one (content, use, scenario, purpose, and exactly the
 columns needed per dataset) and follow theirs with ``list``/``show``.
 ``review`` decides the current step: the administrator's formal review, or
 the provider's review of what touches their datasets; a rejection needs a
-reason and its legal basis. ``supply`` issues the grant for a term.
+reason and its legal basis. During provider review a provider may ``extend``
+it (1 to 10 working days, with a reason) and an administrator
+``decide-extension``; ``provide`` marks the data on the city platform;
+``supply`` issues the grant for a term. Deadlines count statutory working days
+and show "provisional" where a year's holidays are not known yet (art. 20).
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ import typer
 from gateway.client.errors import UsageError
 from gateway.client.http import q
 from gateway.client.options import client_context, client_group, gateway_options
-from gateway.client.render import emit_json, fields, handled, session, table
+from gateway.client.render import cell, emit_json, fields, handled, session, table
 
 requests_app = client_group("Data requests: ask, review (formal and provider), supply.")
 ROWS = [
@@ -27,10 +31,24 @@ ROWS = [
     ("scenario", "SCENARIO"),
     ("state", "STATE"),
     ("step", "NEXT STEP"),
-    ("deadline", "DUE (UTC)"),
+    ("due", "DUE (UTC)"),
+    ("left", "WORKING DAYS LEFT"),
     ("overdue", "OVERDUE"),
     ("grant_id", "GRANT"),
 ]
+
+
+def due(found: dict[str, Any]) -> str | None:
+    """The deadline as shown: its time, marked when it is provisional."""
+    deadline = found.get("deadline")
+    if not deadline:
+        return None
+    return cell(deadline["due"]) + (" (provisional)" if deadline["provisional"] else "")
+
+
+def _shown(found: dict[str, Any]) -> dict[str, Any]:
+    deadline = found.get("deadline") or {}
+    return {**found, "due": due(found), "left": deadline.get("working_days_left")}
 
 
 def _scopes(specs: list[str]) -> list[dict[str, Any]]:
@@ -67,7 +85,7 @@ def requests_create(
         emit_json(made)
         return
     typer.echo(made["id"])
-    typer.echo(f"{made['state']}; next: {made['step']}, due {made['deadline']}", err=True)
+    typer.echo(f"{made['state']}; next: {made['step']}, due {due(made)}", err=True)
 
 
 @requests_app.command("list")
@@ -82,7 +100,7 @@ def requests_list(
     gw = client_context(ctx)
     with session(gw) as api:
         found = api.get("/v1/requests", pending="true" if pending else None)
-    emit_json(found) if gw.as_json else table(found, ROWS)
+    emit_json(found) if gw.as_json else table([_shown(r) for r in found], ROWS)
 
 
 @requests_app.command("show")
@@ -92,8 +110,9 @@ def requests_show(ctx: typer.Context, request_id: str) -> None:
     gw = client_context(ctx)
     with session(gw) as api:
         found = api.get(f"/v1/requests/{q(request_id)}")
+        asked = api.get(f"/v1/requests/{q(request_id)}/extensions")
     if gw.as_json:
-        emit_json(found)
+        emit_json({**found, "extensions": asked})
         return
     fields(
         [
@@ -105,8 +124,10 @@ def requests_show(ctx: typer.Context, request_id: str) -> None:
             ("use", found["use"]),
             ("state", found["state"]),
             ("next step", found["step"]),
-            ("due", found["deadline"]),
+            ("due", due(found)),
+            ("working days left", _shown(found)["left"]),
             ("overdue", found["overdue"]),
+            ("extension days", found["extension_days"]),
             ("approvals", found["approvals"]),
             ("reason", found["reason"]),
             ("legal basis", found["legal_basis"]),
@@ -118,6 +139,20 @@ def requests_show(ctx: typer.Context, request_id: str) -> None:
         [{"dataset": s["dataset"], "columns": s["columns"]} for s in found["datasets"]],
         [("dataset", "DATASET"), ("columns", "COLUMNS")],
     )
+    if asked:
+        typer.echo("")
+        table(asked, EXTENSION_ROWS)
+
+
+EXTENSION_ROWS = [
+    ("id", "EXTENSION"),
+    ("provider", "PROVIDER"),
+    ("days", "DAYS"),
+    ("reason", "REASON"),
+    ("decision", "DECISION"),
+    ("decided_by", "BY"),
+    ("decision_reason", "WHY"),
+]
 
 
 class Decision(StrEnum):
@@ -169,7 +204,7 @@ def requests_review(
     if gw.as_json:
         emit_json(done)
         return
-    nxt = f"; next: {done['step']}, due {done['deadline']}" if done["step"] else ""
+    nxt = f"; next: {done['step']}, due {due(done)}" if done["step"] else ""
     typer.echo(f"request {done['id']}: {done['state']}{nxt}")
 
 
@@ -212,3 +247,66 @@ def requests_supply(
         return
     typer.echo(done["grant_id"])
     typer.echo(f"request {done['id']} supplied: grant {done['grant_id']}", err=True)
+
+
+@requests_app.command("provide")
+@gateway_options
+def requests_provide(ctx: typer.Context, request_id: str) -> None:
+    """Mark an approved request's data as provided to the city platform (providers); the
+    city office's delivery (10 working days) starts."""
+    gw = client_context(ctx)
+    with session(gw) as api:
+        done = api.post(f"/v1/requests/{q(request_id)}/provide", {})
+    if gw.as_json:
+        emit_json(done)
+        return
+    typer.echo(f"request {done['id']}: {done['state']}; next: {done['step']}, due {due(done)}")
+
+
+@requests_app.command("extend")
+@gateway_options
+def requests_extend(
+    ctx: typer.Context,
+    request_id: str,
+    days: Annotated[int, typer.Option(help="more working days of provider review (1-10)")],
+    reason: Annotated[str, typer.Option(help="why the review needs longer")],
+) -> None:
+    """Ask the city office to extend a request's provider review (providers; once)."""
+    gw = client_context(ctx)
+    with session(gw) as api:
+        made = api.post(
+            f"/v1/requests/{q(request_id)}/extensions", {"days": days, "reason": reason}
+        )
+    if gw.as_json:
+        emit_json(made)
+        return
+    typer.echo(made["id"])
+    typer.echo(f"extension of {made['days']} working day(s) awaits the decision", err=True)
+
+
+class ExtensionDecision(StrEnum):
+    APPROVE = "approve"
+    REFUSE = "refuse"
+
+
+@requests_app.command("decide-extension")
+@gateway_options
+def requests_decide_extension(
+    ctx: typer.Context,
+    request_id: str,
+    extension_id: str,
+    decision: Annotated[ExtensionDecision, typer.Option(help="approve or refuse")],
+    reason: Annotated[str, typer.Option(help="why (required)")],
+) -> None:
+    """Approve or refuse a provider's extension (administrators, for the city office)."""
+    gw = client_context(ctx)
+    with session(gw) as api:
+        done = api.post(
+            f"/v1/requests/{q(request_id)}/extensions/{q(extension_id)}/decision",
+            {"decision": decision.value, "reason": reason},
+        )
+        current = api.get(f"/v1/requests/{q(request_id)}")
+    if gw.as_json:
+        emit_json(done)
+        return
+    typer.echo(f"extension {done['id']}: {done['decision']}; provider review due {due(current)}")

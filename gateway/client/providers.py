@@ -27,6 +27,11 @@ datasets_app = client_group("Datasets you provide: register, list, show.")
 policies_app = client_group("Exposure policies of your datasets.")
 grants_app = client_group("Grants: list, show, suspend, resume, revoke.")
 Reason = Annotated[str, typer.Option(help="why (recorded in the audit log)")]
+RectifyDays = Annotated[
+    int | None,
+    typer.Option(help="rectification deadline in working days (a termination is proposed "
+                 "when it passes with the stop still placed; 004 art. 33)"),
+]  # fmt: skip
 
 
 # -- datasets ---------------------------------------------------------------------------
@@ -267,7 +272,8 @@ def _show_grant(g: dict[str, Any]) -> None:
         table(
             g["holds"],
             [("held_by", "STOPPED BY"), ("placed_by", "PLACED BY"),
-             ("placed_at", "SINCE (UTC)"), ("reason", "REASON")],
+             ("placed_at", "SINCE (UTC)"), ("rectify_by", "RECTIFY BY (UTC)"),
+             ("reason", "REASON")],
         )  # fmt: skip
 
 
@@ -276,9 +282,13 @@ def _change(
     grant_id: str,
     reason: str,
     gw: ClientContext,
+    rectify_days: int | None = None,
 ) -> None:
+    body: dict[str, Any] = {"reason": reason}
+    if rectify_days is not None:
+        body["rectify_days"] = rectify_days
     with session(gw) as api:
-        g = api.post(f"/v1/grants/{q(grant_id)}/{action}", {"reason": reason})
+        g = api.post(f"/v1/grants/{q(grant_id)}/{action}", body)
     if gw.as_json:
         emit_json(g)
         return
@@ -290,9 +300,11 @@ def _change(
 
 @grants_app.command("suspend")
 @gateway_options
-def grants_suspend(ctx: typer.Context, grant_id: str, reason: Reason) -> None:
+def grants_suspend(
+    ctx: typer.Context, grant_id: str, reason: Reason, rectify_days: RectifyDays = None
+) -> None:
     """Place your stop on a grant: it stops at once (its queued jobs are cancelled)."""
-    _change("suspend", grant_id, reason, client_context(ctx))
+    _change("suspend", grant_id, reason, client_context(ctx), rectify_days)
 
 
 @grants_app.command("resume")
@@ -310,17 +322,30 @@ def grants_revoke(ctx: typer.Context, grant_id: str, reason: Reason) -> None:
 
 
 @gateway_options
-def emergency_stop(ctx: typer.Context, dataset: str, reason: Reason) -> None:
+def emergency_stop(
+    ctx: typer.Context,
+    dataset: str,
+    reason: Reason,
+    rectify_days: RectifyDays = None,
+    incident: Annotated[
+        str | None, typer.Option(help="the open incident it belongs to (default: a new one)")
+    ] = None,
+) -> None:
     """Place the administrators' stop on every live grant on a dataset (administrators);
-    only an administrator lifts it, grant by grant (``dsr grants resume``)."""
+    only an administrator lifts it, grant by grant (``dsr grants resume``). The stop is
+    recorded on an incident, and those concerned are told."""
     gw = client_context(ctx)
+    body: dict[str, Any] = {"reason": reason}
+    body |= {k: v for k, v in (("rectify_days", rectify_days), ("incident", incident)) if v}
     with session(gw) as api:
-        done = api.post(f"/v1/datasets/{q(dataset)}/emergency-stop", {"reason": reason})
+        done = api.post(f"/v1/datasets/{q(dataset)}/emergency-stop", body)
     if gw.as_json:
         emit_json(done)
         return
     stopped, already = done["suspended"], done.get("already_held", [])
     typer.echo(f"dataset {done['dataset']}: {len(stopped)} grant(s) suspended")
+    if done.get("incident"):
+        typer.echo(f"recorded on incident {done['incident']}")
     for grant_id in stopped:
         typer.echo(f"  {grant_id}")
     if already:

@@ -1,6 +1,8 @@
-"""Data requests in the console: the list with its working-day deadlines, and the
-decision form of whoever's step it is — the administrator's formal review, the
-providers' review, the supply that issues the grant.
+"""Data requests in the console: the list with each step's deadline on the statutory
+calendar (days left, "provisional" where a year's holidays are not known yet), and the
+form of whoever's step it is — the administrator's formal review, the providers' review
+and their ask to extend it, the administrator's decision on that ask, the provider's
+"data provided", the supply that issues the grant (Chengdu rules 004 art. 20).
 
 The rules are ``gateway.requests.service``'s: a form is offered only to who may take
 the step now, and its POST calls the same service method as the REST route (which
@@ -10,7 +12,6 @@ service's message and the status the REST API would give.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Annotated
 from urllib.parse import quote
 
@@ -31,8 +32,9 @@ from gateway.console.pages import (
 )
 from gateway.errors import GatewayError
 from gateway.identity import Account, Role
-from gateway.requests.deadlines import working_days_left
-from gateway.requests.model import RequestRecord, State
+from gateway.requests import extensions
+from gateway.requests.extension_rows import Extension, ExtensionDecision
+from gateway.requests.model import MAX_EXTENSION_DAYS, RequestRecord, State
 from gateway.requests.service import RequestService, request_service
 from gateway.store import read_transaction
 
@@ -61,7 +63,24 @@ def decision_of(service: RequestService, account: Account, record: RequestRecord
         return None if account.name in record.approvals else "provider"
     if record.state == State.PROVIDER_APPROVED and (admin or provides):
         return "supply"
+    if record.state == State.DATA_PROVIDED and admin:
+        return "supply"
     return None
+
+
+def waiting_extension(found: list[Extension]) -> Extension | None:
+    """The ask that awaits the city office's decision, if any."""
+    return next((e for e in found if e.decision is None), None)
+
+
+def may_extend(
+    service: RequestService, account: Account, record: RequestRecord, found: list[Extension]
+) -> bool:
+    """Whether the extension form is offered: a provider of the request in its review,
+    with no ask waiting and none approved (the service refuses anyone else)."""
+    return extensions.can_ask(service, account, record) and all(
+        e.decision not in (None, ExtensionDecision.APPROVED) for e in found
+    )
 
 
 def _page(
@@ -73,18 +92,26 @@ def _page(
     failed: str | None = None,
 ) -> Response:
     service = request_service(request.app)
-    now = datetime.now(UTC)
+    now = service.now()
+    account = viewer.account
     with read_transaction(engine_of(request)) as conn:
-        found = service.visible(conn, viewer.account)
+        found = service.visible(conn, account)
+        asked = {r.id: extensions.extensions(conn, r.id) for r in found}
     rows = []
     for record in reversed(found):
-        deadline = service.deadline(record, now)
+        waiting = waiting_extension(asked[record.id])
+        in_review = record.state == State.FORMAL_REVIEW_PASSED
         rows.append(
             {
                 "request": record,
-                "deadline": deadline,
-                "left": working_days_left(deadline.due, now) if deadline else None,
-                "decision": decision_of(service, viewer.account, record),
+                "deadline": service.deadline(record, now),
+                "decision": decision_of(service, account, record),
+                "extend": may_extend(service, account, record, asked[record.id]),
+                "waiting": waiting,
+                "decide": waiting if waiting and in_review and account.has(Role.ADMIN) else None,
+                "provide": record.state == State.PROVIDER_APPROVED
+                and account.has(Role.PROVIDER)
+                and account.name in service.providers(record),
             }
         )
     changed = request.query_params.get("changed")
@@ -112,6 +139,14 @@ def _decide(request: Request, viewer: Viewer, request_id: str, step: str, **form
     if step == "supply" and not (days.strip().isdigit() and 0 < int(days) <= 100 * 365):
         return _page(request, viewer, status=422, problem="requests.days_invalid",
                      failed=request_id)  # fmt: skip
+    if step == "extend" and not (
+        days.strip().isdigit() and 0 < int(days) <= MAX_EXTENSION_DAYS and form["reason"].strip()
+    ):
+        return _page(request, viewer, status=422, problem="requests.extension_invalid",
+                     failed=request_id)  # fmt: skip
+    if step == "decide" and not (decision in ("approve", "refuse") and form["reason"].strip()):
+        return _page(request, viewer, status=422, problem="requests.extension_decision_missing",
+                     failed=request_id)  # fmt: skip
     try:
         with engine_of(request).begin() as conn:
             if step == "formal":
@@ -122,6 +157,15 @@ def _decide(request: Request, viewer: Viewer, request_id: str, step: str, **form
                 service.provider_review(conn, request_id, viewer.account.name,
                                         approved=decision == "approve", reason=form["reason"],
                                         legal_basis=form["legal_basis"])  # fmt: skip
+            elif step == "extend":
+                extensions.ask(service, conn, request_id, viewer.account, days=int(days),
+                               reason=form["reason"])  # fmt: skip
+            elif step == "decide":
+                extensions.decide(service, conn, request_id, form["extension"], viewer.account,
+                                  approved=decision == "approve",
+                                  reason=form["reason"])  # fmt: skip
+            elif step == "provide":
+                service.provide(conn, request_id, viewer.account)
             else:
                 service.supply(conn, request_id, viewer.account, days=int(days))
     except GatewayError as e:
@@ -166,3 +210,30 @@ def supply(
     check_form(request, viewer.session.csrf, csrf)
     check_text(days)
     return _decide(request, viewer, request_id, "supply", days=days)
+
+
+@router.post("/requests/{request_id}/provide")
+def provide(request: Request, viewer: Provider, request_id: str, csrf: Csrf = "") -> Response:
+    check_form(request, viewer.session.csrf, csrf)
+    return _decide(request, viewer, request_id, "provide")
+
+
+@router.post("/requests/{request_id}/extensions")
+def ask_extension(
+    request: Request, viewer: Provider, request_id: str, csrf: Csrf = "",
+    days: Annotated[str, Form(max_length=10)] = "", reason: Text = "",
+) -> Response:  # fmt: skip
+    check_form(request, viewer.session.csrf, csrf)
+    check_text(days, reason)
+    return _decide(request, viewer, request_id, "extend", days=days, reason=reason)
+
+
+@router.post("/requests/{request_id}/extensions/{extension_id}/decision")
+def decide_extension(
+    request: Request, viewer: Admin, request_id: str, extension_id: str, csrf: Csrf = "",
+    decision: Text = "", reason: Text = "",
+) -> Response:  # fmt: skip
+    check_form(request, viewer.session.csrf, csrf)
+    check_text(decision, reason)
+    return _decide(request, viewer, request_id, "decide", decision=decision, reason=reason,
+                   extension=extension_id)  # fmt: skip

@@ -47,8 +47,8 @@ from gateway.console.sessions import (
 from gateway.errors import GatewayError
 from gateway.identity import Account, Role, authenticate
 from gateway.refusals import note, public_text
-from gateway.requests.deadlines import CST
 from gateway.store import read_transaction
+from gateway.workdays import CST
 
 log = logging.getLogger("dsr.gateway.console")
 
@@ -75,13 +75,14 @@ PAGES: dict[str, tuple[str, frozenset[Role]]] = {
     "grants": ("/console/grants", frozenset({Role.OPERATOR, Role.PROVIDER, Role.ADMIN})),
     "audit_events": ("/console/audit/events", frozenset({Role.AUDITOR, Role.PROVIDER})),
     "audit_verify": ("/console/audit/verify", frozenset({Role.AUDITOR})),
-    # -- notices --
-    # -- sweep --
-    # -- data requests --
-    # -- product registration --
-    # -- termination, rectification, incidents --
-    # -- organisations, data-quality feedback --
-    # -- grading --
+    "notices": ("/console/notices", frozenset(Role)),
+    "products": ("/console/products", frozenset({Role.OPERATOR, Role.ADMIN, Role.AUDITOR})),
+    "terminations": (
+        "/console/terminations",
+        frozenset({Role.OPERATOR, Role.PROVIDER, Role.ADMIN}),
+    ),
+    "incidents": ("/console/incidents", frozenset({Role.PROVIDER, Role.ADMIN, Role.AUDITOR})),
+    "feedback": ("/console/feedback", frozenset({Role.OPERATOR, Role.PROVIDER, Role.ADMIN})),
 }
 
 templates = jinja2.Environment(

@@ -16,7 +16,17 @@ from starlette.responses import RedirectResponse, Response
 
 from gateway.audit import append
 from gateway.auth import engine_of
-from gateway.console import audit, data_requests, providers, reviews
+from gateway.console import (
+    audit,
+    data_requests,
+    feedback,
+    incidents,
+    notices,
+    products,
+    providers,
+    reviews,
+    terminations,
+)
 from gateway.console.pages import (
     PREFIX,
     ConsoleRoute,
@@ -141,10 +151,8 @@ router.include_router(reviews.router)
 router.include_router(providers.router)
 router.include_router(data_requests.router)
 router.include_router(audit.router)
-# -- notices --
-# -- sweep --
-# -- data requests --
-# -- product registration --
-# -- termination, rectification, incidents --
-# -- organisations, data-quality feedback --
-# -- grading --
+router.include_router(notices.router)
+router.include_router(products.router)
+router.include_router(terminations.router)
+router.include_router(incidents.router)
+router.include_router(feedback.router)

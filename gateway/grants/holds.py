@@ -1,5 +1,9 @@
 """The stops held on grants, as rows of ``grant_holds``: read, placed, lifted.
 
+A hold may carry a rectification deadline (``rectify_by``, Chengdu implementation
+rules 004 art. 33): ``gateway.terminations.rectification`` proposes ending the grant
+when it passes with the hold still placed.
+
 Stage: governing a grant (before data flow step 1; in force at every step).
 
 These functions only read and write rows, in the caller's transaction; the
@@ -44,12 +48,21 @@ def holds_of(conn: Connection, grant_ids: Iterable[str]) -> dict[str, tuple[Hold
         for r in rows:
             m = r._mapping
             holder = Holder(HolderKind(m["holder_kind"]), m["holder"])
-            found[m["grant_id"]].append(Hold(holder, m["reason"], m["placed_by"], m["placed_at"]))
+            found[m["grant_id"]].append(
+                Hold(holder, m["reason"], m["placed_by"], m["placed_at"], m["rectify_by"])
+            )
     return {k: tuple(v) for k, v in found.items()}
 
 
 def place(
-    conn: Connection, grant_id: str, holder: Holder, *, reason: str, actor: str, at: datetime
+    conn: Connection,
+    grant_id: str,
+    holder: Holder,
+    *,
+    reason: str,
+    actor: str,
+    at: datetime,
+    rectify_by: datetime | None = None,
 ) -> Hold:
     conn.execute(
         grant_holds.insert().values(
@@ -59,9 +72,10 @@ def place(
             reason=reason,
             placed_by=actor,
             placed_at=at,
+            rectify_by=rectify_by,
         )
     )
-    return Hold(holder, reason, actor, at)
+    return Hold(holder, reason, actor, at, rectify_by)
 
 
 def lift(conn: Connection, grant_id: str, holder: Holder) -> None:

@@ -102,6 +102,7 @@ class Hold:
     reason: str
     placed_by: str
     placed_at: datetime
+    rectify_by: datetime | None = None  # rectification deadline (004 art. 33), if one is set
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from gateway.grants.model import GrantRecord, Hold
 
@@ -26,6 +26,7 @@ class HoldOut(BaseModel):
     reason: str
     placed_by: str
     placed_at: datetime
+    rectify_by: datetime | None = None  # rectification deadline (004 art. 33), if set
 
     @classmethod
     def of(cls, h: Hold) -> HoldOut:
@@ -36,6 +37,7 @@ class HoldOut(BaseModel):
             reason=h.reason,
             placed_by=h.placed_by,
             placed_at=h.placed_at,
+            rectify_by=h.rectify_by,
         )
 
 
@@ -88,7 +90,22 @@ class StateChangeIn(BaseModel):
     reason: Reason
 
 
+class StopIn(StateChangeIn):
+    """A stop, with a rectification deadline in working days if one is set (004 art. 33:
+    the grant's termination is proposed when it passes with the stop still placed)."""
+
+    rectify_days: int | None = Field(default=None, ge=1, le=250)
+
+
+class EmergencyStopIn(StopIn):
+    """An emergency stop; ``incident`` names the open incident it belongs to (none: one
+    is recorded)."""
+
+    incident: str | None = Field(default=None, min_length=1, max_length=32)
+
+
 class EmergencyStopOut(BaseModel):
     dataset: str
     suspended: list[str]  # the live grants the administrators' stop now holds
     already_held: list[str]  # those it held before (left as they were)
+    incident: str | None = None  # the incident the stop is recorded on

@@ -24,13 +24,17 @@ Invariants:
   and calls the ``on_suspend`` hooks given to the constructor
   (``create_app``: queued jobs cancelled, privacy-computing products
   suspended); revocation and expiry drop the holds, remove every line and
-  destroy the grant's views and entity maps irreversibly, each destruction
-  recorded as a ``destruction`` event. Files cannot roll back: they are
+  destroy every copy held under the grant irreversibly (``gateway.grants.destroy``:
+  its key, views, dummy sets, entity maps, unreleased outputs, product tables),
+  each destruction recorded as a ``destruction`` event. Files cannot roll back: they are
   destroyed after every database write, so a failure leaves the grant live
   with its copies, never ended without its proof.
 - Time comes from the service's clock (``clock``), or a caller's ``now``.
 - The pseudonym key is stored in the ``grants`` table (``gateway.grants.issue``):
-  whoever reads the store can link the grant's pseudonyms.
+  whoever reads the store can link the grant's pseudonyms, until the grant ends
+  and the key is overwritten there.
+- Expiry does not wait for use: the sweep (``gateway.sweep.expiry``) expires every
+  live grant past its term, each in a transaction of its own.
 """
 
 from __future__ import annotations
@@ -45,10 +49,10 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy import Connection, Engine
 
-from gateway.audit import append
 from gateway.errors import ConfigurationError
 from gateway.grants import holds
 from gateway.grants.columns import check_scopes as check_scopes
+from gateway.grants.destroy import Layout, destroy_copies
 from gateway.grants.errors import (
     GrantConflict,
     GrantError,
@@ -80,8 +84,7 @@ from sandbox.errors import RegistryError
 from sandbox.intake.destruction import DestructionRecord
 from sandbox.intake.policy import PolicyStore
 from sandbox.intake.registry import Registry
-from sandbox.judge.ledger_keys import EntityMaps, ledger_secret
-from sandbox.views.build import DatasetScope, Grant, ViewBuilder
+from sandbox.views.build import DatasetScope, Grant
 
 # Called with (conn, grant_id) inside every suspension's transaction, after the
 # deny lines are written (``create_app`` passes the jobs service's, which cancels
@@ -249,22 +252,7 @@ class GrantService(Issue, Stops):
         elif to in ENDED:
             holds.clear(conn, grant_id)
             self._scope(conn, lambda: self.scope.revoke_rules(grant_id))
-            for record in self._destroy(grant_id):
-                append(
-                    conn,
-                    "destruction",
-                    actor,
-                    grant_id=grant_id,
-                    datasets=grant.datasets,
-                    detail={
-                        "what": record.what,
-                        "when": record.when.isoformat(),
-                        "how": record.how,
-                        "sha256": record.sha256,
-                        "files": len(record.files),
-                        "because": to.value,
-                    },
-                )
+            self._destroy(conn, grant, actor, to, now)
         return self.get(conn, grant_id)
 
     def _scope(self, conn: Connection, change: Callable[[], object]) -> None:
@@ -275,11 +263,15 @@ class GrantService(Issue, Stops):
         except ScopeError as e:
             raise GrantError(f"the grant's scope lines cannot change: {e}") from e
 
-    def _destroy(self, grant_id: str) -> list[DestructionRecord]:
-        cache = self.data_dir / "cache"
-        views = ViewBuilder(self.registry, self.policies, cache)
-        maps = EntityMaps(cache, ledger_secret(self.data_dir))
-        return [*views.destroy_grant(grant_id), *maps.destroy_grant_maps(grant_id)]
+    def _destroy(
+        self, conn: Connection, grant: GrantRecord, actor: str, because: State, now: datetime
+    ) -> list[DestructionRecord]:
+        """Every copy held under ``grant`` destroyed, each recorded (``gateway.grants.destroy``:
+        the same complete set whether the grant was revoked, expired or terminated)."""
+        layout = Layout(self.data_dir)
+        return destroy_copies(
+            conn, grant, self.registry, layout, actor=actor, because=because.value, now=now
+        )
 
     # -- use ----------------------------------------------------------------------
 
@@ -321,13 +313,27 @@ class GrantService(Issue, Stops):
                 refusal = e  # leave the block normally, so an expiry commits
         raise refusal
 
-    def expire_due(self, conn: Connection, now: datetime | None = None) -> list[str]:
-        """Move every live grant past its term to ``expired``; their ids."""
+    def expire_if_due(self, conn: Connection, grant_id: str, now: datetime | None = None) -> bool:
+        """Move the grant to ``expired`` if it is live and past its term at ``now``, in
+        ``conn``'s transaction; False when it is not due, or another transaction ended it
+        meanwhile (the compare-and-set lost: it was done)."""
         now = self.now(now)
-        due = [g for g in self.find(conn, states=LIVE) if now >= g.valid_until]
-        for g in due:
-            self.transition(conn, g.id, State.EXPIRED, "system", "term ended", now=now)
-        return [g.id for g in due]
+        grant = self.get(conn, grant_id)
+        if grant.state not in LIVE or now < grant.valid_until:
+            return False
+        try:
+            self.transition(conn, grant_id, State.EXPIRED, "system", "term ended", now=now)
+        except GrantConflict:
+            return False
+        return True
+
+    def expire_due(self, conn: Connection, now: datetime | None = None) -> list[str]:
+        """Move every live grant past its term to ``expired`` in ``conn``'s transaction;
+        the ids this call expired (the sweep's task, ``gateway.sweep.expiry``, gives each
+        grant a transaction of its own)."""
+        now = self.now(now)
+        due = [g.id for g in self.find(conn, states=LIVE) if now >= g.valid_until]
+        return [grant_id for grant_id in due if self.expire_if_due(conn, grant_id, now)]
 
 
 _LOCK = threading.Lock()

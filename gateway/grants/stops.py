@@ -18,6 +18,8 @@ Invariants:
   ``grant.hold`` event (placed or lifted, the holder, the reason, who still
   holds it), with the grant's row locked so two parties queue (the state
   itself moves by compare-and-set, like every lifecycle's).
+- A stop may carry a rectification deadline (``rectify_by``, 004 art. 33), kept on
+  its hold; ``gateway.terminations.rectification`` acts when it passes.
 - An emergency stop places the administrators' hold on every live grant on the
   dataset, already suspended ones included, so no provider's resumption ends it.
 """
@@ -89,6 +91,7 @@ class _Grants(Protocol):
         reason: str,
         *,
         now: datetime | None = None,
+        rectify_by: datetime | None = None,
     ) -> GrantRecord: ...
 
 
@@ -99,10 +102,12 @@ def held_by(holders: Iterable[Holder]) -> str:
 
 def _audit(
     conn: Connection, grant: GrantRecord, holder: Holder, action: str, actor: str, reason: str,
-    remaining: Iterable[Holder],
+    remaining: Iterable[Holder], rectify_by: datetime | None = None,
 ) -> None:  # fmt: skip
     detail: dict[str, Any] = {"action": action, "holder_kind": holder.kind.value}
     detail |= {"holder": holder.name, "reason": reason, "held_by": [str(h) for h in remaining]}
+    if rectify_by is not None:
+        detail["rectify_by"] = rectify_by.isoformat()
     append(conn, "grant.hold", actor, grant_id=grant.id, datasets=grant.datasets, detail=detail)
 
 
@@ -170,9 +175,10 @@ class Stops:
         reason: str,
         *,
         now: datetime | None = None,
+        rectify_by: datetime | None = None,
     ) -> GrantRecord:
-        """Place ``holder``'s stop; an active grant becomes ``suspended``. GrantHeld when
-        ``holder`` holds one already."""
+        """Place ``holder``'s stop (with its rectification deadline, if any); an active
+        grant becomes ``suspended``. GrantHeld when ``holder`` holds one already."""
         now, reason = self.now(now), reason.strip()
         if not reason:
             raise GrantError("a grant is stopped with a reason")
@@ -185,8 +191,10 @@ class Stops:
         if holder in grant.holders:
             verb = "hold" if holder.kind == HolderKind.ADMIN else "holds"
             raise GrantHeld(f"{holder} {verb} a stop on grant {grant_id} already")
-        holds.place(conn, grant_id, holder, reason=reason, actor=actor, at=now)
-        _audit(conn, grant, holder, "placed", actor, reason, [*grant.holders, holder])
+        holds.place(
+            conn, grant_id, holder, reason=reason, actor=actor, at=now, rectify_by=rectify_by
+        )
+        _audit(conn, grant, holder, "placed", actor, reason, [*grant.holders, holder], rectify_by)
         if grant.state == State.ACTIVE:
             return self.transition(conn, grant_id, State.SUSPENDED, actor, reason, now=now)
         return self.get(conn, grant_id)
@@ -225,7 +233,13 @@ class Stops:
         return self.get(conn, grant_id)
 
     def emergency_stop(
-        self: _Grants, conn: Connection, dataset: str, actor: str, reason: str
+        self: _Grants,
+        conn: Connection,
+        dataset: str,
+        actor: str,
+        reason: str,
+        *,
+        rectify_by: datetime | None = None,
     ) -> tuple[list[str], list[str]]:
         """Place the administrators' stop on every live grant on ``dataset`` (active, or
         suspended by someone else): the ids stopped now, and those already held by the
@@ -235,6 +249,9 @@ class Stops:
             if ADMINISTRATORS in g.holders:
                 already.append(g.id)
                 continue
-            self.suspend(conn, g.id, ADMINISTRATORS, actor, f"emergency stop: {reason}")
+            self.suspend(
+                conn, g.id, ADMINISTRATORS, actor, f"emergency stop: {reason}",
+                rectify_by=rectify_by,
+            )  # fmt: skip
             stopped.append(g.id)
         return stopped, already

@@ -32,6 +32,8 @@ from gateway.he.errors import HEConflict, HEForbidden, HEProductError
 from gateway.he.limits import Limits, settle, take
 from gateway.he.model import HEProduct, Kind, State, follow_grant, get_product
 from gateway.he.sandboxed import Evaluator
+from gateway.organisations.consumption import check_may_consume
+from gateway.products.service import check_offered
 from gateway.store.lifecycle import Clock
 from sandbox.container.he import score
 from sandbox.container.he.errors import HEInputError
@@ -132,12 +134,14 @@ class Calls:
                 product = get_product(conn, product_id)
                 if consumer not in product.consumers:
                     raise HEForbidden(f"product {product_id} is not offered to {consumer}")
+                check_may_consume(conn, product.operator, consumer)  # 001 art. 20
                 if product.kind != kind:
                     raise HEProductError(f"product {product_id} is a {product.kind} product")
                 product = follow_grant(conn, product, self.clock)
                 grant = self._usable_grant(conn, consumer, product)
                 if product.state != State.APPROVED:
                     raise HEConflict(f"product {product_id} is {product.state}: it cannot answer")
+                check_offered(conn, product_id, self.clock())  # registered first (001, art. 9)
                 self.contexts.owned(conn, context_id, consumer, product.kind)
                 call_id = take(conn, self.limits, product_id, consumer)
                 refusal: GatewayError | None = None

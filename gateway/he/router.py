@@ -47,6 +47,7 @@ from gateway.he.schemas import (
 from gateway.he.service import HEService, work_dir
 from gateway.identity import Account, Role
 from gateway.jobs.service import Files
+from gateway.products.service import offered_he_products
 from sandbox.container.he.params import MAX_SCORE_CIPHERTEXT_BYTES, MAX_VERIFY_CIPHERTEXT_BYTES
 from sandbox.views.build import ViewBuilder
 
@@ -87,6 +88,7 @@ def he_service(request: Request) -> HEService:
                 contexts=contexts,
                 tables=TableCache(),
                 evaluator=evaluator,
+                clock=state.clock,
             )
             state.he = service
         return service
@@ -105,14 +107,21 @@ def _governs(account: Account, product: HEProduct, service: HEService) -> bool:
 
 def can_see(account: Account, product: HEProduct, service: HEService) -> bool:
     """Rule: oversight roles see every product, an operator their own, a provider those
-    on their datasets, a consumer the approved ones offered to it."""
+    on their datasets, a consumer the approved and registered ones offered to it."""
     if _governs(account, product, service):
         return True
     return (
         account.has(Role.CONSUMER)
         and account.name in product.consumers
         and product.state == State.APPROVED
+        and _registered(product, service)
     )
+
+
+def _registered(product: HEProduct, service: HEService) -> bool:
+    """Offered only once registered (authorized-operation measures 001 art. 9)."""
+    with service.engine.connect() as conn:
+        return bool(offered_he_products(conn, [product.id], service.clock()))
 
 
 Shown = ProductOut | ConsumerProductOut

@@ -56,6 +56,7 @@ from gateway.identity import Role, UnknownAccount, get_account
 from gateway.jobs.model import State as JobState
 from gateway.jobs.model import get_job
 from gateway.jobs.service import Files, download
+from gateway.organisations.consumption import refuse_self_consumers
 from gateway.scope.objects import column_object, dataset_object
 from gateway.store.lifecycle import Clock, system_clock
 from gateway.store.tables import grants
@@ -253,6 +254,8 @@ class HEService(Calls):
         consumers: Sequence[str],
         detail: dict[str, Any],
     ) -> HEProduct:
+        refuse_self_consumers(self.engine, operator, consumers, product_id=product_id,
+                              grant_id=grant_id, datasets=datasets)  # fmt: skip
         now = self.clock()
         with self.engine.begin() as conn:
             for consumer in consumers:

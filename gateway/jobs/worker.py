@@ -314,8 +314,9 @@ class JobWorker:
         return transition(conn, job_id, to, actor=SYSTEM, outcome=code, clock=self._clock)
 
     def _ledger_k(self, grant: Grant, outcome: JobOutcome) -> dict[str, int]:
-        policies = {s.dataset: p.policy for s, _, p in self._runtime.views.resolve(grant)}
-        return {d: policies[d].k for d in outcome.datasets if d in policies}
+        """The differencing k a held job's release is checked with later: the pipeline's,
+        raised by the grading table as at commit (a reviewer's approval is no weaker)."""
+        return self._runtime.pipeline.ledger_k(grant, outcome)
 
     def _fail(self, job: Job, code: Outcome) -> None:
         with self._engine.begin() as conn:

@@ -98,9 +98,12 @@ def notify(
     written = []
     for row in rows:
         stmt = (
-            insert(notices).values(row).on_conflict_do_nothing(index_elements=["key", "audience"])
+            insert(notices)
+            .values(row)
+            .on_conflict_do_nothing(index_elements=["key", "audience"])
+            .returning(notices.c.id)
         )
-        if conn.execute(stmt).rowcount:
+        if conn.execute(stmt).first() is not None:
             written.append(row["audience"])
     if not written:
         return False

@@ -1,171 +1,82 @@
-"""Data products: a released job registered for the catalogue, with its lineage.
+"""Registered products: renewal, revocation, and whether one may be offered.
 
-An operator registers a product from one of their released jobs: a name, a
-description and a class (``public_governance``: public governance and
-welfare, free; ``industry_development``: industry and sector development,
-priced at cost plus reasonable profit). The gateway generates the
-registration code, records the lineage (job, code hash, dataset and policy
-versions the outputs were checked against, the output manifest and its hash)
-and audits ``product.registered``. A registration is valid for three years
-and can be renewed by its operator for three years from the renewal
-(audited as ``product.registered`` with ``"action": "renewed"``).
+A product exists once its first registration ended registered
+(:mod:`gateway.products.procedure`); it pins its lineage (a job's code hash,
+data and policy versions and output manifest, or an HE product's definition
+hash) and carries its code and validity (:mod:`gateway.products.codes`).
 
-Invariants:
-- Only a released job becomes a product, and only once.
-- Lineage is copied at registration and never changes.
-- A stop stops products too: registration and renewal happen only while the
-  job's grant may be used (``*_while_usable``); under a suspended, revoked or
-  expired grant they are refused (409) and audited as a denied
-  ``scope.decision`` (``gateway.jobs.service.grant_refusal``).
+Rules:
+
+- Renewal (续展, registration measures 001 art. 16) by the product's operator,
+  only in the 60 days before expiry (409 otherwise, naming the window), for
+  three years counted from the old expiry, never past the grant's term and
+  never under a grant that cannot be used (:mod:`gateway.products.desk`).
+- Revocation (撤销, art. 21) by an administrator, with the reason and legal
+  basis (a registration obtained by concealment or false material, a forged
+  result, an unlawful use of it).
+- Offered only when registered (authorized-operation measures 001 art. 9:
+  products are registered): :func:`check_offered` refuses a privacy-computing
+  product's call by anyone but its operator unless its registration is valid
+  now; :func:`offered_he_products` filters what a consumer may see. The only
+  path by which a product reaches someone other than its operator is an HE
+  product (a verification over the grant's views, or a score whose model is a
+  released job's output): a job's released files are served to its operator
+  alone (``/v1/jobs/{id}/outputs``), and the catalogue shows metadata, never files.
 """
 
 from __future__ import annotations
 
-import secrets
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from enum import StrEnum
-from typing import Any
+from collections.abc import Iterable
+from datetime import datetime
 
 import sqlalchemy as sa
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Connection
 
 from gateway.audit import append
-from gateway.jobs.errors import Conflict, Forbidden, NotFound
-from gateway.jobs.model import State
-from gateway.jobs.service import (
-    GrantResolver,
-    get_outcome,
-    grant_refusal,
-    manifest,
-    manifest_sha256,
-    own_job,
+from gateway.grants.terms import years_after
+from gateway.products.codes import (
+    RENEWAL_WINDOW,
+    grant_term_end,
+    in_renewal_window,
+    renewal_opens,
 )
+from gateway.products.errors import NotRegistered, NotYours, OutsideRenewalWindow
+from gateway.products.model import PRODUCT, Product, Status, get_product, move
+from gateway.store.lifecycle import Audit
 from gateway.store.tables import products
 
-TERM = timedelta(days=3 * 365 + 1)  # three years, a leap day included
+ART_16 = "registration measures (001) art. 16"
 
 
-class Category(StrEnum):
-    PUBLIC_GOVERNANCE = "public_governance"
-    INDUSTRY_DEVELOPMENT = "industry_development"
-
-
-@dataclass(frozen=True)
-class Product:
-    id: str
-    registration_code: str
-    name: str
-    description: str
-    category: str
-    operator: str
-    job_id: str
-    grant_id: str
-    code_sha256: str
-    datasets: tuple[str, ...]
-    dataset_versions: dict[str, str]
-    policy_versions: dict[str, str]
-    manifest: list[dict[str, Any]]
-    manifest_sha256: str
-    registered_at: datetime
-    valid_until: datetime
-    renewed_at: datetime | None
-
-
-def _product(row: sa.Row[Any]) -> Product:
-    m = dict(row._mapping)
-    m["datasets"] = tuple(m["datasets"])
-    return Product(**m)
-
-
-def registration_code(now: datetime) -> str:
-    """``DP-<year>-<12 hex>``: unguessable, unique by the table's constraint."""
-    return f"DP-{now.year}-{secrets.token_hex(6).upper()}"
-
-
-def register(
-    conn: Connection,
-    *,
-    operator: str,
-    job_id: str,
-    name: str,
-    description: str,
-    category: Category,
-) -> Product:
-    job = own_job(conn, job_id, operator)
-    if job.state != State.RELEASED:
-        raise Conflict(f"job {job_id} is {job.state}; only a released job becomes a product")
-    if conn.execute(sa.select(products.c.id).where(products.c.job_id == job_id)).first():
-        raise Conflict(f"job {job_id} is registered as a product already")
-    outcome = get_outcome(conn, job_id)
-    files = manifest(conn, job)
-    now = datetime.now(UTC)
-    product_id = "prd-" + secrets.token_hex(8)
-    valid_until = now + TERM
-    values: dict[str, Any] = {
-        "id": product_id,
-        "registration_code": registration_code(now),
-        "name": name,
-        "description": description,
-        "category": category.value,
-        "operator": operator,
-        "job_id": job_id,
-        "grant_id": job.grant_id,
-        "code_sha256": job.code_sha256,
-        "datasets": list(job.datasets),
-        "dataset_versions": dict(outcome.dataset_versions) if outcome else {},
-        "policy_versions": dict(outcome.policy_versions) if outcome else {},
-        "manifest": files,
-        "manifest_sha256": manifest_sha256(files),
-        "registered_at": now,
-        "valid_until": valid_until,
-        "renewed_at": None,
-    }
-    conn.execute(sa.insert(products).values(values))
-    append(
-        conn,
-        "product.registered",
-        operator,
-        grant_id=job.grant_id,
-        datasets=job.datasets,
-        detail={
-            "action": "registered",
-            "product": product_id,
-            "registration_code": values["registration_code"],
-            "category": category.value,
-            "job": job_id,
-            "code_sha256": job.code_sha256,
-            "manifest_sha256": values["manifest_sha256"],
-            "dataset_versions": values["dataset_versions"],
-            "policy_versions": values["policy_versions"],
-            "valid_until": valid_until.isoformat(),
-        },
-    )
-    return get_product(conn, product_id)
-
-
-def get_product(conn: Connection, product_id: str) -> Product:
-    row = conn.execute(sa.select(products).where(products.c.id == product_id)).first()
-    if row is None:
-        raise NotFound(f"no product {product_id!r}")
-    return _product(row)
-
-
-def list_products(conn: Connection) -> list[Product]:
-    query = sa.select(products).order_by(products.c.registered_at.desc(), products.c.id)
-    return [_product(r) for r in conn.execute(query)]
-
-
-def renew(conn: Connection, product_id: str, *, operator: str) -> Product:
-    """Rule: only the registering operator renews; valid three years from the renewal."""
+def own_product(conn: Connection, product_id: str, operator: str) -> Product:
+    """Rule: an operator renews and applies for only the products they registered."""
     product = get_product(conn, product_id)
     if product.operator != operator:
-        raise Forbidden(f"product {product_id} was registered by another operator")
-    now = datetime.now(UTC)
-    valid_until = max(product.valid_until, now + TERM)
+        raise NotYours(f"product {product_id} was registered by another operator")
+    return product
+
+
+def renew(conn: Connection, product_id: str, *, operator: str, now: datetime) -> Product:
+    """Renew in the window before expiry, from the old expiry, within the grant's term."""
+    product = own_product(conn, product_id, operator)
+    if product.status != Status.REGISTERED:
+        raise OutsideRenewalWindow(f"product {product_id} is {product.status}: not renewable")
+    if not in_renewal_window(product.valid_until, now):
+        raise OutsideRenewalWindow(
+            f"product {product_id} can be renewed only in the {RENEWAL_WINDOW.days} days "
+            f"before it expires ({ART_16}): from {renewal_opens(product.valid_until).isoformat()} "
+            f"until {product.valid_until.isoformat()}"
+        )
+    grant_until = grant_term_end(conn, product.grant_id)
+    valid_until = min(years_after(product.valid_until), grant_until)
+    if valid_until <= product.valid_until:
+        raise OutsideRenewalWindow(
+            f"the grant of product {product_id} ends {grant_until.isoformat()}: a renewal "
+            f"never runs past the operating term ({ART_16})"
+        )
     conn.execute(
         sa.update(products)
-        .where(products.c.id == product_id)
+        .where(products.c.id == product_id, products.c.valid_until == product.valid_until)
         .values(valid_until=valid_until, renewed_at=now)
     )
     append(
@@ -178,45 +89,47 @@ def renew(conn: Connection, product_id: str, *, operator: str) -> Product:
             "action": "renewed",
             "product": product_id,
             "registration_code": product.registration_code,
+            "from": product.valid_until.isoformat(),
             "valid_until": valid_until.isoformat(),
         },
     )
     return get_product(conn, product_id)
 
 
-def register_while_usable(
-    engine: Engine,
-    resolver: GrantResolver | None,
-    *,
-    operator: str,
-    job_id: str,
-    name: str,
-    description: str,
-    category: Category,
+def revoke(
+    conn: Connection, product_id: str, *, admin: str, reason: str, basis: str, now: datetime
 ) -> Product:
-    """:func:`register`, while the job's grant may be used (see the module docstring)."""
-    with engine.begin() as conn:
-        job = own_job(conn, job_id, operator)
-        detail = {"job": job_id, "action": "product.register"}
-        refusal = grant_refusal(conn, resolver, job.grant_id, actor=operator,
-                                datasets=job.datasets, detail=detail)  # fmt: skip
-        if refusal is None:
-            return register(conn, operator=operator, job_id=job_id, name=name,
-                            description=description, category=category)  # fmt: skip
-    raise refusal
+    """Revoke a registration (art. 21), with its reason and legal basis."""
+    product = get_product(conn, product_id)
+    audit = Audit(
+        admin,
+        grant_id=product.grant_id,
+        datasets=product.datasets,
+        detail={"reason": reason, "legal_basis": basis},
+    )
+    values = {"status_changed_at": now, "status_reason": f"{reason} ({basis})"}
+    move(conn, PRODUCT, product_id, product.status, Status.REVOKED, audit, values)
+    return get_product(conn, product_id)
 
 
-def renew_while_usable(
-    engine: Engine, resolver: GrantResolver | None, product_id: str, *, operator: str
-) -> Product:
-    """:func:`renew`, while the product's grant may be used (see the module docstring)."""
-    with engine.begin() as conn:
-        product = get_product(conn, product_id)
-        if product.operator != operator:
-            raise Forbidden(f"product {product_id} was registered by another operator")
-        detail = {"product": product_id, "action": "product.renew"}
-        refusal = grant_refusal(conn, resolver, product.grant_id, actor=operator,
-                                datasets=product.datasets, detail=detail)  # fmt: skip
-        if refusal is None:
-            return renew(conn, product_id, operator=operator)
-    raise refusal
+def offered_he_products(conn: Connection, he_product_ids: Iterable[str], now: datetime) -> set[str]:
+    """Which of these privacy-computing products have a registration valid at ``now``."""
+    ids = list(he_product_ids)
+    if not ids:
+        return set()
+    query = sa.select(products.c.he_product_id).where(
+        products.c.he_product_id.in_(ids),
+        products.c.status == Status.REGISTERED.value,
+        products.c.valid_until > now,
+    )
+    return {str(r[0]) for r in conn.execute(query)}
+
+
+def check_offered(conn: Connection, he_product_id: str, now: datetime) -> None:
+    """Rule: a privacy-computing product answers anyone but its operator only while its
+    registration is valid (authorized-operation measures 001 art. 9); else NotRegistered."""
+    if not offered_he_products(conn, [he_product_id], now):
+        raise NotRegistered(
+            f"product {he_product_id} has no valid registration (登记): it is offered only "
+            "once registered (authorized-operation measures 001 art. 9)"
+        )

@@ -19,3 +19,7 @@ class IllegalRequestTransition(RequestError):
 
 class RequestForbidden(RequestError):
     """The caller may not act on this request (not its operator, not a provider of its data)."""
+
+
+class UnknownExtension(UnknownRequest):
+    """No such extension of that data request's review."""

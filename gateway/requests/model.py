@@ -1,10 +1,13 @@
-"""A data request's states, the one table of moves, and its review deadlines.
+"""A data request's states, the one table of moves, and its steps' deadlines.
 
-``submitted`` -> ``formal_review_passed`` (administrator) ->
-``provider_approved`` (the provider of every requested dataset) ->
-``supplied`` (a grant was issued from it). Any review step may end in
-``rejected``, always with a reason and its legal basis. ``supplied`` and
-``rejected`` are terminal.
+``submitted`` -> ``formal_review_passed`` (administrator, 5 working days) ->
+``provider_approved`` (the provider of every requested dataset, 10 working
+days, extendable once by at most 10) -> ``data_provided`` (a provider put the
+data on the city platform, 20 working days) -> ``supplied`` (the city office,
+an administrator, issued the grant, 10 working days): Chengdu rules 004 art.
+20. ``provider_approved`` -> ``supplied`` stays allowed (provided and
+delivered at once). Any review step may end in ``rejected``, always with a
+reason and its legal basis. ``supplied`` and ``rejected`` are terminal.
 
 :data:`DATA_REQUEST` declares the table for ``gateway.store.lifecycle``: every
 state change is a ``transition()`` on the ``data_requests`` row (a
@@ -28,6 +31,7 @@ class State(StrEnum):
     SUBMITTED = "submitted"
     FORMAL_REVIEW_PASSED = "formal_review_passed"
     PROVIDER_APPROVED = "provider_approved"
+    DATA_PROVIDED = "data_provided"
     SUPPLIED = "supplied"
     REJECTED = "rejected"
 
@@ -35,7 +39,8 @@ class State(StrEnum):
 TRANSITIONS: dict[State, frozenset[State]] = {
     State.SUBMITTED: frozenset({State.FORMAL_REVIEW_PASSED, State.REJECTED}),
     State.FORMAL_REVIEW_PASSED: frozenset({State.PROVIDER_APPROVED, State.REJECTED}),
-    State.PROVIDER_APPROVED: frozenset({State.SUPPLIED, State.REJECTED}),
+    State.PROVIDER_APPROVED: frozenset({State.DATA_PROVIDED, State.SUPPLIED, State.REJECTED}),
+    State.DATA_PROVIDED: frozenset({State.SUPPLIED}),
     State.SUPPLIED: frozenset(),
     State.REJECTED: frozenset(),
 }
@@ -50,12 +55,15 @@ DATA_REQUEST: Lifecycle[State] = Lifecycle(
     description=(
         "An operator's request for data: the administrators review its form, the "
         "provider of every requested dataset its substance (one vote each, as rows of "
-        "`request_votes`), then a grant supplies it. Any review step may reject it, "
-        "with a reason and its legal basis."
+        "`request_votes`), a provider puts the data on the city platform, then the city "
+        "office supplies it with a grant. Any review step may reject it, with a reason "
+        "and its legal basis."
     ),
     notes={
         (State.FORMAL_REVIEW_PASSED, State.PROVIDER_APPROVED): "last provider approves",
-        (State.PROVIDER_APPROVED, State.SUPPLIED): "grant issued",
+        (State.PROVIDER_APPROVED, State.DATA_PROVIDED): "provider supplies the platform",
+        (State.PROVIDER_APPROVED, State.SUPPLIED): "provided and delivered at once",
+        (State.DATA_PROVIDED, State.SUPPLIED): "city office delivers: grant issued",
     },
 )
 
@@ -67,19 +75,23 @@ class Decision(StrEnum):
     REJECTED = "rejected"
 
 
-# Working days each step may take, counted from when the step began: formal
-# review 5, provider review 10, supply 20. A deployment may change them with
-# ``app.state.request_deadline_days`` (a dict of State -> days).
+# Working days each step may take, counted on the statutory calendar
+# (gateway.workdays) from the day the step began (art. 20): formal review 5,
+# provider review 10 (plus an approved extension), supply to the city platform
+# 20, delivery to the operation platform 10.
 DEADLINE_DAYS: dict[State, int] = {
     State.SUBMITTED: 5,
     State.FORMAL_REVIEW_PASSED: 10,
     State.PROVIDER_APPROVED: 20,
+    State.DATA_PROVIDED: 10,
 }
 STEP = {
     State.SUBMITTED: "formal review",
     State.FORMAL_REVIEW_PASSED: "provider review",
     State.PROVIDER_APPROVED: "supply",
+    State.DATA_PROVIDED: "delivery",
 }
+MAX_EXTENSION_DAYS = 10  # art. 20: provider review extended once, by at most 10 working days
 
 
 @dataclass(frozen=True)
@@ -107,6 +119,7 @@ class RequestRecord:
     reason: str | None
     legal_basis: str | None
     grant_id: str | None
+    extension_days: int = 0  # working days of provider review added by an approved extension
 
     @property
     def datasets(self) -> tuple[str, ...]:

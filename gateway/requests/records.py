@@ -1,4 +1,5 @@
-"""Stored data requests, read with their approvals (counted from ``request_votes``).
+"""Stored data requests, read with their approvals (counted from ``request_votes``) and
+the working days of their approved extension (``request_extensions``).
 
 Stage: a data request, from submission to supply. Reading only: every write
 is :class:`gateway.requests.service.RequestService`'s.
@@ -12,7 +13,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy import Connection
 
-from gateway.requests import votes
+from gateway.requests import extension_rows, votes
 from gateway.requests.errors import UnknownRequest
 from gateway.requests.model import RequestRecord, State
 from gateway.store.tables import data_requests
@@ -40,8 +41,17 @@ def _record(row: sa.Row[Any]) -> RequestRecord:
 
 
 def _with_approvals(conn: Connection, found: list[RequestRecord]) -> list[RequestRecord]:
-    cast = votes.votes_of(conn, [r.id for r in found])
-    return [replace(r, approvals=votes.approvals(cast.get(r.id, ()))) for r in found]
+    ids = [r.id for r in found]
+    cast = votes.votes_of(conn, ids)
+    extended = extension_rows.extensions_of(conn, ids)
+    return [
+        replace(
+            r,
+            approvals=votes.approvals(cast.get(r.id, ())),
+            extension_days=extension_rows.approved_days(extended.get(r.id, ())),
+        )
+        for r in found
+    ]
 
 
 def read_request(conn: Connection, request_id: str) -> RequestRecord:

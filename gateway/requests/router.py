@@ -1,9 +1,10 @@
 """Data request routes: operators ask and follow theirs; administrators review the
-form; providers review what touches their datasets; a grant supplies the request."""
+form; providers review what touches their datasets, may ask the city office (the
+administrators) to extend that review, and mark the data provided; a grant supplies
+the request. Every step's deadline counts on the statutory calendar (art. 20)."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
@@ -11,8 +12,12 @@ from sqlalchemy import Connection
 
 from gateway.auth import read, requires, write
 from gateway.identity import Account, Role
+from gateway.requests import extensions
 from gateway.requests.model import RequestRecord
 from gateway.requests.schemas import (
+    ExtensionDecisionIn,
+    ExtensionIn,
+    ExtensionOut,
     FormalReviewIn,
     ProviderReviewIn,
     RequestIn,
@@ -72,7 +77,7 @@ def list_requests(
     found = requests.visible(conn, account)
     if pending:
         found = [r for r in found if requests.pending_for(account, r)]
-    now = datetime.now(UTC)
+    now = requests.now()
     return [RequestOut.of(r, requests.deadline(r, now)) for r in found]
 
 
@@ -146,3 +151,59 @@ def supply(
         days=body.days,
     )
     return _out(requests, record)
+
+
+@router.post("/requests/{request_id}/provide", response_model=RequestOut)
+def provide(
+    request_id: str,
+    account: Annotated[Account, Depends(requires(Role.PROVIDER))],
+    requests: Service,
+    conn: Writer,
+) -> RequestOut:
+    """The data is on the city platform (20 working days from approval); the city office's
+    delivery (10 working days) starts."""
+    return _out(requests, requests.provide(conn, request_id, account))
+
+
+@router.get("/requests/{request_id}/extensions", response_model=list[ExtensionOut])
+def list_extensions(
+    request_id: str,
+    account: Annotated[Account, Depends(requires(Role.OPERATOR, Role.PROVIDER, Role.ADMIN))],
+    requests: Service,
+    conn: Reader,
+) -> list[ExtensionOut]:
+    """The request's extension asks and their decisions, oldest first."""
+    requests.check_read(account, requests.get(conn, request_id))
+    return [ExtensionOut.of(e) for e in extensions.extensions(conn, request_id)]
+
+
+@router.post("/requests/{request_id}/extensions", response_model=ExtensionOut, status_code=201)
+def ask_extension(
+    request_id: str,
+    body: ExtensionIn,
+    account: Annotated[Account, Depends(requires(Role.PROVIDER))],
+    requests: Service,
+    conn: Writer,
+) -> ExtensionOut:
+    """Ask for 1 to 10 more working days of provider review, with the reason (once)."""
+    made = extensions.ask(requests, conn, request_id, account, days=body.days, reason=body.reason)
+    return ExtensionOut.of(made)
+
+
+@router.post(
+    "/requests/{request_id}/extensions/{extension_id}/decision", response_model=ExtensionOut
+)
+def decide_extension(
+    request_id: str,
+    extension_id: str,
+    body: ExtensionDecisionIn,
+    account: Annotated[Account, Depends(requires(Role.ADMIN))],
+    requests: Service,
+    conn: Writer,
+) -> ExtensionOut:
+    """The city office approves or refuses an extension, with its reason."""
+    decided = extensions.decide(
+        requests, conn, request_id, extension_id, account,
+        approved=body.decision == "approve", reason=body.reason,
+    )  # fmt: skip
+    return ExtensionOut.of(decided)

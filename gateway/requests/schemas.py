@@ -8,8 +8,9 @@ from typing import Annotated, Literal
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from gateway.grants.terms import MAX_TERM_DAYS
-from gateway.requests.model import RequestRecord
-from gateway.requests.service import Deadline
+from gateway.requests.extension_rows import Extension
+from gateway.requests.model import MAX_EXTENSION_DAYS, RequestRecord
+from gateway.requests.steps import Deadline
 
 Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=4000)]
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
@@ -41,6 +42,30 @@ class ScopeOut(BaseModel):
     columns: list[str]
 
 
+class DeadlineOut(BaseModel):
+    """The current step's deadline on the statutory calendar. ``provisional``: a year it
+    counts through is not in the calendar yet (weekdays were counted there); it becomes
+    final when the year is loaded, since it is computed from the step's start when read."""
+
+    step: str
+    due: datetime  # the end (24:00 China Standard Time) of the last working day, in UTC
+    working_days: int  # the step's working days, an approved extension included
+    working_days_left: int  # today's included; 0 once overdue
+    overdue: bool
+    provisional: bool
+
+    @classmethod
+    def of(cls, d: Deadline) -> DeadlineOut:
+        return cls(
+            step=d.step,
+            due=d.due,
+            working_days=d.days,
+            working_days_left=d.left,
+            overdue=d.overdue,
+            provisional=d.provisional,
+        )
+
+
 class RequestOut(BaseModel):
     id: str
     operator: str
@@ -53,8 +78,9 @@ class RequestOut(BaseModel):
     created_at: datetime
     step_started_at: datetime
     step: str | None  # the step under way (formal review, provider review, supply)
-    deadline: datetime | None  # when that step is due (working days)
+    deadline: DeadlineOut | None  # when that step is due (working days)
     overdue: bool
+    extension_days: int  # working days of provider review added by an approved extension
     approvals: list[str]
     reason: str | None
     legal_basis: str | None
@@ -74,8 +100,9 @@ class RequestOut(BaseModel):
             created_at=r.created_at,
             step_started_at=r.step_started_at,
             step=deadline.step if deadline else None,
-            deadline=deadline.due if deadline else None,
+            deadline=DeadlineOut.of(deadline) if deadline else None,
             overdue=deadline.overdue if deadline else False,
+            extension_days=r.extension_days,
             approvals=list(r.approvals),
             reason=r.reason,
             legal_basis=r.legal_basis,
@@ -128,3 +155,49 @@ class SupplyIn(BaseModel):
         if (self.valid_until is None) == (self.days is None):
             raise ValueError("give the term's end as valid_until or as days (one of them)")
         return self
+
+
+class ExtensionIn(BaseModel):
+    """A provider's ask for more working days of provider review (art. 20: at most 10)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    days: Annotated[int, Field(ge=1, le=MAX_EXTENSION_DAYS)]
+    reason: Text
+
+
+class ExtensionDecisionIn(BaseModel):
+    """The city office's decision on an extension, always with its reason."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    decision: Literal["approve", "refuse"]
+    reason: Text
+
+
+class ExtensionOut(BaseModel):
+    id: str
+    request_id: str
+    provider: str
+    days: int
+    reason: str
+    asked_at: datetime
+    decision: str | None  # approved, refused, or None while it waits
+    decided_by: str | None
+    decision_reason: str | None
+    decided_at: datetime | None
+
+    @classmethod
+    def of(cls, e: Extension) -> ExtensionOut:
+        return cls(
+            id=e.id,
+            request_id=e.request_id,
+            provider=e.provider,
+            days=e.days,
+            reason=e.reason,
+            asked_at=e.asked_at,
+            decision=e.decision.value if e.decision else None,
+            decided_by=e.decided_by,
+            decision_reason=e.decision_reason,
+            decided_at=e.decided_at,
+        )

@@ -22,8 +22,13 @@ Invariants:
   for before the term ends); supply refuses it while that grant is live (one
   scenario, one authorization, names compared as people read them:
   ``GrantService.check_scenario_free``).
-- Supplying creates the grant and marks the request ``supplied`` with the
-  grant's id, in one transaction.
+- A provider of the request's datasets marks it ``data_provided`` once the data
+  is on the city platform; supplying creates the grant and marks the request
+  ``supplied`` with the grant's id, in one transaction: from ``data_provided``
+  only an administrator (the city office) supplies, from ``provider_approved``
+  (provided and delivered at once) an administrator or one of its providers.
+- Every deadline counts on the service's statutory calendar (``calendar``) from
+  the step's start, whenever it is read (``gateway.requests.steps``).
 """
 
 from __future__ import annotations
@@ -40,7 +45,6 @@ from gateway.audit import append
 from gateway.grants.service import GrantService, check_scopes, grant_service
 from gateway.identity import Account, Role
 from gateway.requests import votes
-from gateway.requests.deadlines import deadline_after
 from gateway.requests.errors import (
     IllegalRequestTransition,
     RequestError,
@@ -49,18 +53,17 @@ from gateway.requests.errors import (
 from gateway.requests.model import (
     DATA_REQUEST,
     DEADLINE_DAYS,
-    STEP,
     TRANSITIONS,
     Decision,
     RequestRecord,
     State,
 )
 from gateway.requests.records import read_request, read_requests
+from gateway.requests.steps import Deadline, deadline_of
 from gateway.store import lifecycle
 from gateway.store.lifecycle import Audit, Clock, IllegalMove, MovedMeanwhile, system_clock
 from gateway.store.tables import data_requests
-
-DEADLINES_SETTING = "request_deadline_days"  # app.state attribute overriding DEADLINE_DAYS
+from gateway.workdays import Calendar
 
 
 def _utc(now: datetime) -> datetime:
@@ -73,18 +76,12 @@ def _text(value: str | None) -> str:
     return (value or "").strip()
 
 
-@dataclass(frozen=True)
-class Deadline:
-    step: str
-    due: datetime
-    overdue: bool
-
-
 @dataclass
 class RequestService:
     grants: GrantService
     deadline_days: Mapping[State, int] = field(default_factory=lambda: dict(DEADLINE_DAYS))
     clock: Clock = system_clock
+    calendar: Calendar = field(default_factory=Calendar)
 
     def now(self, now: datetime | None = None) -> datetime:
         """``now`` as UTC (refusing a naive time), or the clock's time when None."""
@@ -123,12 +120,8 @@ class RequestService:
         return list({r.id: r for r in [*mine, *theirs]}.values())
 
     def deadline(self, request: RequestRecord, now: datetime | None = None) -> Deadline | None:
-        """The current step's deadline (None once supplied or rejected)."""
-        days = self.deadline_days.get(request.state)
-        if days is None:
-            return None
-        due = deadline_after(request.step_started_at, days)
-        return Deadline(STEP[request.state], due, self.now(now) >= due)
+        """The current step's deadline on the calendar (None once supplied or rejected)."""
+        return deadline_of(self.calendar, request, self.deadline_days, self.now(now))
 
     def providers(self, request: RequestRecord) -> set[str]:
         """The providers whose approval the request needs (one per dataset, maybe shared)."""
@@ -137,7 +130,8 @@ class RequestService:
 
     def pending_for(self, account: Account, request: RequestRecord) -> bool:
         """Whether ``request`` waits for something ``account`` may do next."""
-        if account.has(Role.ADMIN) and request.state in (State.SUBMITTED, State.PROVIDER_APPROVED):
+        admin_steps = (State.SUBMITTED, State.PROVIDER_APPROVED, State.DATA_PROVIDED)
+        if account.has(Role.ADMIN) and request.state in admin_steps:
             return True
         if account.has(Role.PROVIDER) and account.name in self.providers(request):
             if request.state == State.FORMAL_REVIEW_PASSED:
@@ -356,13 +350,12 @@ class RequestService:
         """Issue the grant the request asked for, for a term ending at ``valid_until`` or
         ``days`` after its start (``GrantService.create``), and mark it ``supplied``.
 
-        Rule: administrators, and providers of one of the requested datasets, supply.
+        Rule: administrators supply; providers of one of the requested datasets too, while
+        the data is not marked provided (provided and delivered at once).
         """
         request = self.get(conn, request_id)
-        if not (
-            account.has(Role.ADMIN)
-            or (account.has(Role.PROVIDER) and account.name in self.providers(request))
-        ):
+        provides = account.has(Role.PROVIDER) and account.name in self.providers(request)
+        if not (account.has(Role.ADMIN) or (provides and request.state != State.DATA_PROVIDED)):
             raise RequestForbidden(
                 f"{account.name} provides none of the datasets of data request {request_id}"
             )
@@ -387,10 +380,22 @@ class RequestService:
             conn, request_id, State.SUPPLIED, account.name, grant_id=grant.id, now=now
         )
 
+    def provide(
+        self, conn: Connection, request_id: str, account: Account, *, now: datetime | None = None
+    ) -> RequestRecord:
+        """Mark an approved request's data as provided to the city platform (art. 20: within
+        20 working days of approval); delivery's 10 working days start.
+
+        Rule: only a provider of one of the requested datasets marks its data provided."""
+        request = self.get(conn, request_id)
+        if not (account.has(Role.PROVIDER) and account.name in self.providers(request)):
+            raise RequestForbidden(
+                f"{account.name} provides none of the datasets of data request {request_id}"
+            )
+        return self.transition(conn, request_id, State.DATA_PROVIDED, account.name, now=now)
+
 
 def request_service(app: Any) -> RequestService:
-    """The application's request service (deadlines from ``app.state`` if set there; the
-    grant service's clock)."""
-    days = {**DEADLINE_DAYS, **getattr(app.state, DEADLINES_SETTING, {})}
+    """The application's request service: the grant service's clock, the app's calendar."""
     grants = grant_service(app)
-    return RequestService(grants, days, clock=grants.clock)
+    return RequestService(grants, dict(DEADLINE_DAYS), grants.clock, app.state.calendar)

@@ -302,7 +302,10 @@ review_votes = sa.Table(
 )
 
 # Registered data products (gateway.products): from a released job, with its
-# lineage; valid for a term, renewable.
+# lineage; valid for a term, renewable. Since 0015 a row is made only when the
+# registration procedure ends registered (gateway.products.procedure), and names
+# either a released job or a privacy-computing product (he_product_id); its
+# status changes only through gateway.products.model (gateway.store.lifecycle).
 products = sa.Table(
     "products",
     metadata,
@@ -312,7 +315,7 @@ products = sa.Table(
     sa.Column("description", sa.Text(), nullable=False),
     sa.Column("category", sa.String(32), nullable=False),
     sa.Column("operator", sa.String(100), sa.ForeignKey("accounts.name"), nullable=False),
-    sa.Column("job_id", sa.String(64), sa.ForeignKey("jobs.id"), nullable=False),
+    sa.Column("job_id", sa.String(64), sa.ForeignKey("jobs.id"), nullable=True),
     sa.Column("grant_id", sa.String(200), nullable=False),
     sa.Column("code_sha256", sa.String(64), nullable=False),
     sa.Column("datasets", sa.JSON(), nullable=False),
@@ -323,8 +326,13 @@ products = sa.Table(
     sa.Column("registered_at", UTCDateTime(), nullable=False),
     sa.Column("valid_until", UTCDateTime(), nullable=False),
     sa.Column("renewed_at", UTCDateTime(), nullable=True),
+    sa.Column("he_product_id", sa.String(32), sa.ForeignKey("he_products.id"), nullable=True),
+    sa.Column("status", sa.String(16), nullable=False, server_default="registered", index=True),
+    sa.Column("status_changed_at", UTCDateTime(), nullable=True),
+    sa.Column("status_reason", sa.Text(), nullable=True),
     sa.UniqueConstraint("registration_code"),
     sa.UniqueConstraint("job_id"),
+    sa.UniqueConstraint("he_product_id"),
 )
 
 # Privacy-computing products (gateway.he): encrypted verification and scoring.
@@ -394,12 +402,201 @@ notices = sa.Table(
     sa.UniqueConstraint("key", "audience"),
 )
 
-# -- sweep (0013) --
 
 # -- data requests: deadlines, extensions, delivery (0014) --
+# A provider's ask for more working days of provider review (gateway.requests.extensions):
+# the ask, then the administrator's decision ("approved" or "refused") written once.
+request_extensions = sa.Table(
+    "request_extensions",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column(
+        "request_id", sa.String(64), sa.ForeignKey("data_requests.id"), nullable=False, index=True
+    ),
+    sa.Column("provider", sa.String(100), nullable=False),
+    sa.Column("days", sa.Integer(), nullable=False),
+    sa.Column("reason", sa.Text(), nullable=False),
+    sa.Column("asked_at", UTCDateTime(), nullable=False),
+    sa.Column("decision", sa.String(8), nullable=True),
+    sa.Column("decided_by", sa.String(100), nullable=True),
+    sa.Column("decision_reason", sa.Text(), nullable=True),
+    sa.Column("decided_at", UTCDateTime(), nullable=True),
+)
 
 # -- product registration (0015) --
+# Registration applications (gateway.products.procedure, registration measures 001
+# art. 13): first, change, correction or cancellation of a product's registration,
+# applied -> accepted -> formal_review -> publicity -> registered (or refused, with
+# reason and basis). A first registration names a released job or an HE product; the
+# others name the registered product. State changes only through
+# gateway.products.model (gateway.store.lifecycle).
+product_registrations = sa.Table(
+    "product_registrations",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("type", sa.String(16), nullable=False),
+    sa.Column("state", sa.String(16), nullable=False, index=True),
+    sa.Column("job_id", sa.String(64), sa.ForeignKey("jobs.id"), nullable=True),
+    sa.Column("he_product_id", sa.String(32), sa.ForeignKey("he_products.id"), nullable=True),
+    sa.Column("product_id", sa.String(32), sa.ForeignKey("products.id"), nullable=True),
+    sa.Column("applicant", sa.String(100), sa.ForeignKey("accounts.name"), nullable=False),
+    sa.Column("grant_id", sa.String(64), nullable=False),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("description", sa.Text(), nullable=False),
+    sa.Column("category", sa.String(32), nullable=False),
+    sa.Column("statement", sa.Text(), nullable=False),
+    sa.Column("applied_at", UTCDateTime(), nullable=False),
+    sa.Column("state_changed_at", UTCDateTime(), nullable=False),
+    sa.Column("publicity_ends_at", UTCDateTime(), nullable=True),
+    sa.Column("decided_by", sa.String(100), nullable=True),
+    sa.Column("refusal_reason", sa.Text(), nullable=True),
+    sa.Column("refusal_basis", sa.Text(), nullable=True),
+)
+
+# Objections raised during a registration's publicity (异议), each resolved once by
+# an administrator: upheld (the registration is refused) or dismissed.
+product_objections = sa.Table(
+    "product_objections",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column(
+        "registration_id",
+        sa.String(32),
+        sa.ForeignKey("product_registrations.id"),
+        nullable=False,
+        index=True,
+    ),
+    sa.Column("objector", sa.String(100), sa.ForeignKey("accounts.name"), nullable=False),
+    sa.Column("reasons", sa.Text(), nullable=False),
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("filed_at", UTCDateTime(), nullable=False),
+    sa.Column("resolved_by", sa.String(100), nullable=True),
+    sa.Column("resolution", sa.Text(), nullable=True),
+    sa.Column("resolved_at", UTCDateTime(), nullable=True),
+)
+
+# The last sequence number of registration codes issued per year (the code scheme's
+# ``{seq}``): taken with one upsert, so concurrent registrations never share one.
+product_code_sequences = sa.Table(
+    "product_code_sequences",
+    metadata,
+    sa.Column("year", sa.Integer(), primary_key=True, autoincrement=False),
+    sa.Column("last", sa.Integer(), nullable=False),
+)
 
 # -- termination, rectification, incidents (0016) --
+# Terminations (gateway.terminations): proposals to end a grant, their basis, notice
+# period and decision; ``origin`` names the event a sweep raised one for (raised once).
+terminations = sa.Table(
+    "terminations",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("grant_id", sa.String(64), sa.ForeignKey("grants.id"), nullable=False, index=True),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("datasets", sa.JSON(), nullable=False),
+    sa.Column("reason", sa.Text(), nullable=False),
+    sa.Column("legal_basis", sa.Text(), nullable=False),
+    sa.Column("proposed_by", sa.String(100), nullable=False),
+    sa.Column("proposed_at", UTCDateTime(), nullable=False),
+    sa.Column("effective_after", UTCDateTime(), nullable=False),
+    sa.Column("provisional", sa.Boolean(), nullable=False),
+    sa.Column("state", sa.String(16), nullable=False, index=True),
+    sa.Column("state_changed_at", UTCDateTime(), nullable=False),
+    sa.Column("decided_by", sa.String(100), nullable=True),
+    sa.Column("decision_reason", sa.Text(), nullable=True),
+    sa.Column("origin", sa.String(200), nullable=True, unique=True),
+)
+# A stop's rectification deadline (gateway.grants.holds; 004 art. 33).
+grant_holds.append_column(sa.Column("rectify_by", UTCDateTime(), nullable=True))
+# Incidents (gateway.incidents): security incidents, and the actions taken, one row each.
+incidents = sa.Table(
+    "incidents",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("kind", sa.String(32), nullable=False),
+    sa.Column("severity", sa.String(16), nullable=False),
+    sa.Column("summary", sa.Text(), nullable=False),
+    sa.Column("datasets", sa.JSON(), nullable=False),
+    sa.Column("grants", sa.JSON(), nullable=False),
+    sa.Column("occurred_at", UTCDateTime(), nullable=False),
+    sa.Column("detected_at", UTCDateTime(), nullable=False, index=True),
+    sa.Column("reported_by", sa.String(100), nullable=False),
+    sa.Column("reported_at", UTCDateTime(), nullable=False),
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("resolved_at", UTCDateTime(), nullable=True),
+    sa.Column("resolution", sa.Text(), nullable=True),
+)
+incident_actions = sa.Table(
+    "incident_actions",
+    metadata,
+    sa.Column("id", sa.Integer(), primary_key=True, autoincrement=True),
+    sa.Column(
+        "incident_id", sa.String(32), sa.ForeignKey("incidents.id"), nullable=False, index=True
+    ),
+    sa.Column("at", UTCDateTime(), nullable=False),
+    sa.Column("actor", sa.String(100), nullable=False),
+    sa.Column("action", sa.Text(), nullable=False),
+)
 
 # -- organisations, data-quality feedback (0017) --
+# Organisations (gateway.organisations): whom an account works for, created by
+# administrators. An account belongs to at most one: ``organisation_members`` is
+# keyed by the account; an account without a row belongs to none.
+organisations = sa.Table(
+    "organisations",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("created_by", sa.String(100), nullable=False),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.UniqueConstraint("name"),
+)
+
+organisation_members = sa.Table(
+    "organisation_members",
+    metadata,
+    sa.Column("account", sa.String(100), sa.ForeignKey("accounts.name"), primary_key=True),
+    sa.Column(
+        "organisation_id",
+        sa.String(64),
+        sa.ForeignKey("organisations.id"),
+        nullable=False,
+        index=True,
+    ),
+    sa.Column("assigned_by", sa.String(100), nullable=False),
+    sa.Column("assigned_at", UTCDateTime(), nullable=False),
+)
+
+# Data-quality issues (gateway.feedback): filed by an operator on a dataset it holds
+# or held a grant for; column names and plain text, never data values. State
+# changes only through gateway.store.lifecycle.transition (FEEDBACK_ISSUE). The
+# providers' answers are rows of their own, never changed.
+feedback_issues = sa.Table(
+    "feedback_issues",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("dataset", sa.String(200), nullable=False, index=True),
+    sa.Column(
+        "operator", sa.String(100), sa.ForeignKey("accounts.name"), nullable=False, index=True
+    ),
+    sa.Column("title", sa.String(200), nullable=False),
+    sa.Column("description", sa.Text(), nullable=False),
+    sa.Column("columns_concerned", sa.JSON(), nullable=False),  # sorted column names
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("filed_at", UTCDateTime(), nullable=False),
+    sa.Column("state_changed_at", UTCDateTime(), nullable=False),
+)
+
+feedback_answers = sa.Table(
+    "feedback_answers",
+    metadata,
+    sa.Column("id", sa.Integer(), primary_key=True, autoincrement=True),
+    sa.Column(
+        "issue_id", sa.String(32), sa.ForeignKey("feedback_issues.id"), nullable=False, index=True
+    ),
+    sa.Column("provider", sa.String(100), sa.ForeignKey("accounts.name"), nullable=False),
+    sa.Column("text", sa.Text(), nullable=False),
+    sa.Column("disposition", sa.String(16), nullable=False),
+    sa.Column("at", UTCDateTime(), nullable=False),
+)

@@ -46,8 +46,18 @@ def tasks() -> list[Task]:
     """Every task, in the order a sweep runs them (imported here, when asked, so each
     domain's module may import this one)."""
     found: list[Task] = []
-    # -- sweep --
-    # -- data requests --
-    # -- product registration --
-    # -- termination, rectification, incidents --
+    from gateway.sweep.expiry import EXPIRE_TASK
+    from gateway.sweep.leftovers import LEFTOVERS_TASK
+    from gateway.sweep.term_notice import TERM_NOTICE_TASK
+
+    found += [EXPIRE_TASK, LEFTOVERS_TASK, TERM_NOTICE_TASK]
+    from gateway.requests.overdue import OVERDUE_TASK
+
+    found.append(OVERDUE_TASK)
+    from gateway.products.sweep import TASKS as PRODUCT_TASKS
+
+    found += PRODUCT_TASKS
+    from gateway.terminations.sweep import TASKS as TERMINATION_TASKS
+
+    found += TERMINATION_TASKS
     return found

@@ -12,6 +12,9 @@ The modules, in the order a job passes them:
 - ``ledger_keys``: the entities behind each SQL cell as ledger keys;
 - ``facts``: the strictest thresholds of the policies and the trusted facts
   of the views each output derives from;
+- ``grading``: those thresholds raised by the grading table to the highest
+  security level an output touches (k multiplied; important and core data held
+  for a reviewer);
 - ``fingerprints/``: every form of every identifier, for the leakage rule;
 - ``types`` and ``rules/``: what the rules take and give, and the output
   rules themselves, one small pure function each;

@@ -19,6 +19,10 @@ Invariants:
 - Facts per source: an output with lineage is judged against the datasets
   it derives from; a Python job's own files, whose lineage nobody can know,
   against every dataset of its grant (they are reviewed in any case).
+- Grading per source (``sandbox/judge/grading.py``): an output's k is raised to the
+  highest security level among the columns it derives from (every visible column of
+  its datasets when its lineage is unknown), and an output touching a level the
+  grading table never auto-releases is held for a reviewer.
 """
 
 from __future__ import annotations
@@ -29,10 +33,11 @@ from pathlib import Path
 
 from sandbox.container.sdk.specs import ModelSpec
 from sandbox.errors import CheckError
-from sandbox.intake.policy import ExposurePolicy, Visibility
+from sandbox.intake.policy import ExposurePolicy, GradingTable, Visibility, default_grading
 from sandbox.intake.registry import DatasetVersion
 from sandbox.judge.facts import thresholds_for, view_facts
 from sandbox.judge.fingerprints import FingerprintIndex, FingerprintStore, build_for_pseudonyms
+from sandbox.judge.grading import graded, graded_ledger_k
 from sandbox.judge.ledger import Ledger
 from sandbox.judge.ledger_keys import EntityMaps
 from sandbox.judge.outputs.fitted import read_fitted
@@ -63,6 +68,7 @@ class SqlPiece:
     query: EvidenceQuery | None
     output_columns: tuple[str, ...]
     datasets: tuple[str, ...]  # the views it read
+    columns: tuple[tuple[str, str], ...] = ()  # (view, column) its query references
 
 
 @dataclass(frozen=True)
@@ -72,6 +78,7 @@ class ModelPiece:
     spec: ModelSpec
     result: Path  # model.json collected from the fitting sandbox
     datasets: tuple[str, ...]
+    columns: tuple[tuple[str, str], ...] = ()  # (view, column) its query references
 
 
 @dataclass(frozen=True)
@@ -92,6 +99,7 @@ class JudgeTask:
     models: tuple[ModelPiece, ...] = ()
     files: Mapping[str, Path] | None = None  # a Python job's own files (real run)
     findings: tuple[Finding, ...] = field(default=())  # job-level, from the pipeline
+    grading: GradingTable = field(default_factory=default_grading)
 
 
 class _State:
@@ -119,6 +127,8 @@ def judge(task: JudgeTask) -> JobReport:
     state = _state(task.config)
     outputs: list[Output] = []
     sources: list[tuple[str, ...]] = []
+    # Per output, the (view, column) pairs it derives from; None when nobody can know.
+    lineages: list[tuple[tuple[str, str], ...] | None] = []
     findings = list(task.findings)
     for piece in task.sql:
         keys = None
@@ -131,6 +141,7 @@ def judge(task: JudgeTask) -> JobReport:
         output = read_sql_output(result, piece.query, piece.output_columns, keys)
         outputs.append(replace(output, file=piece.file))
         sources.append(piece.datasets)
+        lineages.append(piece.columns or None)
     for model in task.models:
         try:
             outputs.append(read_fitted(model.result.read_bytes(), model.spec))
@@ -143,39 +154,52 @@ def judge(task: JudgeTask) -> JobReport:
             )  # fmt: skip
             continue
         sources.append(model.datasets)
+        lineages.append(model.columns or None)
     if task.files is not None:
         contents = {name: path.read_bytes() for name, path in task.files.items()}
         own, own_findings = read_python_outputs(contents)
         findings += own_findings
         outputs += own
         sources += [tuple(sorted(task.policies))] * len(own)
+        lineages += [None] * len(own)
     used = dict(task.policies)
     paths = {d: v.path for d, v in task.views.items() if d in used}
-    thresholds = thresholds_for(list(used.values()))
+    every = [c for lineage in lineages if lineage is not None for c in lineage]
+    job_columns = None if None in lineages or not lineages else every
+    thresholds = graded(thresholds_for(list(used.values())), used, job_columns, task.grading)
     facts = view_facts(paths, used, outputs, thresholds.k)
     index = _index(state, task, tuple(sorted(used)))
     ctx = Context(
         thresholds=thresholds, datasets=tuple(sorted(used)), views=facts, fingerprints=index
     )
-    contexts = [_for_source(ctx, source, used) for source in sources]
+    contexts = [
+        _for_source(ctx, source, used, lineage, task.grading)
+        for source, lineage in zip(sources, lineages, strict=True)
+    ]
     return check_job(
         outputs,
         ctx,
         job_findings=findings,
         ledger=state.ledger,
-        ledger_k={d: p.k for d, p in used.items()},
+        ledger_k=graded_ledger_k(used, job_columns, task.grading),
         contexts=contexts,
     )
 
 
 def _for_source(
-    ctx: Context, source: tuple[str, ...], used: Mapping[str, ExposurePolicy]
+    ctx: Context,
+    source: tuple[str, ...],
+    used: Mapping[str, ExposurePolicy],
+    lineage: tuple[tuple[str, str], ...] | None = None,
+    grading: GradingTable | None = None,
 ) -> Context:
-    """The context of an output: the facts and rules of the datasets it derives from."""
-    datasets = tuple(d for d in source if d in used)
-    if not datasets or set(datasets) == set(ctx.datasets):
-        return ctx
-    return replace(ctx, datasets=datasets, thresholds=thresholds_for([used[d] for d in datasets]))
+    """The context of an output: the facts and rules of the datasets it derives from,
+    graded by the highest security level among the columns it derives from."""
+    datasets = tuple(d for d in source if d in used) or ctx.datasets
+    policies = {d: used[d] for d in datasets}
+    table = grading if grading is not None else default_grading()
+    thresholds = graded(thresholds_for(list(policies.values())), policies, lineage, table)
+    return replace(ctx, datasets=datasets, thresholds=thresholds)
 
 
 def _index(state: _State, task: JudgeTask, datasets: tuple[str, ...]) -> FingerprintIndex | None:

@@ -157,6 +157,10 @@ class Thresholds:
     max_files: int = 20
     model_min_df: int = 10
     model_max_params_fraction: float = 0.2
+    # The security level (grading table) whose data a reviewer must release, and the
+    # articles its row cites; None when every level the output touches auto-releases.
+    reviewed_level: str | None = None
+    review_basis: str = ""
 
 
 @dataclass(frozen=True)

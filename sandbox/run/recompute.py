@@ -130,7 +130,9 @@ class Recompute:
             )
             return
         pieces.queries.append(
-            SqlPiece(spec.file, result, plan.query, plan.output_columns, plan.datasets)
+            SqlPiece(
+                spec.file, result, plan.query, plan.output_columns, plan.datasets, plan.columns
+            )
         )
 
     def model(self, i: int, spec: ModelSpec, pieces: Pieces) -> None:
@@ -176,7 +178,7 @@ class Recompute:
         if run.execution.exit_class != ExitClass.SUCCEEDED or result is None:
             pieces.fail(RECOMPUTE, spec.file, "the model could not be fitted by the trusted side")
             return
-        pieces.models.append(ModelPiece(spec, result, checked.views))
+        pieces.models.append(ModelPiece(spec, result, checked.views, checked.columns))
 
 
 def _entries(raw: bytes) -> list[object] | None:

@@ -14,12 +14,18 @@ Invariants:
 - Plain identifier columns (the only ones whose raw form shows) are checked
   against the real column on the trusted side and any chance collision is
   replaced, so dummy data shares no identifier value with the real data.
+- Columns of a level whose grading row says ``dummy: synthetic`` (core data by
+  default, ``policies/grading.yaml``; 004 art. 19, 26) ignore declared categories
+  (values written verbatim) and are checked against the real column the same way:
+  a value that stays equal to a real one after the retries is left empty (NULL).
+  No dummy value of such a column equals a real value.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import hashlib
+import json
 import random
 import string
 from datetime import date, timedelta
@@ -37,9 +43,11 @@ from sandbox.intake.policy import (
     ColumnPolicy,
     DateRange,
     Format,
+    GradingTable,
     NumberRange,
     PolicyVersion,
     Visibility,
+    default_grading,
 )
 from sandbox.intake.registry import DatasetVersion
 from sandbox.sqltext import ident, sql_type
@@ -97,10 +105,19 @@ class _Pools:
         return "".join(rng.choices(string.ascii_lowercase, k=8))
 
 
-def _value(col: ColumnPolicy, duckdb_type: str, rng: random.Random, pools: _Pools) -> Any:
+def _value(
+    col: ColumnPolicy,
+    duckdb_type: str,
+    rng: random.Random,
+    pools: _Pools,
+    synthetic: bool = False,
+) -> Any:
+    """A dummy value; ``synthetic``: never one of the declared categories (written verbatim)."""
     if col.nullable and rng.random() < 0.05:
         return None
     domain, base = col.domain, _base(duckdb_type)
+    if isinstance(domain, Categories) and synthetic:
+        domain = None
     if isinstance(domain, Categories):
         return rng.choice(domain.categories)
     if isinstance(domain, NumberRange):
@@ -132,9 +149,12 @@ def _value(col: ColumnPolicy, duckdb_type: str, rng: random.Random, pools: _Pool
 class DummyBuilder:
     """Builds dummy view sets next to the real views' cache."""
 
-    def __init__(self, views: ViewBuilder, cache_root: Path) -> None:
+    def __init__(
+        self, views: ViewBuilder, cache_root: Path, grading: GradingTable | None = None
+    ) -> None:
         self._views = views
         self._root = cache_root / "dummy"
+        self._grading = grading if grading is not None else default_grading()
 
     def build(self, grant: Grant, rows: int = 1000, seed: int | None = None) -> ViewSet:
         """Dummy views for ``grant``: same names, columns and types as the real ones."""
@@ -161,6 +181,9 @@ class DummyBuilder:
         )
 
         def build_set(tmp: Path) -> dict[str, Any]:
+            # Which grant a set belongs to lives beside it, as for the real views: a
+            # grant's end destroys its sets too (gateway.grants.destroy finds them by it).
+            (self._root / f"{key}.json").write_text(json.dumps({"grant_id": grant.grant_id}))
             views = [
                 self._one(tmp, throwaway, scope, dataset, policy, rows, rng, pools)
                 for scope, dataset, policy in resolved
@@ -186,14 +209,22 @@ class DummyBuilder:
         # Only the columns the view needs are generated (plus row-filter columns).
         needed = {pol.entity_column, *scope.columns, *(f.column for f in pol.row_filters)}
         names = [c.name for c in dataset.columns if c.name in needed]
+        synthetic = {
+            n for n in names if self._grading.grade(pol.columns[n].level).dummy == "synthetic"
+        }
         columns: dict[str, list[Any]] = {
-            n: [_value(pol.columns[n], types[n], rng, pools) for _ in range(rows)] for n in names
+            n: [_value(pol.columns[n], types[n], rng, pools, n in synthetic) for _ in range(rows)]
+            for n in names
         }
         raw = out / f".raw-{scope.dataset}.parquet"
         con = duckdb.connect()
         con.execute("SET enable_progress_bar = false")
         try:
             self._avoid_real_identifiers(con, columns, dataset, pol, pools)
+            for name in sorted(synthetic):
+                self._avoid_real_values(
+                    con, name, types[name], columns[name], dataset, pol, rng, pools
+                )
             table = pa.table({n: pa.array(v) for n, v in columns.items()})
             con.register("generated", table)
             # Names and types enter the SQL text only through sandbox.sqltext; the path is bound.
@@ -259,3 +290,45 @@ class DummyBuilder:
                         values[i] = pools.fresh(fmt)
             else:
                 raise ViewError(f"cannot make dummy values for {name!r} distinct from real ones")
+
+    @staticmethod
+    def _avoid_real_values(
+        con: duckdb.DuckDBPyConnection,
+        name: str,
+        duckdb_type: str,
+        values: list[Any],
+        dataset: Any,
+        pol: Any,
+        rng: random.Random,
+        pools: _Pools,
+    ) -> None:
+        """Make every value of a synthetic-level column differ from every real value.
+
+        Candidates are compared as the column's own type (so 1 and 1.0 clash); the real
+        column only answers which candidates it holds. A value still clashing after the
+        retries (a narrow domain the real data covers) is left empty.
+        """
+        col: ColumnPolicy = pol.columns[name]
+
+        def clashes() -> set[str]:
+            candidates = sorted({str(v) for v in values if v is not None})
+            if not candidates:
+                return set()
+            found = con.execute(
+                f"SELECT v FROM unnest($cands::VARCHAR[]) t(v) WHERE TRY_CAST(v AS "  # noqa: S608
+                f"{sql_type(duckdb_type)}) IN (SELECT {ident(name)} FROM read_parquet($real))",
+                {"cands": candidates, "real": str(dataset.path)},
+            ).fetchall()
+            return {row[0] for row in found}
+
+        for _ in range(20):
+            clashing = clashes()
+            if not clashing:
+                return
+            for i, v in enumerate(values):
+                if v is not None and str(v) in clashing:
+                    values[i] = _value(col, duckdb_type, rng, pools, synthetic=True)
+        clashing = clashes()
+        for i, v in enumerate(values):
+            if v is not None and str(v) in clashing:
+                values[i] = None

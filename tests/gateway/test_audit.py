@@ -34,11 +34,20 @@ from gateway.store.migrations import current_revision, head_revision
 STORED_TYPES = {
     "access.denied",
     "notice.sent",
-    # -- sweep --
-    # -- data requests --
-    # -- product registration --
-    # -- termination, rectification, incidents --
-    # -- organisations, data-quality feedback --
+    "sweep.run",
+    "request.extension",
+    "request.overdue",
+    "product.registration",
+    "product.objection",
+    "product.status",
+    "termination.state",
+    "incident.state",
+    "incident.action",
+    "incident.exported",
+    "organisation.created",
+    "organisation.member",
+    "feedback.filed",
+    "feedback.state",
     "auth.failed",
     "scope.decision",
     "view.built",

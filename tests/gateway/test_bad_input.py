@@ -42,6 +42,7 @@ from gateway.store.tables import audit_events
 from sandbox.intake.policy import PolicyStore
 from sandbox.intake.registry import Registry
 from sandbox.synthetic import demo
+from tests.support.access import SAMPLE_PATH
 from tests.support.city import ENTITY, POLICIES
 from tests.support.stores import BACKENDS, Cluster
 
@@ -57,15 +58,6 @@ ACCOUNTS = {
 COLUMNS = ["person_id", "district_code", "gender"]  # what the test grants cover
 SQL = "SELECT district_code, count(*) AS n FROM residents GROUP BY 1"
 TEN_MB = 10 * 1024 * 1024
-SAMPLE_PATH = {  # any value: these requests are refused before a route looks one up
-    "{name}": "residents",
-    "{token_id}": "000000000000",
-    "{job_id}": "job-0000000000000000",
-    "{grant_id}": "g-0000000000000000",
-    "{request_id}": "r-0000000000000000",
-    "{product_id}": "p-0000000000000000",
-    "{view}": "residents",
-}
 _grants = itertools.count()
 
 
@@ -204,8 +196,7 @@ def operations(app: FastAPI) -> list[tuple[str, str, dict[str, Any]]]:
 
 
 def url(path: str, **values: str) -> str:
-    for key, value in {**SAMPLE_PATH, **values}.items():
-        path = path.replace(key, value)
+    path = path.format_map({**SAMPLE_PATH, **values})
     assert "{" not in path, path
     return path
 
@@ -428,7 +419,7 @@ def test_nul_and_lone_surrogates_are_refused_everywhere(gw: Gateway, bad: str) -
         if not params:
             continue
         before = gw.counts()
-        target = url(path, **{f"{{{p}}}": "x%00" for p in params})
+        target = url(path, **{p: "x%00" for p in params})
         answer = gw.client.request(method, target, headers=gw.h("admin-1"))
         assert answer.status_code == 422, (method, path, answer.text)
         plain(answer)

@@ -6,8 +6,9 @@ grant. Then, with the real ``dsr`` executable, configured by ``DSR_SERVER``
 and ``DSR_TOKEN``: an operator defines a verification product, a reviewer
 approves it, a bank makes keys and verifies a matching and a non-matching
 claim; the operator withdraws it and the bank's next call is refused with
-the server's message. An SQL job is released and registered as a data
-product, listed, shown and renewed. Then the error paths (bad token,
+the server's message. An SQL job is released, applied for and registered as
+a data product (the procedure's publicity finished in the store), listed and
+shown; its renewal waits for the window. Then the error paths (bad token,
 unknown product, server down), and the ``--json`` forms of the remote
 administration commands. No command may print a traceback.
 """
@@ -24,6 +25,7 @@ import pytest
 from tests.support.engine import require_engine
 from tests.support.he_world import FIRMS_POLICY, GRANTED, code, firms_csv, tax
 from tests.support.live import DsrShell, LiveGateway, free_port, request_grant
+from tests.support.product_registration import finish_in_data_dir
 
 pytestmark = pytest.mark.docker
 
@@ -104,6 +106,12 @@ def test_operator_defines_reviewer_approves_bank_verifies(world: World) -> None:
         "he", "products", "approve", product, "--reason", "three coarse bands", who="rev-1"
     )
     assert approved.strip() == f"product {product}: approved"
+    # Offered to the bank only once registered: applied for, then taken through the
+    # procedure in the gateway's store (publicity lasts working days).
+    applied = world.json("products", "apply", "--he-product", product, "--name", "tax band",
+                         "--description", "tax band of a firm", "--category",
+                         "industry_development", who="op-1")  # fmt: skip
+    finish_in_data_dir(world.gw.data_dir, applied["id"])
 
     keys = world.root / "bank" / "verify.keys"
     keys.parent.mkdir()
@@ -208,31 +216,35 @@ def test_a_released_job_is_registered_listed_shown_and_renewed(world: World) -> 
                     who="op-1")  # fmt: skip
     assert ran.returncode == 0, ran.stderr + ran.stdout
     job = ran.stdout.split()[1]
-    product = world.ok(
-        "products", "register", job, "--name", "firms by district",
+    applied = world.ok(
+        "products", "apply", "--job", job, "--name", "firms by district",
         "--description", "active enterprises counted by district",
         "--category", "public_governance", who="op-1",
-    ).strip()  # fmt: skip
-    assert product.startswith("prd-")
-    (listed,) = world.json("products", "list", who="rev-1")
-    assert (listed["id"], listed["job"], listed["category"]) == (product, job, "public_governance")
+    )  # fmt: skip
+    assert "applied" in applied and job in applied
+    (application,) = [
+        a for a in world.json("products", "applications", who="op-1") if a["job"] == job
+    ]
+    product = finish_in_data_dir(world.gw.data_dir, application["id"])
+    listed = [p for p in world.json("products", "list", who="rev-1") if p["job"] == job]
+    assert [(p["id"], p["category"]) for p in listed] == [(product, "public_governance")]
+    assert listed[0]["registration_code"].startswith("CQGSJ-")
     shown = world.ok("products", "show", product, who="rev-1")
     assert "firms by district" in shown and "active enterprises" in shown and job in shown
     # A consumer calls the privacy-computing products offered to it, and reads no lineage.
     consumer = world.dsr("products", "show", product, who="bank-1")
     assert consumer.returncode == 1 and job not in consumer.stdout + consumer.stderr
     assert world.json("products", "show", product, who="op-1")["renewed_at"] is None
-    renewed = world.json("products", "renew", product, who="op-1")
-    assert renewed["renewed_at"] is not None
-    assert world.ok("products", "renew", product, who="op-1").startswith(f"product {product}: ")
+    early = world.dsr("products", "renew", product, who="op-1")  # years before the window
+    assert early.returncode == 1 and "60 days before it expires" in early.stderr
     again = world.dsr(
-        "products", "register", job, "--name", "again", "--description", "d",
+        "products", "apply", "--job", job, "--name", "again", "--description", "d",
         "--category", "industry_development", who="op-1",
     )  # fmt: skip
-    assert again.returncode == 1 and "registered as a product already (409)" in again.stderr
+    assert again.returncode == 1 and "registered already" in again.stderr
     bad_category = world.dsr(
-        "products", "register", job, "--name", "n", "--description", "d", "--category", "x",
-        who="op-1",
+        "products", "apply", "--job", job, "--name", "n", "--description", "d",
+        "--category", "x", who="op-1",
     )  # fmt: skip
     assert bad_category.returncode == 2
     unknown = world.dsr("products", "show", "prd-nothing", who="op-1")

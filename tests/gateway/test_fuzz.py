@@ -45,6 +45,7 @@ from gateway.store.tables import audit_events
 from sandbox.intake.policy import PolicyStore
 from sandbox.intake.registry import Registry
 from sandbox.synthetic import demo
+from tests.support.access import SAMPLE_PATH
 from tests.support.city import ENTITY, POLICIES
 
 # Hypothesis keeps caches (Unicode tables, constants) in its home directory, and
@@ -167,15 +168,6 @@ ROUTES = {
     for method, op in ops.items()
     if any(p["name"] == "authorization" for p in op.get("parameters", []))
 }
-SAMPLE = {
-    "grant_id": "g-1",
-    "job_id": "job-1",
-    "request_id": "r-1",
-    "product_id": "p-1",
-    "name": "residents",
-    "view": "residents",
-    "token_id": "000000000000",
-}
 
 
 def _fill(case: Case[Any], seeded: Seeded) -> None:
@@ -228,7 +220,7 @@ def test_no_authorization_header_makes_the_gateway_fail(
         head = conn.execute(sa.select(sa.func.max(audit_events.c.id))).scalar_one()
     with TestClient(seeded.app) as client:
         headers = [(b"authorization", value.encode("latin-1"))]
-        response = client.request(method, path.format_map(SAMPLE), headers=headers)
+        response = client.request(method, path.format_map(SAMPLE_PATH), headers=headers)
     assert response.status_code == 401, (route, value, response.text)
     with seeded.app.state.engine.connect() as conn:
         types = conn.execute(sa.select(audit_events.c.type).where(audit_events.c.id > head))

@@ -17,6 +17,7 @@ from tests.support.engine import require_engine
 from tests.support.he_products import BANDS, assert_nowhere, secret_chunk
 from tests.support.he_world import FIRMS_POLICY, GRANTED, code, firms_csv, tax
 from tests.support.live import DSR, LiveGateway, request_grant
+from tests.support.product_registration import finish_in_data_dir
 
 
 @pytest.fixture
@@ -65,6 +66,12 @@ def test_a_bank_verifies_claims_over_http(live: LiveGateway, tmp_path: Path) -> 
         f"/v1/he/products/{product}/decision", json={"decision": "approve", "reason": "coarse"}
     )
     assert decided.status_code == 200, decided.text
+    # Offered to the bank only once registered (gateway.products).
+    application = {"type": "first", "he_product": product, "name": "tax band"}
+    application |= {"description": "tax band of a firm", "category": "industry_development"}
+    applied = operator.post("/v1/products/registrations", json=application)
+    assert applied.status_code == 201, applied.text
+    finish_in_data_dir(live.data_dir, applied.json()["id"])
 
     keys_path = tmp_path / "bank" / "verify.keys"
     keys_path.parent.mkdir()

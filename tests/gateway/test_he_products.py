@@ -37,6 +37,7 @@ from tests.support.he_world import (
     open_app,
     released_model_job,
 )
+from tests.support.product_registration import register_in_store
 
 ROLE_ACCOUNT = {
     "operator": "op-1",
@@ -93,6 +94,7 @@ def test_verification_answers_only_the_claim_and_nothing_is_kept(
     assert own.status_code == 403  # op-rev holds no grant: refused before anything
     assert approve(w, product["id"]).json()["state"] == "approved"
     assert approve(w, product["id"]).status_code == 409  # decided once
+    register_in_store(w.app, "op-1", he_product=product["id"])  # offered only once registered
 
     for i in (5, 77, 150, 239):
         assert not closed(i)
@@ -264,6 +266,7 @@ def test_scoring_with_a_released_model(world: World, skeys: ScoringKeys) -> None
     assert made.status_code == 201, made.text
     product = made.json()
     assert approve(w, product["id"]).status_code == 200
+    register_in_store(w.app, "op-1", he_product=product["id"])  # offered only once registered
     seen = w.client.get(f"/v1/he/products/{product['id']}", headers=w.h("bank-1")).json()
     assert "coefficients" not in seen["spec"] and seen["spec"]["features"] == features
     context = register(w, skeys.public_context(), kind="score").json()["id"]

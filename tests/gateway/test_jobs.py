@@ -55,17 +55,20 @@ from tests.support.gateway_jobs import (
     residents_grant,
     runtime_for,
 )
+from tests.support.product_registration import finish_in_store
 
 ROLES = [r.value for r in Role]
 
 PREFIXES = ("/v1/jobs", "/v1/reviews", "/v1/products")
 SAMPLE_PATH = {"{job_id}": "job-0000", "{name}": "result.csv", "{product_id}": "prd-0000"}
+SAMPLE_PATH |= {"{registration_id}": "reg-0000", "{objection_id}": "obj-0000"}
 SAMPLE_BODY = {
     ("POST", "/v1/jobs"): {"grant": "g-none", "kind": "python", "code": "print(1)"},
     ("POST", "/v1/reviews/{job_id}/votes"): {"decision": "approve", "reason": "fine by me"},
-    ("POST", "/v1/products"): {
+    ("POST", "/v1/products/registrations"): {
+        "type": "first",
         "job": "job-0000",
-        "name": "x",
+        "name": "xy",
         "description": "y",
         "category": "public_governance",
     },
@@ -285,19 +288,23 @@ def test_sql_job_is_released_end_to_end_and_registered_as_a_product(gw: Gateway)
     moves = [(e["from"], e["to"]) for e in gw.events("job.state")]
     assert moves == [("queued", "running"), ("running", "checking"), ("checking", "released")]
 
-    # The released job becomes a product, once.
+    # The released job is applied for as a product, once, and registered with its lineage.
     body = {
+        "type": "first",
         "job": job["id"],
         "name": "Residents by district",
         "description": "Counts of residents per district.",
         "category": "public_governance",
     }
-    other = gw.client.post("/v1/products", headers=gw.h("op-2"), json=body)
+    other = gw.client.post("/v1/products/registrations", headers=gw.h("op-2"), json=body)
     assert other.status_code == 403
-    made = gw.client.post("/v1/products", headers=gw.h("op-1"), json=body)
+    made = gw.client.post("/v1/products/registrations", headers=gw.h("op-1"), json=body)
     assert made.status_code == 201, made.text
-    product = made.json()
-    assert product["registration_code"].startswith("DP-")
+    again = gw.client.post("/v1/products/registrations", headers=gw.h("op-1"), json=body)
+    assert again.status_code == 409
+    product_id = finish_in_store(gw.app, made.json()["id"])
+    product = gw.client.get(f"/v1/products/{product_id}", headers=gw.h("op-1")).json()
+    assert product["registration_code"].startswith("CQGSJ-")
     assert product["code_sha256"] == done["code_sha256"]
     assert set(product["dataset_versions"]) == set(product["policy_versions"]) >= {"residents"}
     assert product["manifest"] == outputs["files"]
@@ -306,15 +313,15 @@ def test_sql_job_is_released_end_to_end_and_registered_as_a_product(gw: Gateway)
         product["registered_at"]
     )
     assert timedelta(days=3 * 365) <= term <= timedelta(days=3 * 366)
-    again = gw.client.post("/v1/products", headers=gw.h("op-1"), json=body)
-    assert again.status_code == 409
+    registered_again = gw.client.post("/v1/products/registrations", headers=gw.h("op-1"), json=body)
+    assert registered_again.status_code == 409
     listed = gw.client.get("/v1/products", headers=gw.h("auditor-1")).json()
     assert [p["id"] for p in listed] == [product["id"]]
     renew = f"/v1/products/{product['id']}/renew"
     assert gw.client.post(renew, headers=gw.h("op-2")).status_code == 403
-    renewed = gw.client.post(renew, headers=gw.h("op-1")).json()
-    assert renewed["renewed_at"] is not None and renewed["valid_until"] >= product["valid_until"]
-    assert [e["action"] for e in gw.events("product.registered")] == ["registered", "renewed"]
+    early = gw.client.post(renew, headers=gw.h("op-1"))  # years before the renewal window
+    assert early.status_code == 409 and "60 days" in early.json()["detail"]
+    assert [e["action"] for e in gw.events("product.registered")] == ["registered"]
 
 
 @pytest.mark.docker

@@ -16,7 +16,6 @@ from fastapi.testclient import TestClient
 
 from gateway.audit import append
 from gateway.audit.chain import iter_events
-from gateway.requests.deadlines import CST, deadline_after
 from gateway.requests.errors import IllegalRequestTransition, RequestError
 from gateway.requests.model import DEADLINE_DAYS, TRANSITIONS, Decision, RequestRecord, State
 from gateway.requests.records import read_request
@@ -28,10 +27,11 @@ from gateway.store.migrations import CONNECTION, alembic_config
 from gateway.store.tables import accounts as accounts_table
 from gateway.store.tables import request_votes
 from gateway.store.types import UTCDateTime
+from gateway.workdays import CST, Calendar
 from tests.support.access import REQUESTS as ACCESS
 from tests.support.grants_world import ROLES, World, make_world
 
-SAMPLE_PATH = {"{request_id}": "r-0000000000000000"}
+SAMPLE_PATH = {"{request_id}": "r-0000000000000000", "{extension_id}": "x-0000000000000000"}
 REQUEST_BODY = {
     "scenario": "elderly care planning",
     "purpose": "plan care homes by district",
@@ -44,6 +44,11 @@ SAMPLE_BODY: dict[tuple[str, str], Any] = {
     ("POST", "/v1/requests/{request_id}/formal-review"): {"decision": "pass"},
     ("POST", "/v1/requests/{request_id}/provider-review"): {"decision": "approve"},
     ("POST", "/v1/requests/{request_id}/supply"): {"valid_until": "2030-01-01T00:00:00Z"},
+    ("POST", "/v1/requests/{request_id}/extensions"): {"days": 5, "reason": "many columns"},
+    ("POST", "/v1/requests/{request_id}/extensions/{extension_id}/decision"): {
+        "decision": "approve",
+        "reason": "agreed",
+    },
 }
 MONDAY = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)  # 10:00 in Beijing
 BASIS = {"reason": "the scenario needs no income", "legal_basis": "Measures art. 12 (minimum)"}
@@ -91,6 +96,10 @@ def request_at_state(w: World, state: State) -> RequestRecord:
         *steps[State.FORMAL_REVIEW_PASSED],
         lambda c: s.provider_review(c, r.id, "provider-1", approved=True),
     ]
+    steps[State.DATA_PROVIDED] = [
+        *steps[State.PROVIDER_APPROVED],
+        lambda c: s.provide(c, r.id, _account(c, "provider-1")),
+    ]
     steps[State.SUPPLIED] = [
         *steps[State.PROVIDER_APPROVED],
         lambda c: s.supply(
@@ -105,9 +114,13 @@ def request_at_state(w: World, state: State) -> RequestRecord:
 
 
 def _admin(w: World, conn: Any) -> Any:
+    return _account(conn, "admin-1")
+
+
+def _account(conn: Any, name: str) -> Any:
     from gateway.identity import get_account
 
-    return get_account(conn, "admin-1")
+    return get_account(conn, name)
 
 
 # -- the state table -----------------------------------------------------------------------
@@ -387,6 +400,10 @@ def test_a_request_for_hidden_columns_is_refused(world: World) -> None:
 
 
 # -- deadlines ---------------------------------------------------------------------------------
+
+
+def deadline_after(start: datetime, days: int) -> datetime:
+    return Calendar().deadline(start, days).at
 
 
 def test_deadlines_count_working_days_and_skip_weekends() -> None:

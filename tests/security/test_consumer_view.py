@@ -29,6 +29,7 @@ import pytest
 
 from sandbox.he.client import VerificationKeys
 from tests.support.he_world import World, code, make_world, months, released_model_job
+from tests.support.product_registration import register_in_store
 
 OCTETS = {"Content-Type": "application/octet-stream"}
 CONSUMER_KEYS = {"id", "kind", "name", "state", "spec"}
@@ -55,6 +56,7 @@ def approve(w: World, product_id: str) -> None:
     body = {"decision": "approve", "reason": "coarse answers to licensed banks"}
     done = w.client.post(f"/v1/he/products/{product_id}/decision", headers=w.h("rev-1"), json=body)
     assert done.status_code == 200, done.text
+    register_in_store(w.app, "op-1", he_product=product_id)  # offered only once registered
 
 
 def secrets_of(w: World, job: str) -> list[str]:

@@ -79,7 +79,7 @@ def _dataset(gw: Gateway, name: str) -> None:
     policy = (
         f"dataset: {name}\nentity_column: pid\nk: 2\ncolumns:\n"
         "  pid: {class: identifier, level: 4, visibility: join_key, domain: {format: uuid}}\n"
-        "  code: {class: identifier, level: 4, visibility: plain, "
+        "  code: {class: identifier, level: 2, visibility: plain, "
         "plain_override: a public register, domain: {format: uuid}}\n"
         "  g: {class: attribute, level: 1, visibility: plain, domain: {categories: [a, b]}}\n"
     )

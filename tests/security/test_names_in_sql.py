@@ -119,7 +119,7 @@ def hostile_world(tmp_path: Path) -> dict[str, object]:
         "domain: {format: resident_id}}",
         "amount": "{class: sensitive, level: 3, visibility: aggregate_only, "
         "domain: {min: 1, max: 900}}",
-        plain_id: "{class: identifier, level: 4, visibility: plain, "
+        plain_id: "{class: identifier, level: 2, visibility: plain, "
         "plain_override: a public code, domain: {format: credit_code}}",
         HOSTILE_EXTRA[0]: "{class: quasi_identifier, level: 2, visibility: group_key, "
         "generalise: {bands: [3, 6]}, domain: {min: 1, max: 9, integer: true}}",

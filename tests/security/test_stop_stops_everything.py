@@ -28,6 +28,7 @@ from tests.support.gateway import Gateway, make_gateway
 from tests.support.grants import events, issue, register_dataset, released_job
 from tests.support.he_world import World as HEWorld
 from tests.support.he_world import code, make_world
+from tests.support.product_registration import finish_in_store, register_in_store
 
 STOPS = ("suspended", "revoked")
 CSV = b"age,n\n20,12\n30,15\n"
@@ -75,16 +76,18 @@ def test_no_product_registered_or_renewed_under_a_stopped_grant(gw: Gateway, how
     g = issue(gw.app)
     first = released_job(gw.app, g.id, files={"result.csv": CSV})
     second = released_job(gw.app, g.id, files={"other.csv": CSV})
-    body = {"name": "care homes by age", "description": "counts", "category": "public_governance"}
-    made = gw.post("operator", "/v1/products", json=body | {"job": first})
+    body = {"type": "first", "name": "care homes by age", "description": "counts"}
+    body |= {"category": "public_governance"}
+    made = gw.post("operator", "/v1/products/registrations", json=body | {"job": first})
     assert made.status_code == 201, made.text
+    product = finish_in_store(gw.app, made.json()["id"])
     stop_grant(gw, g.id, how)
-    refused = gw.post("operator", "/v1/products", json=body | {"job": second})
+    refused = gw.post("operator", "/v1/products/registrations", json=body | {"job": second})
     assert refused.status_code == 409 and how in refused.json()["detail"], refused.text
-    renewed = gw.post("operator", f"/v1/products/{made.json()['id']}/renew")
+    renewed = gw.post("operator", f"/v1/products/{product}/renew")
     assert renewed.status_code == 409 and how in renewed.json()["detail"], renewed.text
-    assert [e["job"] for e in refusals(gw.app, "product.register")] == [second]
-    assert [e["product"] for e in refusals(gw.app, "product.renew")] == [made.json()["id"]]
+    assert [e["job"] for e in refusals(gw.app, "product.apply")] == [second]
+    assert [e["product"] for e in refusals(gw.app, "product.renew")] == [product]
     listed = gw.get("operator", "/v1/products").json()
     assert [p["job"] for p in listed] == [first] and listed[0]["renewed_at"] is None
 
@@ -115,6 +118,7 @@ def test_no_privacy_computing_call_under_a_stopped_grant(
     ok = he.client.post(f"/v1/he/products/{product['id']}/decision", headers=he.h("rev-1"),
                         json=decision)  # fmt: skip
     assert ok.status_code == 200, ok.text
+    register_in_store(he.app, "op-1", he_product=product["id"])  # offered: registered
     context = he.client.post(
         "/v1/he/contexts?kind=verify",
         headers=he.h("bank-1", **{"Content-Type": "application/octet-stream"}),

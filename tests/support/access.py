@@ -17,10 +17,12 @@ Access = dict[tuple[str, str], str | frozenset[str]]
 IDENTITY_AND_AUDIT: Access = {
     ("GET", "/v1/health"): "public",
     ("GET", "/v1/me"): "any",
+    ("GET", "/v1/notices"): "any",  # gateway.notices
     ("GET", "/v1/accounts"): frozenset({"admin"}),
     ("POST", "/v1/accounts"): frozenset({"admin"}),
     ("POST", "/v1/accounts/{name}/tokens"): frozenset({"admin"}),
     ("DELETE", "/v1/tokens/{token_id}"): frozenset({"admin"}),
+    ("POST", "/v1/admin/sweep"): frozenset({"admin"}),  # gateway.sweep
     ("GET", "/v1/audit/verify"): frozenset({"auditor"}),
     ("GET", "/v1/audit/events"): frozenset({"auditor", "provider"}),
     ("POST", "/v1/audit/verify"): frozenset({"auditor"}),
@@ -47,6 +49,10 @@ REQUESTS: Access = {
     ("POST", "/v1/requests/{request_id}/formal-review"): frozenset({"admin"}),
     ("POST", "/v1/requests/{request_id}/provider-review"): frozenset({"provider"}),
     ("POST", "/v1/requests/{request_id}/supply"): frozenset({"admin", "provider"}),
+    ("POST", "/v1/requests/{request_id}/provide"): frozenset({"provider"}),
+    ("GET", "/v1/requests/{request_id}/extensions"): frozenset({"operator", "provider", "admin"}),
+    ("POST", "/v1/requests/{request_id}/extensions"): frozenset({"provider"}),
+    ("POST", "/v1/requests/{request_id}/extensions/{extension_id}/decision"): frozenset({"admin"}),
 }
 
 # Datasets and their exposure policies: gateway.providers (tests/gateway/test_providers.py).
@@ -95,12 +101,61 @@ JOBS: Access = {
     ("GET", "/v1/reviews"): frozenset({"reviewer"}),
     ("GET", "/v1/reviews/{job_id}"): frozenset({"reviewer"}),
     ("POST", "/v1/reviews/{job_id}/votes"): frozenset({"reviewer"}),
-    ("POST", "/v1/products"): frozenset({"operator"}),
     ("GET", "/v1/products"): frozenset({"operator", "provider", "reviewer", "admin", "auditor"}),
     ("GET", "/v1/products/{product_id}"): frozenset(
         {"operator", "provider", "reviewer", "admin", "auditor"}
     ),
     ("POST", "/v1/products/{product_id}/renew"): frozenset({"operator"}),
+    # Product registration (gateway.products; tests/gateway/products/).
+    ("POST", "/v1/products/{product_id}/revoke"): frozenset({"admin"}),
+    ("POST", "/v1/products/registrations"): frozenset({"operator"}),
+    ("GET", "/v1/products/registrations"): frozenset(
+        {"operator", "provider", "reviewer", "admin", "auditor"}
+    ),
+    ("GET", "/v1/products/registrations/{registration_id}"): frozenset(
+        {"operator", "provider", "reviewer", "admin", "auditor"}
+    ),
+    ("POST", "/v1/products/registrations/{registration_id}/accept"): frozenset({"admin"}),
+    ("POST", "/v1/products/registrations/{registration_id}/review"): frozenset({"admin"}),
+    ("POST", "/v1/products/registrations/{registration_id}/publicise"): frozenset({"admin"}),
+    ("POST", "/v1/products/registrations/{registration_id}/register"): frozenset({"admin"}),
+    ("POST", "/v1/products/registrations/{registration_id}/refuse"): frozenset({"admin"}),
+    ("POST", "/v1/products/registrations/{registration_id}/objections"): frozenset(
+        {"operator", "provider", "reviewer", "admin", "auditor"}
+    ),
+    ("POST", "/v1/products/objections/{objection_id}/resolve"): frozenset({"admin"}),
+}
+
+# Terminations and incidents (tests/gateway/terminations, tests/gateway/incidents).
+TERMINATIONS_AND_INCIDENTS: Access = {
+    ("POST", "/v1/grants/{grant_id}/terminations"): frozenset({"admin", "provider"}),
+    ("POST", "/v1/grants/{grant_id}/termination-requests"): frozenset({"operator"}),
+    ("GET", "/v1/terminations"): frozenset({"admin", "provider", "operator"}),
+    ("GET", "/v1/terminations/{termination_id}"): frozenset({"admin", "provider", "operator"}),
+    ("POST", "/v1/terminations/{termination_id}/approve"): frozenset({"admin"}),
+    ("POST", "/v1/terminations/{termination_id}/refuse"): frozenset({"admin"}),
+    ("POST", "/v1/terminations/{termination_id}/withdraw"): frozenset(
+        {"admin", "provider", "operator"}
+    ),
+    ("POST", "/v1/incidents"): frozenset({"admin", "provider"}),
+    ("GET", "/v1/incidents"): frozenset({"admin", "provider", "auditor"}),
+    ("GET", "/v1/incidents/export"): frozenset({"admin", "auditor"}),
+    ("GET", "/v1/incidents/{incident_id}"): frozenset({"admin", "provider", "auditor"}),
+    ("POST", "/v1/incidents/{incident_id}/actions"): frozenset({"admin", "provider"}),
+    ("POST", "/v1/incidents/{incident_id}/resolve"): frozenset({"admin", "provider"}),
+}
+
+# Organisations and data-quality feedback (tests/gateway/organisations, tests/gateway/feedback).
+ORGANISATIONS_AND_FEEDBACK: Access = {
+    ("POST", "/v1/organisations"): frozenset({"admin"}),
+    ("GET", "/v1/organisations"): "any",
+    ("GET", "/v1/organisations/{organisation_id}"): "any",
+    ("PUT", "/v1/organisations/{organisation_id}/members/{account_name}"): frozenset({"admin"}),
+    ("DELETE", "/v1/organisations/{organisation_id}/members/{account_name}"): frozenset({"admin"}),
+    ("POST", "/v1/feedback"): frozenset({"operator"}),
+    ("GET", "/v1/feedback"): frozenset({"operator", "provider", "admin"}),
+    ("GET", "/v1/feedback/{issue_id}"): frozenset({"operator", "provider", "admin"}),
+    ("POST", "/v1/feedback/{issue_id}/answers"): frozenset({"provider"}),
 }
 
 # Every route of the gateway's OpenAPI document.
@@ -112,4 +167,27 @@ ALL: Access = {
     **HE_PRODUCTS,
     **CATALOG,
     **JOBS,
+    **TERMINATIONS_AND_INCIDENTS,
+    **ORGANISATIONS_AND_FEEDBACK,
+}
+
+
+# A value for every path parameter of the routes above: requests refused before a route
+# looks its object up (no token, a bad body) need only a well-formed path.
+SAMPLE_PATH: dict[str, str] = {
+    "account_name": "operator",
+    "extension_id": "x-0000000000000000",
+    "grant_id": "g-0000000000000000",
+    "incident_id": "inc-0000000000000000",
+    "issue_id": "fb-0000000000000000",
+    "job_id": "job-0000000000000000",
+    "name": "residents",
+    "objection_id": "obj-0000000000000000",
+    "organisation_id": "org-0000000000000000",
+    "product_id": "p-0000000000000000",
+    "registration_id": "reg-0000000000000000",
+    "request_id": "r-0000000000000000",
+    "termination_id": "t-0000000000000000",
+    "token_id": "000000000000",
+    "view": "residents",
 }

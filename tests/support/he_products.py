@@ -4,7 +4,8 @@ product, and the search proving the platform holds no subject, claim or secret k
 
 Plain functions over ``tests.support.he_world``'s ``World``: ``ready_product``
 defines a tax-band product of ``op-1`` for ``bank-1`` under the world's grant,
-approves it (``rev-1``) and registers the consumer's public context.
+approves it (``rev-1``), registers the product (offered only once registered,
+``gateway.products``) and the consumer's public context.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any
 
 from sandbox.he.client import VerificationKeys
 from tests.support.he_world import World, tax
+from tests.support.product_registration import register_in_store
 
 OCTETS = {"Content-Type": "application/octet-stream"}
 BANDS = [100_000.0, 300_000.0, 500_000.0]
@@ -66,6 +68,7 @@ def ready_product(w: World, keys: VerificationKeys, **body: Any) -> tuple[dict[s
     assert made.status_code == 201, made.text
     product = made.json()
     assert approve(w, product["id"]).status_code == 200
+    register_in_store(w.app, product["operator"], he_product=product["id"])  # offered
     context = register(w, keys.public_context())
     assert context.status_code == 201, context.text
     return product, context.json()["id"]

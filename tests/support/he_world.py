@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -131,7 +131,12 @@ def open_app(data_dir: Path, **settings: Any) -> FastAPI:
 
 def make_world(data_dir: Path, **settings: Any) -> World:
     """A fresh gateway (not yet entered: use ``with world.client``)."""
-    app = open_app(data_dir, **settings)
+    return populate(open_app(data_dir, **settings), data_dir)
+
+
+def populate(app: FastAPI, data_dir: Path, *, grant_days: int = 365) -> World:
+    """The accounts, the firms dataset with its policy and a grant of ``op-1`` for
+    ``grant_days`` from the app's clock, in ``app`` (its client not entered)."""
     tokens = {}
     with app.state.engine.begin() as conn:
         for name, roles in ACCOUNTS.items():
@@ -146,6 +151,7 @@ def make_world(data_dir: Path, **settings: Any) -> World:
     PolicyStore(data_dir).apply(
         FIRMS_POLICY, {c.name: c.type for c in version.columns}, dataset="firms", author="p"
     )
+    now = app.state.clock()
     with app.state.engine.begin() as conn:
         grant = grant_service(app).create(
             conn,
@@ -153,8 +159,10 @@ def make_world(data_dir: Path, **settings: Any) -> World:
             scenario="credit verification",
             purpose="banks verify declared tax and contribution records",
             scopes=[("firms", GRANTED)],
-            valid_until=datetime.now(UTC) + timedelta(days=365),
+            valid_from=now,
+            valid_until=now + timedelta(days=grant_days),
             actor="provider-1",
+            now=now,
         )
     return World(app, TestClient(app), tokens, grant.id)
 

@@ -27,7 +27,7 @@ columns:
   phone: {class: identifier, level: 4, visibility: hidden, domain: {format: mobile}}
   guardian_id:
     class: identifier
-    level: 4
+    level: 2
     visibility: plain
     plain_override: "test fixture: a plain identifier to check dummy identifiers"
     domain: {format: resident_id}

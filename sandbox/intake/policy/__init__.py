@@ -14,11 +14,20 @@ Invariants:
 - Deny by default: every column of the dataset must be classified, and a
   policy naming a column the dataset does not have is rejected.
 - An identifier is never ``plain`` without an explicit, reasoned override.
+- A policy is applied only when every column's visibility is one its security
+  level allows in the grading table (``grading``, ``policies/grading.yaml``).
 - A rejected policy stores nothing; every problem is reported at once,
   naming the field and its line in the YAML.
 - Policies are versioned by content; a stored version never changes.
 """
 
+from sandbox.intake.policy.grading import (
+    Grade,
+    GradingTable,
+    default_grading,
+    level_name,
+    load_grading,
+)
 from sandbox.intake.policy.model import (
     DOMINANCE_DEFAULTS,
     Bands,
@@ -41,7 +50,12 @@ from sandbox.intake.policy.model import (
     Visibility,
     Width,
 )
-from sandbox.intake.policy.parse import check_against_schema, parse_policy, policy_version
+from sandbox.intake.policy.parse import (
+    check_against_schema,
+    check_grading,
+    parse_policy,
+    policy_version,
+)
 from sandbox.intake.policy.store import PolicyStore, PolicyVersion
 
 __all__ = [
@@ -56,6 +70,8 @@ __all__ = [
     "ExposurePolicy",
     "Format",
     "Generalisation",
+    "Grade",
+    "GradingTable",
     "ModelRules",
     "NumberRange",
     "OutputCaps",
@@ -68,6 +84,10 @@ __all__ = [
     "Visibility",
     "Width",
     "check_against_schema",
+    "check_grading",
+    "default_grading",
+    "level_name",
+    "load_grading",
     "parse_policy",
     "policy_version",
 ]

@@ -3,7 +3,8 @@
 ``parse_policy`` validates the YAML against ``model`` and reports every
 problem at once with its field and line; ``check_against_schema`` checks the
 policy against the dataset's columns and types; ``policy_version`` is the
-content hash a stored version is named by.
+content hash a stored version is named by; ``check_grading`` checks each column's
+visibility against its security level's row of the grading table (``grading``).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import yaml
 from pydantic import ValidationError
 
 from sandbox.errors import PolicyError
+from sandbox.intake.policy.grading import GradingTable, grading_problems
 from sandbox.intake.policy.model import Bands, ExposurePolicy, Prefix, Truncate, Width
 
 
@@ -142,6 +144,26 @@ def check_against_schema(
             problems.append(f"row_filters.{i}.column: the dataset has no column {f.column!r}")
     if problems:
         raise PolicyError(f"policy for {policy.dataset!r} does not fit the dataset", problems)
+
+
+def check_grading(policy: ExposurePolicy, table: GradingTable, text: str | None = None) -> None:
+    """Refuse a policy whose columns break the grading table, naming column, level and rule.
+
+    ``text``: the policy's YAML, to give each problem its line.
+    """
+    found = grading_problems(policy, table)
+    if not found:
+        return
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader) if text is not None else None
+    except yaml.YAMLError:
+        root = None
+    problems = []
+    for name, field, problem in found:
+        line = _node_line(root, ("columns", name, field)) if root is not None else None
+        where = f" (line {line})" if line is not None else ""
+        problems.append(f"columns.{name}.{field}{where}: {problem}")
+    raise PolicyError(f"policy for {policy.dataset!r} breaks the grading table", problems)
 
 
 def policy_version(policy: ExposurePolicy) -> str:

@@ -10,8 +10,14 @@ from typing import Any
 
 from sandbox.errors import PolicyError
 from sandbox.fsutil import write_atomic
+from sandbox.intake.policy.grading import GradingTable, default_grading
 from sandbox.intake.policy.model import ExposurePolicy
-from sandbox.intake.policy.parse import check_against_schema, parse_policy, policy_version
+from sandbox.intake.policy.parse import (
+    check_against_schema,
+    check_grading,
+    parse_policy,
+    policy_version,
+)
 
 
 @dataclass(frozen=True)
@@ -26,10 +32,15 @@ class PolicyVersion:
 
 
 class PolicyStore:
-    """Versioned exposure policies under ``root/policies/<dataset>/``."""
+    """Versioned exposure policies under ``root/policies/<dataset>/``.
 
-    def __init__(self, root: Path) -> None:
+    ``grading``: the grading table a policy must obey to be applied (the repository's
+    ``policies/grading.yaml`` by default).
+    """
+
+    def __init__(self, root: Path, grading: GradingTable | None = None) -> None:
         self._root = root / "policies"
+        self._grading = grading if grading is not None else default_grading()
 
     def apply(
         self, text: str, columns: dict[str, str], *, dataset: str, author: str
@@ -37,10 +48,11 @@ class PolicyStore:
         """Validate ``text`` against the dataset's columns and store it as a new version.
 
         Applying a policy identical in content to a stored version returns that
-        version. Nothing is stored when the policy is invalid.
+        version. Nothing is stored when the policy is invalid or breaks the grading table.
         """
         policy = parse_policy(text, source=f"policy for {dataset!r}")
         check_against_schema(policy, columns, dataset)
+        check_grading(policy, self._grading, text)
         version = policy_version(policy)
         directory = self._root / dataset
         meta_path = directory / f"{version}.json"

@@ -115,7 +115,10 @@ RULES: dict[str, str] = {
     "identifier_leakage": "no identifier, or reversible encoding or hash of one, leaves",
     "high_entropy": "no compressed or encrypted payload leaves in cells or text",
     MODEL_DOF: "models have enough residual degrees of freedom and rows per parameter",
-    AUTO_RELEASE: "figures, text and (by policy) Python outputs are released by a reviewer",
+    AUTO_RELEASE: (
+        "figures, text, (by policy) Python outputs and (by the grading table) outputs of "
+        "important or core data are released by a reviewer"
+    ),
     EVIDENCE: "an SQL product's group sizes are known to trusted code",
     "differencing": "no released cell differs from another by fewer than k entities",
     "scope": "at release, everything an output derives from is still within the grant",

@@ -10,6 +10,11 @@ Rule of stage 5, from the policy's ``auto_release`` mode:
   when every rule passes;
 - ``never``: everything is reviewed.
 
+Whatever the mode, an output touching a security level that the grading table
+never auto-releases (important and core data by default; ``Thresholds.reviewed_level``,
+set by ``sandbox.judge.grading``) is held for a security reviewer, the finding citing
+the level's articles (001 art. 32-33; 004 art. 26).
+
 Whatever a Python job's own code wrote (tables, models it fitted, figures,
 text) is reviewed under every mode: no rule can prove that a cell of
 arbitrary output is an aggregate of its group (it may be one person's value
@@ -27,7 +32,27 @@ EVIDENCE = "evidence_unavailable"
 
 
 def auto_release(output: Output, ctx: Context) -> list[Finding]:
-    """Which outputs a reviewer must see, by policy, even when every rule passes."""
+    """Which outputs a reviewer must see, by policy or grading, even when every rule passes."""
+    return [*_graded_release(output, ctx), *_by_mode(output, ctx)]
+
+
+def _graded_release(output: Output, ctx: Context) -> list[Finding]:
+    """An output of a level the grading table never auto-releases goes to a reviewer."""
+    level = ctx.thresholds.reviewed_level
+    if level is None:
+        return []
+    return [
+        Finding(
+            AUTO_RELEASE,
+            Verdict.REVIEW,
+            output.file,
+            f"the output derives from level-{level} data, which only a security reviewer "
+            f"may release: {ctx.thresholds.review_basis}",
+        )
+    ]
+
+
+def _by_mode(output: Output, ctx: Context) -> list[Finding]:
     mode = ctx.thresholds.auto_release
     if output.kind in ("figure", "text"):
         what = "a figure" if output.kind == "figure" else "free text"

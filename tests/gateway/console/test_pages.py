@@ -14,7 +14,7 @@ from gateway.console.messages import CATALOGUES, EN, ZH
 from gateway.console.pages import PAGES
 from gateway.console.tables import marks_of, show
 from gateway.identity import revoke_token
-from gateway.requests.deadlines import CST, working_days_left
+from gateway.workdays import CST, Calendar
 from tests.support.city import POLICIES
 from tests.support.console import BASE, ROLES, Console, csrf_of
 
@@ -291,8 +291,9 @@ def test_findings_mark_cells_rows_columns_and_whole_files() -> None:
     assert binary.kind == "binary" and binary.text == ""
 
 
-def test_working_days_left_counts_monday_to_friday_in_china_standard_time() -> None:
+def test_working_days_left_counts_working_days_in_china_standard_time() -> None:
     # Monday 2026-11-23 09:00 CST; a 5-working-day deadline ends Monday 30th 24:00 CST.
+    working_days_left = Calendar().working_days_left
     monday = datetime(2026, 11, 23, 9, 0, tzinfo=CST)
     due = datetime(2026, 12, 1, 0, 0, tzinfo=CST)
     assert working_days_left(due, monday) == 6  # today, Tue-Fri, next Monday

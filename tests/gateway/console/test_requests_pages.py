@@ -77,7 +77,7 @@ def test_the_provider_reviews_and_supplies_an_active_grant(governed: Console) ->
     csrf = governed.login("provider")
     assert forms_of(c.get("/console/requests").text) == []  # formal review is not theirs
     formal_pass(governed, rid)
-    assert forms_of(c.get("/console/requests").text) == ["provider"]
+    assert forms_of(c.get("/console/requests").text) == ["provider", "extend"]
     missing = c.post(f"/console/requests/{rid}/provider-review", data={"decision": "approve"})
     assert missing.status_code == 403 and "表单已过期" in missing.text
     # Another provider and an operator see the state only; forged POSTs are refused.
@@ -94,7 +94,7 @@ def test_the_provider_reviews_and_supplies_an_active_grant(governed: Console) ->
     csrf = governed.login("provider")
     approved = c.post(f"/console/requests/{rid}/provider-review",
                       data={"csrf": csrf, "decision": "approve"})  # fmt: skip
-    assert approved.status_code == 200 and forms_of(approved.text) == ["supply"]
+    assert approved.status_code == 200 and forms_of(approved.text) == ["supply", "provide"]
     assert 'name="days" value="365"' in approved.text
     bad_term = c.post(f"/console/requests/{rid}/supply", data={"csrf": csrf, "days": "-3"})
     assert bad_term.status_code == 422 and "正整数" in bad_term.text

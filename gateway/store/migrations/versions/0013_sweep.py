@@ -1,7 +1,11 @@
-"""Sweep state kept by the scheduler.
+"""The sweep keeps no state of its own.
 
 Revision ID: 0013
 Revises: 0012
+
+Its tasks act through what exists (a grant's state moves by compare-and-set,
+a notice is written once per key) and its runs are audited (``sweep.run``),
+so two sweeps at once need no table to agree: this revision changes nothing.
 """
 
 from __future__ import annotations

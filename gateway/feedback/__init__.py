@@ -1,0 +1,1 @@
+"""Data-quality feedback: operators report quality problems, providers answer."""
