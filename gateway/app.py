@@ -52,7 +52,7 @@ from gateway.he.errors import (
     HEUnavailable,
     UnknownHEProduct,
 )
-from gateway.he.model import suspend_grant_products
+from gateway.he.model import suspend_grant_products, withdraw_grant_products
 from gateway.he.router import router as he_router
 from gateway.identity import Account, AccountExists, IdentityError, UnknownAccount
 from gateway.incidents.errors import (
@@ -228,6 +228,7 @@ def create_app(
         engine,
         registry,
         on_suspend=(cancel_queued_for_grant, suspend_grant_products),
+        on_end=(withdraw_grant_products,),
         clock=clock,
     )
     app.state.grants = grants

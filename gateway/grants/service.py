@@ -23,7 +23,8 @@ Invariants:
   scope lines, all in the caller's transaction. Suspension adds deny lines
   and calls the ``on_suspend`` hooks given to the constructor
   (``create_app``: queued jobs cancelled, privacy-computing products
-  suspended); revocation and expiry drop the holds, remove every line and
+  suspended); revocation and expiry drop the holds, remove every line, call
+  the ``on_end`` hooks (``create_app``: privacy-computing products withdrawn) and
   destroy every copy held under the grant irreversibly (``gateway.grants.destroy``:
   its key, views, dummy sets, entity maps, unreleased outputs, product tables),
   each destruction recorded as a ``destruction`` event. Files cannot roll back: they are
@@ -125,6 +126,9 @@ class GrantService(Issue, Stops):
     clock_skew: timedelta = DEFAULT_CLOCK_SKEW
     on_suspend: Sequence[SuspendHook] = ()
     clock: Clock = system_clock
+    # Called like the suspension hooks when the grant ends (revoked, expired), before its
+    # copies are destroyed (``create_app``: its privacy-computing products withdrawn).
+    on_end: Sequence[SuspendHook] = ()
 
     def __post_init__(self) -> None:
         self.policies = PolicyStore(self.data_dir)
@@ -252,6 +256,8 @@ class GrantService(Issue, Stops):
         elif to in ENDED:
             holds.clear(conn, grant_id)
             self._scope(conn, lambda: self.scope.revoke_rules(grant_id))
+            for hook in self.on_end:
+                hook(conn, grant_id)
             self._destroy(conn, grant, actor, to, now)
         return self.get(conn, grant_id)
 
@@ -346,6 +352,7 @@ def build_grant_service(
     registry: Registry,
     *,
     on_suspend: Sequence[SuspendHook],
+    on_end: Sequence[SuspendHook] = (),
     clock: Clock = system_clock,
 ) -> GrantService:
     """The application's grant service, as ``create_app`` builds it: its clock skew from
@@ -356,6 +363,7 @@ def build_grant_service(
         data_dir=settings.data_dir,
         clock_skew=timedelta(seconds=settings.grant_clock_skew_seconds),
         on_suspend=tuple(on_suspend),
+        on_end=tuple(on_end),
         clock=clock,
     )
 

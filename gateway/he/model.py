@@ -228,3 +228,13 @@ def suspend_grant_products(conn: Connection, grant_id: str) -> list[str]:
             transition(conn, product.id, State.SUSPENDED, actor=SYSTEM, reason="grant suspended")
             moved.append(product.id)
     return moved
+
+
+def withdraw_grant_products(conn: Connection, grant_id: str) -> list[str]:
+    """The grant-end hook: withdraw the ended grant's products that are not final, in
+    the ending's transaction (so none answers a call once its tables are destroyed)."""
+    moved = []
+    for product in list_products(conn, grant_id=grant_id):
+        if follow_grant(conn, product).state != product.state:
+            moved.append(product.id)
+    return moved

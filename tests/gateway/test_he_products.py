@@ -13,6 +13,7 @@ import tenseal as ts
 from gateway.grants.model import Holder, HolderKind
 from gateway.grants.model import State as GrantState
 from gateway.grants.service import grant_service
+from gateway.he.model import get_product
 from sandbox.container.he.protocol import claim_element
 from sandbox.he.client import ScoringKeys, VerificationKeys
 from tests.support.access import HE_PRODUCTS as ACCESS
@@ -231,6 +232,8 @@ def test_a_suspended_grant_stops_calls_and_a_revoked_one_withdraws(
     assert vkeys.read_answer(ask(w, vkeys, product, context, code(9), band(9)).content)
     with w.app.state.engine.begin() as conn:
         grants.transition(conn, w.grant_id, GrantState.REVOKED, "provider-1", "terminated")
+    with w.app.state.engine.connect() as conn:  # withdrawn with the grant's end, not on use
+        assert get_product(conn, product["id"]).state == "withdrawn"
     assert ask(w, vkeys, product, context, code(9), band(9)).status_code == 409
     got = w.client.get(f"/v1/he/products/{product['id']}", headers=w.h("op-1")).json()
     assert got["state"] == "withdrawn"
