@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import getpass
 import json
+import os
 import sys
 import time
 from collections import Counter
@@ -363,6 +364,10 @@ def gateway_demo(
     from gateway.demo import RESIDENTS, base_url, seed
 
     settings = _settings()
+    if "DSR_GATEWAY_PRODUCT_PUBLICITY_WORKING_DAYS" not in os.environ:
+        # The walkthrough registers a product in one sitting: no publicity period here
+        # (a deployment keeps its working days; production refuses none).
+        settings = settings.model_copy(update={"product_publicity_working_days": 0})
     started = time.monotonic()
     try:
         demo = seed(

@@ -82,8 +82,9 @@ class GatewaySettings(BaseSettings):
     # Publicity (公示) of a registration application (gateway.products.procedure):
     # this many working days on the statutory calendar. The Chongqing registration
     # measures (001 art. 13) name the step without its length; the registration body
-    # sets it. Objections are received until it ends.
-    product_publicity_working_days: int = Field(default=10, ge=1, le=60)
+    # sets it. Objections are received until it ends. 0 (no publicity) only in
+    # development: `dsr gateway demo` uses it so its walkthrough finishes in one sitting.
+    product_publicity_working_days: int = Field(default=10, ge=0, le=60)
     # The registration code (登记编号, 001 art. 15), issued only at registration: a
     # format string over {year} (the year of issue, CST) and {seq} (a per-year sequence,
     # from 1); default "CQGSJ-{year}-{seq:06d}", e.g. CQGSJ-2025-000001.
@@ -112,6 +113,12 @@ class GatewaySettings(BaseSettings):
         if path.exists() and not path.is_dir():
             raise ValueError(f"{path} exists and is not a directory")
         return path
+
+    @model_validator(mode="after")
+    def _publicity_in_production(self) -> GatewaySettings:
+        if self.environment == "production" and self.product_publicity_working_days < 1:
+            raise ValueError("product registrations are publicised at least one working day")
+        return self
 
     @model_validator(mode="after")
     def _resolve_database_url(self) -> GatewaySettings:

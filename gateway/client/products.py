@@ -18,7 +18,7 @@ import typer
 
 from gateway.client.http import q
 from gateway.client.options import client_context, client_group, gateway_options
-from gateway.client.render import emit_json, fields, session, table
+from gateway.client.render import emit_json, fields, note, session, table
 
 products_app = client_group(
     "Data products: apply for registration, the registration body's steps, list, renew."
@@ -107,7 +107,16 @@ def products_apply(
         "category": category.value if category else None,
     }
     body |= {k: v for k, v in named.items() if v is not None}  # fmt: skip
-    _post_application(ctx, "/v1/products/registrations", body)
+    gw = client_context(ctx)
+    with session(gw) as api:
+        made = api.post("/v1/products/registrations", body)
+    if gw.as_json:
+        emit_json(made)
+        return
+    typer.echo(made["id"])  # alone on stdout, for scripts: REG=$(dsr products apply ...)
+    subject = made["job"] or made["he_product"] or made["product"]
+    note(f"{made['type']} registration of {subject}: {made['state']}; next, the registration "
+         "body accepts it (dsr products step accept)")  # fmt: skip
 
 
 @products_app.command("applications")

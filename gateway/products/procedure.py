@@ -69,7 +69,7 @@ from gateway.products.model import (
 )
 from gateway.store.lifecycle import Audit
 from gateway.store.tables import product_registrations, products
-from gateway.workdays import Calendar
+from gateway.workdays import Calendar, Due
 
 
 @dataclass(frozen=True)
@@ -211,8 +211,9 @@ def publicise(
     calendar: Calendar,
     days: int,
 ) -> Registration:
-    """Formal review passed: publicity until the end of the ``days``-th working day."""
-    due = calendar.deadline(now, days)
+    """Formal review passed: publicity until the end of the ``days``-th working day (0,
+    development only: none, it ends as it starts)."""
+    due = calendar.deadline(now, days) if days else Due(now)
     detail = {"publicity_ends_at": due.at.isoformat(), "provisional": due.provisional}
     return step(
         conn,

@@ -221,10 +221,10 @@ def test_a_released_job_is_registered_listed_shown_and_renewed(world: World) -> 
         "--description", "active enterprises counted by district",
         "--category", "public_governance", who="op-1",
     )  # fmt: skip
-    assert "applied" in applied and job in applied
     (application,) = [
         a for a in world.json("products", "applications", who="op-1") if a["job"] == job
     ]
+    assert applied.strip() == application["id"] and application["state"] == "applied"
     product = finish_in_data_dir(world.gw.data_dir, application["id"])
     listed = [p for p in world.json("products", "list", who="rev-1") if p["job"] == job]
     assert [(p["id"], p["category"]) for p in listed] == [(product, "public_governance")]
