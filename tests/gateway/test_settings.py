@@ -81,3 +81,11 @@ def test_make_engine_sets_up_sqlite(tmp_path: Path) -> None:
         engine.dispose()
     assert pragmas == {"journal_mode": "wal", "foreign_keys": 1, "busy_timeout": 30000}
     assert (tmp_path / "new" / "dir").stat().st_mode & 0o777 == 0o700
+
+
+def test_production_publicises_product_registrations(tmp_path: Path) -> None:
+    assert GatewaySettings(data_dir=tmp_path, product_publicity_working_days=0)
+    with pytest.raises(ValidationError, match="at least one working day"):
+        GatewaySettings(
+            data_dir=tmp_path, environment="production", product_publicity_working_days=0
+        )
