@@ -73,12 +73,10 @@ class GatewaySettings(BaseSettings):
     # make-up working days for years the chinese-calendar package does not know.
     # Empty: <data_dir>/calendar.toml (absent: the package, then weekdays).
     calendar_file: Path | None = None
-    # -- sweep --
     # The scheduler (gateway.sweep.scheduler): every this many seconds the gateway
     # expires grants past their term (destroying their copies), sends the notices due
     # and runs the other sweep tasks. 0: no scheduler thread; run `dsr sweep` from cron.
     sweep_every_seconds: float = Field(default=300.0, ge=0)
-    # -- product registration --
     # Publicity (公示) of a registration application (gateway.products.procedure):
     # this many working days on the statutory calendar. The Chongqing registration
     # measures (001 art. 13) name the step without its length; the registration body
@@ -101,7 +99,6 @@ class GatewaySettings(BaseSettings):
             raise ValueError(f"{value!r} must use {{seq}} and make codes of 40 characters at most")
         return value
 
-    # -- termination, rectification, incidents --
     # Working days between a termination's proposal and its earliest effect (Chengdu
     # implementation rules, 004 art. 24: reported 10 working days ahead).
     termination_notice_workdays: int = Field(default=10, ge=10, le=60)
