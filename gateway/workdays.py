@@ -160,15 +160,11 @@ class Calendar:
     def knows(self, year: int) -> bool:
         """Whether ``year``'s holidays and make-up days are known."""
         self._refresh()
-        return year in self.overrides or year in PACKAGE_YEARS
+        return _knows(self.overrides, year)
 
     def is_working_day(self, day: date) -> bool:
-        year = self.overrides.get(day.year)
-        if year is not None:
-            return year.working(day)
-        if day.year in PACKAGE_YEARS:
-            return bool(chinese_calendar.is_workday(day))
-        return day.weekday() < 5
+        self._refresh()
+        return _working(self.overrides, day)
 
     def deadline(self, start: datetime, days: int) -> Due:
         """The end of the ``days``-th working day after the (CST) day ``start`` falls on."""
@@ -177,13 +173,14 @@ class Calendar:
         if days < 1:
             raise ValueError("a deadline is at least one working day")
         self._refresh()
+        overrides = self.overrides  # one file's version for the whole count
         day = cst_date(start)
         counted, provisional = 0, False
         try:
             while counted < days:
                 day += timedelta(days=1)
-                provisional = provisional or not self.knows(day.year)
-                counted += self.is_working_day(day)
+                provisional = provisional or not _knows(overrides, day.year)
+                counted += _working(overrides, day)
             end = datetime.combine(day + timedelta(days=1), time(0), CST).astimezone(UTC)
         except OverflowError:
             return Due(LATEST, False)
@@ -195,16 +192,30 @@ class Calendar:
         if now >= due:
             return 0
         self._refresh()
+        overrides = self.overrides
         day, last = cst_date(now), cst_date(due - timedelta(microseconds=1))
         left = 0
         while day <= last:
-            if (last - day).days > _DAY_BY_DAY and not self.knows(day.year):
+            if (last - day).days > _DAY_BY_DAY and not _knows(overrides, day.year):
                 return left + _weekdays(day, last)
-            left += self.is_working_day(day)
+            left += _working(overrides, day)
             if day == date.max:
                 break
             day += timedelta(days=1)
         return left
+
+
+def _knows(overrides: Mapping[int, YearDays], year: int) -> bool:
+    return year in overrides or year in PACKAGE_YEARS
+
+
+def _working(overrides: Mapping[int, YearDays], day: date) -> bool:
+    year = overrides.get(day.year)
+    if year is not None:
+        return year.working(day)
+    if day.year in PACKAGE_YEARS:
+        return bool(chinese_calendar.is_workday(day))
+    return day.weekday() < 5
 
 
 def _weekdays(first: date, last: date) -> int:
