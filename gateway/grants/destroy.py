@@ -48,7 +48,7 @@ import sqlalchemy as sa
 from sqlalchemy import Connection
 
 from gateway.audit import append
-from gateway.grants.model import GrantRecord
+from gateway.grants.model import ENDED, GrantRecord
 from gateway.store.tables import grants, he_products, jobs
 from sandbox.intake.destruction import DestructionRecord, destroy_files, destroy_tree
 from sandbox.intake.policy import PolicyStore
@@ -120,12 +120,25 @@ def destroy_left_outputs(
     return records
 
 
-def has_left_outputs(conn: Connection, grant_id: str, layout: Layout) -> bool:
-    """Whether a job of ``grant_id`` that was not released has outputs on disk."""
-    return any(
-        (layout.job_root(job_id) / "outputs").exists() or (layout.job_root(job_id) / CELLS).exists()
-        for job_id in _unreleased_jobs(conn, grant_id)
+def grants_with_left_outputs(conn: Connection, layout: Layout) -> list[str]:
+    """The ended grants a job of which, not released, has outputs on disk (one query for
+    them all: the sweep asks every few minutes)."""
+    found = conn.execute(
+        sa.select(jobs.c.grant_id, jobs.c.id)
+        .join(grants, grants.c.id == jobs.c.grant_id)
+        .where(
+            grants.c.state.in_(sorted(s.value for s in ENDED)),
+            jobs.c.state.not_in(sorted(KEPT_JOB_STATES)),
+        )
+        .order_by(jobs.c.grant_id, jobs.c.id)
     )
+    held = {
+        grant_id
+        for grant_id, job_id in found
+        if (layout.job_root(job_id) / "outputs").exists()
+        or (layout.job_root(job_id) / CELLS).exists()
+    }
+    return sorted(held)
 
 
 def _audit(

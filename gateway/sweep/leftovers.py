@@ -23,8 +23,7 @@ Invariants:
 from __future__ import annotations
 
 from gateway.audit.chain import SYSTEM
-from gateway.grants.destroy import Layout, destroy_left_outputs, has_left_outputs
-from gateway.grants.model import ENDED
+from gateway.grants.destroy import Layout, destroy_left_outputs, grants_with_left_outputs
 from gateway.store import read_transaction
 from gateway.sweep.tasks import SweepContext, Task
 
@@ -33,8 +32,7 @@ def destroy_leftovers(ctx: SweepContext) -> list[str]:
     """Destroy the unreleased outputs stored under ended grants; one line per record."""
     layout = Layout(ctx.grants.data_dir)
     with read_transaction(ctx.engine) as conn:
-        ended = [g.id for g in ctx.grants.find(conn, states=ENDED)]
-        found = [grant_id for grant_id in ended if has_left_outputs(conn, grant_id, layout)]
+        found = grants_with_left_outputs(conn, layout)
     lines: list[str] = []
     for grant_id in found:
         with ctx.engine.begin() as conn:
