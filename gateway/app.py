@@ -101,6 +101,12 @@ from gateway.store.lifecycle import Clock, system_clock
 from gateway.sweep.router import router as sweep_router
 from gateway.terminations.router import router as terminations_router
 from gateway.workdays import CALENDAR_FILE, Calendar
+
+# -- imports: metering (H1) --
+# -- imports: pricing and costs (H2) --
+# -- imports: reports (H3) --
+# -- imports: portal (H4) --
+# -- imports: metrics (H5) --
 from sandbox.intake.policy import PolicyStore
 from sandbox.intake.registry import Registry
 
@@ -127,6 +133,11 @@ _STATUS: tuple[tuple[type[GatewayError], int], ...] = (
     (HEUnavailable, 503),
     (HERateLimited, 429),
     (HEProductError, 422),
+    # -- statuses: metering (H1) --
+    # -- statuses: pricing and costs (H2) --
+    # -- statuses: reports (H3) --
+    # -- statuses: portal (H4) --
+    # -- statuses: metrics (H5) --
     (UnknownIncident, 404),
     (IncidentForbidden, 403),
     (IncidentConflict, 409),
@@ -236,6 +247,11 @@ def create_app(
     app.state.catalog = CatalogService(engine, grants, grants.scope, settings.data_dir / "cache")
     app.state.provider_service = ProviderService(registry, PolicyStore(registry.root), engine)
     app.state.console_sessions = Sessions()
+    # -- state: metering (H1) --
+    # -- state: pricing and costs (H2) --
+    # -- state: reports (H3) --
+    # -- state: portal (H4) --
+    # -- state: metrics (H5) --
 
     # Every refusal: a reference in the body and the log, no internals in the body, and
     # an access.denied event for a 403 (gateway.refusals).
@@ -286,6 +302,11 @@ def create_app(
     app.include_router(incidents_router)
     app.include_router(organisations_router)
     app.include_router(feedback_router)
+    # -- routers: metering (H1) --
+    # -- routers: pricing and costs (H2) --
+    # -- routers: reports (H3) --
+    # -- routers: portal (H4) --
+    # -- routers: metrics (H5) --
     app.include_router(console_router)  # HTML pages, left out of the OpenAPI document
     app.mount("/console/static", console_static(), name="console-static")
     return app

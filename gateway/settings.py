@@ -103,6 +103,12 @@ class GatewaySettings(BaseSettings):
     # implementation rules, 004 art. 24: reported 10 working days ahead).
     termination_notice_workdays: int = Field(default=10, ge=10, le=60)
 
+    # -- metering (H1) --
+    # -- pricing and costs (H2) --
+    # -- reports (H3) --
+    # -- portal (H4) --
+    # -- metrics (H5) --
+
     @field_validator("data_dir")
     @classmethod
     def _absolute_data_dir(cls, value: Path) -> Path:

@@ -600,3 +600,43 @@ feedback_answers = sa.Table(
     sa.Column("disposition", sa.String(16), nullable=False),
     sa.Column("at", UTCDateTime(), nullable=False),
 )
+
+# -- metering, price classes, charges (0018) --
+# What a job used beyond wall time and peak memory (gateway.metering): the container's
+# CPU seconds, the rows and bytes its trusted evidence query scanned, its output bytes.
+job_outcomes.append_column(sa.Column("cpu_seconds", sa.Float(), nullable=True))
+job_outcomes.append_column(sa.Column("rows_scanned", sa.BigInteger(), nullable=True))
+job_outcomes.append_column(sa.Column("bytes_scanned", sa.BigInteger(), nullable=True))
+job_outcomes.append_column(sa.Column("output_bytes", sa.BigInteger(), nullable=True))
+# Each encrypted call's evaluation time, in milliseconds.
+he_calls.append_column(sa.Column("eval_ms", sa.Float(), nullable=True))
+# A product's price class (gateway.pricing.model.PriceClass) and its basis (the
+# condition, the tariff item, the margin): set with the registration, changed audited.
+products.append_column(
+    sa.Column("price_class", sa.String(24), nullable=False, server_default="free")
+)
+products.append_column(sa.Column("price_basis", sa.JSON(), nullable=False, server_default="{}"))
+product_registrations.append_column(sa.Column("price_class", sa.String(24), nullable=True))
+product_registrations.append_column(sa.Column("price_basis", sa.JSON(), nullable=True))
+# What a consumer was charged for a product (gateway.pricing.charges), one row each,
+# never changed; amounts in fen (0.01 CNY). ``source`` names what was charged for
+# (an encrypted call, an operator's sale record), so nothing is charged twice.
+charges = sa.Table(
+    "charges",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("product_id", sa.String(32), sa.ForeignKey("products.id"), nullable=False),
+    sa.Column("payer", sa.String(100), nullable=False),
+    sa.Column("at", UTCDateTime(), nullable=False),
+    sa.Column("quantity", sa.Integer(), nullable=False),
+    sa.Column("unit", sa.String(32), nullable=False),
+    sa.Column("amount_fen", sa.BigInteger(), nullable=False),
+    sa.Column("price_class", sa.String(24), nullable=False),
+    sa.Column("basis", sa.JSON(), nullable=False),
+    sa.Column("source", sa.String(64), nullable=False),
+    sa.Column("recorded_by", sa.String(100), nullable=False),
+    sa.CheckConstraint("amount_fen >= 0", name="amount_not_negative"),
+    sa.CheckConstraint("quantity >= 1", name="quantity_positive"),
+    sa.UniqueConstraint("source"),
+    sa.Index(None, "product_id", "at"),
+)

@@ -158,6 +158,13 @@ ORGANISATIONS_AND_FEEDBACK: Access = {
     ("POST", "/v1/feedback/{issue_id}/answers"): frozenset({"provider"}),
 }
 
+# Metering, pricing and costs, reports, the public portal, metrics (issue 17).
+METERING: Access = {}  # H1
+PRICING: Access = {}  # H2
+REPORTS: Access = {}  # H3
+PORTAL: Access = {}  # H4
+METRICS: Access = {}  # H5
+
 # Every route of the gateway's OpenAPI document.
 ALL: Access = {
     **IDENTITY_AND_AUDIT,
@@ -169,6 +176,11 @@ ALL: Access = {
     **JOBS,
     **TERMINATIONS_AND_INCIDENTS,
     **ORGANISATIONS_AND_FEEDBACK,
+    **METERING,
+    **PRICING,
+    **REPORTS,
+    **PORTAL,
+    **METRICS,
 }
 
 
@@ -190,4 +202,5 @@ SAMPLE_PATH: dict[str, str] = {
     "termination_id": "t-0000000000000000",
     "token_id": "000000000000",
     "view": "residents",
+    # -- issue 17 path parameters above this line --
 }
