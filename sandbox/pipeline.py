@@ -72,6 +72,7 @@ from sandbox.judge.task import JudgeConfig, JudgeTask, ModelPiece, SqlPiece, Vie
 from sandbox.judge.types import Decision
 from sandbox.judge.verdict import JobReport, record_release
 from sandbox.run.backends.base import Backend, ExitClass, Limits, RunResult
+from sandbox.run.metering import Scanned, scanned
 from sandbox.run.recompute import Pieces, Recompute, read_specs
 from sandbox.run.steps import Plan, Sandboxes, collected, plan_python, plan_sql
 from sandbox.views.build import Grant, ViewBuilder, ViewSet
@@ -109,6 +110,8 @@ class JobOutcome:
     dataset_versions: Mapping[str, str] = field(default_factory=dict)
     logs_withheld: bool = True
     reason: str | None = None  # why checking stopped (its limits), plain words
+    scanned: Scanned | None = None  # what an SQL product's query reads (sandbox.run.metering)
+    cpu_seconds: float | None = None  # every sandbox of the job together (the kernel's count)
 
     @property
     def exit_class(self) -> ExitClass | None:
@@ -168,8 +171,18 @@ class Pipeline:
 
         ``commit``: record a release's cells in the ledger now (standalone use);
         the gateway passes False and calls ``commit_release`` in its own
-        transaction, after the scope check at release.
+        transaction, after the scope check at release. The outcome's
+        ``cpu_seconds`` are those of every sandbox the job took.
         """
+        try:
+            outcome = self._run(grant, kind, code, job_id, dummy=dummy, commit=commit)
+        finally:
+            cpu = self._sandboxes.take_cpu_seconds(job_id)
+        return replace(outcome, cpu_seconds=cpu)
+
+    def _run(
+        self, grant: Grant, kind: Kind, code: str, job_id: str, *, dummy: bool, commit: bool
+    ) -> JobOutcome:
         resolved = self._views.resolve(grant)
         policies = {s.dataset: p.policy for s, _, p in resolved}
         versions = {s.dataset: d for s, d, _ in resolved}
@@ -210,7 +223,7 @@ class Pipeline:
             return self._run_python(grant, plan, outcome, policies, versions, commit)
         view_set = self._views.build(grant)
         run = self._sandboxes.run(job_id, "job", plan, view_set)
-        outcome = replace(outcome, run=run)
+        outcome = replace(outcome, run=run, scanned=scanned(view_set, plan.columns))
         if run.execution.exit_class != ExitClass.SUCCEEDED:
             return outcome
         result = collected(run, RESULT)

@@ -170,6 +170,12 @@ def _show_job(job: dict[str, Any]) -> None:
     if job.get("memory_peak_bytes") is not None:
         peak = job["memory_peak_bytes"] / 2**20
         resources = f"memory peak {peak:.1f} MiB, pids {job.get('pids_peak')}"
+    if job.get("cpu_seconds") is not None:
+        cpu = f"CPU {job['cpu_seconds']:.2f} s"
+        resources = f"{cpu}, {resources}" if resources else cpu
+    scanned = None
+    if job.get("rows_scanned") is not None:
+        scanned = f"{job['rows_scanned']} rows, {job['bytes_scanned']} bytes"
     if job.get("exit_class"):
         exit_ = f"{job['exit_class']} (exit code {job.get('exit_code')})"
     seconds = job.get("run_seconds")
@@ -186,6 +192,8 @@ def _show_job(job: dict[str, Any]) -> None:
             ("runtime", job.get("runtime")),
             ("run seconds", None if seconds is None else f"{seconds:.2f}"),
             ("resources", resources),
+            ("scanned", scanned),
+            ("output bytes", job.get("output_bytes")),
             ("verdict", job.get("verdict")),
             ("outputs", job.get("outputs")),
             ("code sha256", job["code_sha256"]),

@@ -77,7 +77,9 @@ def _detail(
 ) -> Response:
     me = viewer.account.name
     with engine_of(request).begin() as conn:  # opening the evidence is audited
-        seen = service.view(conn, runtime_of(request), job_id, me, page=page)
+        seen = service.view(
+            conn, runtime_of(request), job_id, me, page=page, clock=app_clock(request.app)
+        )
     job, review, outcome = seen["job"], seen["review"], seen["outcome"]
     first = (seen["page"] - 1) * service.PAGE
     marks = marks_of(seen["findings"], start=first + 1)

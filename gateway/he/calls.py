@@ -18,6 +18,7 @@ Invariants:
 
 from __future__ import annotations
 
+import time
 from typing import Any, Protocol
 
 from sqlalchemy import Connection, Engine
@@ -33,6 +34,7 @@ from gateway.he.limits import Limits, settle, take
 from gateway.he.model import HEProduct, Kind, State, follow_grant, get_product
 from gateway.he.sandboxed import Evaluator
 from gateway.organisations.consumption import check_may_consume
+from gateway.pricing.service import charge_he_call
 from gateway.products.service import check_offered
 from gateway.store.lifecycle import Clock
 from sandbox.container.he import score
@@ -153,6 +155,7 @@ class Calls:
             raise refusal
         answer = b""
         failure: Exception | None = None
+        evaluating = time.perf_counter()  # metering: he_calls.eval_ms (gateway.metering)
         try:
             answer = self._evaluate(product, grant, context_id, query, bucket)
             outcome = "answered"
@@ -165,7 +168,9 @@ class Calls:
         except Exception as e:  # recorded and audited, then the gateway's 500
             failure, outcome = e, "internal_error"
         with self.engine.begin() as conn:
-            settle(conn, call_id, outcome[:24])
+            settle(conn, call_id, outcome[:24], (time.perf_counter() - evaluating) * 1000)
+            if failure is None:  # an answer of a chargeable product is charged (gateway.pricing)
+                charge_he_call(conn, product_id, consumer, call_id, self.clock())
             detail = base | {"kind": product.kind.value, "call": call_id, "outcome": outcome}
             if product.kind == Kind.VERIFY:
                 detail["bucket_bits"] = int(product.spec["bucket_bits"])

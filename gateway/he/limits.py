@@ -72,6 +72,9 @@ def take(conn: Connection, limits: Limits, product_id: str, consumer: str) -> in
     return int(key[0])
 
 
-def settle(conn: Connection, call_id: int, outcome: str) -> None:
-    """Record how the call ended (``answered`` or the refusal's class)."""
-    conn.execute(sa.update(he_calls).where(he_calls.c.id == call_id).values(outcome=outcome))
+def settle(conn: Connection, call_id: int, outcome: str, eval_ms: float | None = None) -> None:
+    """Record how the call ended (``answered`` or the refusal's class) and how long its
+    evaluation took, in milliseconds (metering)."""
+    conn.execute(
+        sa.update(he_calls).where(he_calls.c.id == call_id).values(outcome=outcome, eval_ms=eval_ms)
+    )

@@ -97,6 +97,8 @@ def run_detail(job: Job, outcome: JobOutcome) -> dict[str, Any]:
         "sandbox_seconds": round(run.wall_seconds, 3),
         "memory_peak_bytes": e.memory_peak_bytes,
         "pids_peak": e.pids_peak,
+        "cpu_seconds": None if e.cpu_seconds is None else round(e.cpu_seconds, 3),
+        "output_bytes": run.collection.total_bytes,
         "outputs": len(run.collection.files),
         "refused": run.collection.refused_total,
         **hashes(run.collection.files),

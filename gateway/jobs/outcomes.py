@@ -10,6 +10,13 @@ Invariants:
   rules' messages; logs are kept for dummy runs only.
 - The row keeps at most ``gateway.jobs.findings.STORED`` findings (the worst
   first) with the total and the count per rule.
+- Metering (``gateway.metering``): CPU seconds come from the kernel's
+  accounting of every sandbox the job took (a Python job's dummy run and the
+  trusted side's recomputations included), peak memory from the recorded run's
+  sandbox, output bytes from its collection,
+  rows and bytes scanned from an SQL product's evidence query only
+  (``sandbox.run.metering``: from the views' metadata, never from the data);
+  a Python job's scans are unknown (None).
 """
 
 from __future__ import annotations
@@ -27,6 +34,7 @@ from gateway.store.lifecycle import Clock, system_clock
 from gateway.store.tables import job_outcomes
 from sandbox.judge.rules import Verdict
 from sandbox.pipeline import JobOutcome
+from sandbox.run.metering import output_bytes
 
 FINDING_FIELDS = ("rule", "verdict", "file", "row", "column", "message")
 OUTPUT_FIELDS = ("file", "kind", "sha256", "bytes", "verdict")
@@ -45,6 +53,10 @@ class StoredOutcome:
     sandbox_seconds: float | None = None
     memory_peak_bytes: int | None = None
     pids_peak: int | None = None
+    cpu_seconds: float | None = None
+    rows_scanned: int | None = None
+    bytes_scanned: int | None = None
+    output_bytes: int | None = None
     verdict: str | None = None
     findings: tuple[Mapping[str, Any], ...] = ()
     findings_total: int = 0
@@ -86,6 +98,7 @@ def outcome_values(outcome: JobOutcome) -> dict[str, Any]:
     run = outcome.run
     execution = run.execution if run is not None else None
     logs = execution is not None and not outcome.logs_withheld
+    scan = outcome.scanned
     return {
         "exit_class": execution.exit_class.value if execution else None,
         "exit_code": execution.exit_code if execution else None,
@@ -94,6 +107,10 @@ def outcome_values(outcome: JobOutcome) -> dict[str, Any]:
         "sandbox_seconds": run.wall_seconds if run else None,
         "memory_peak_bytes": execution.memory_peak_bytes if execution else None,
         "pids_peak": execution.pids_peak if execution else None,
+        "cpu_seconds": outcome.cpu_seconds,
+        "rows_scanned": scan.rows if scan else None,
+        "bytes_scanned": scan.bytes if scan else None,
+        "output_bytes": output_bytes(run) if run else None,
         "verdict": report["verdict"] if report else None,
         "findings": [dict(f) for f in ranked(findings)],
         "view_columns": sorted({column for _, column in outcome.columns}),
@@ -120,6 +137,10 @@ def record_outcome(
         "sandbox_seconds": None,
         "memory_peak_bytes": None,
         "pids_peak": None,
+        "cpu_seconds": None,
+        "rows_scanned": None,
+        "bytes_scanned": None,
+        "output_bytes": None,
         "verdict": None,
         "findings": [],
         "rejections": [],
@@ -176,6 +197,10 @@ def get_outcome(conn: Connection, job_id: str) -> StoredOutcome | None:
         sandbox_seconds=m["sandbox_seconds"],
         memory_peak_bytes=m["memory_peak_bytes"],
         pids_peak=m["pids_peak"],
+        cpu_seconds=m["cpu_seconds"],
+        rows_scanned=m["rows_scanned"],
+        bytes_scanned=m["bytes_scanned"],
+        output_bytes=m["output_bytes"],
         verdict=m["verdict"],
         findings=tuple(dict(f) for f in found.items),
         findings_total=found.total,

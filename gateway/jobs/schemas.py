@@ -56,6 +56,10 @@ class JobOut(BaseModel):
     sandbox_seconds: float | None = None
     memory_peak_bytes: int | None = None
     pids_peak: int | None = None
+    cpu_seconds: float | None = None
+    rows_scanned: int | None = None
+    bytes_scanned: int | None = None
+    output_bytes: int | None = None
     verdict: str | None = None
     findings: list[FindingOut] = []  # the worst SHOWN
     findings_total: int = 0
@@ -90,6 +94,10 @@ class JobOut(BaseModel):
             sandbox_seconds=o.sandbox_seconds,
             memory_peak_bytes=o.memory_peak_bytes,
             pids_peak=o.pids_peak,
+            cpu_seconds=o.cpu_seconds,
+            rows_scanned=o.rows_scanned,
+            bytes_scanned=o.bytes_scanned,
+            output_bytes=o.output_bytes,
             verdict=o.verdict,
             findings=[FindingOut(**f) for f in for_operator(o.findings, o.outputs, o.view_columns)],
             findings_total=o.findings_total,

@@ -48,7 +48,9 @@ def review_one(
     page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
 ) -> ReviewOut:
     """The evidence of one job; its findings ``PAGE`` at a time (``?page=``)."""
-    seen = service.view(conn, runtime_of(request), job_id, reviewer.name, page=page)
+    seen = service.view(
+        conn, runtime_of(request), job_id, reviewer.name, page=page, clock=app_clock(request.app)
+    )
     job, review, outcome = seen["job"], seen["review"], seen["outcome"]
     return ReviewOut(
         job=job.id,

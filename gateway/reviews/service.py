@@ -179,14 +179,22 @@ def evidence_of(report: dict[str, Any]) -> dict[str, Any]:
 
 
 def view(
-    conn: Connection, runtime: JobRuntime, job_id: str, reviewer: str, *, page: int = 1
+    conn: Connection,
+    runtime: JobRuntime,
+    job_id: str,
+    reviewer: str,
+    *,
+    page: int = 1,
+    clock: Clock = system_clock,
 ) -> dict[str, Any]:
     """The job with its findings (page ``page`` of ``PAGE``), evidence and output
-    files; audited ``review.viewed``."""
+    files; audited ``review.viewed``. The first look opens the review (its
+    ``opened_at`` starts the review time metered by ``gateway.metering``)."""
     job = get_job(conn, job_id)
     check_review(job, reviewer)
     if job.state not in UNDER_REVIEW:
         raise Conflict(f"job {job.id} is {job.state}; only held and blocked jobs are reviewed")
+    open_review(conn, job, clock)
     root = runtime.job_root(job.id)
     report_path = root / "report.json"
     report = json.loads(report_path.read_text()) if report_path.is_file() else {}

@@ -26,7 +26,7 @@ from __future__ import annotations
 import json
 import shutil
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal
 
@@ -98,6 +98,9 @@ class Sandboxes:
     work: Path
     limits: Limits
     sql_memory: str
+    # CPU seconds of each job's sandboxes so far, until ``take_cpu_seconds`` (metering).
+    # Keyed by job id: the pipeline runs several jobs at once, each in one thread.
+    _cpu: dict[str, float] = field(default_factory=dict, compare=False, repr=False)
 
     def root(self, job_id: str) -> Path:
         """Where a job's steps, checked outputs and report live."""
@@ -133,9 +136,17 @@ class Sandboxes:
         if out.exists():
             shutil.rmtree(out)
         try:
-            return execute(self.backend, spec, out)
+            result = execute(self.backend, spec, out)
         except OSError as e:
             raise CheckError(f"job {job_id} could not be run: {e}") from e
+        if result.execution.cpu_seconds is not None:
+            self._cpu[job_id] = self._cpu.get(job_id, 0.0) + result.execution.cpu_seconds
+        return result
+
+    def take_cpu_seconds(self, job_id: str) -> float | None:
+        """The CPU seconds of every sandbox the job ran since the last call (None: none
+        reported), forgotten here."""
+        return self._cpu.pop(job_id, None)
 
 
 def collected(run: RunResult, name: str) -> Path | None:

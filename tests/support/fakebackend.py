@@ -16,7 +16,8 @@ Limits the host enforces: wall-clock time (the process group is killed:
 ``TIMED_OUT``), stdout and stderr each capped at ``log_bytes``, the largest
 file (``RLIMIT_FSIZE``), open files (``RLIMIT_NOFILE``), and at collection the
 output file count, per-file and total sizes. Not enforced: memory (never
-``OOM_KILLED``), processes, CPU, the size of ``/tmp``.
+``OOM_KILLED``), processes, CPU, the size of ``/tmp``. CPU time is reported (the
+process's rusage, as a container's cgroup accounting reports it).
 
 It isolates nothing: no network namespace, no read-only root, the test's own
 uid and capabilities. The isolation contract (``tests/support/backend_contract.py``)
@@ -213,16 +214,18 @@ class FakeBackend:
             _Capped(process.stderr, limits.log_bytes),
         )
         started = time.monotonic()
-        timed_out = False
-        try:
-            process.wait(timeout=limits.wall_seconds)
-        except subprocess.TimeoutExpired:
-            timed_out = True
+        # Reaped with wait4 for the process's CPU time (a container's cgroup accounting).
+        reaped: dict[str, Any] = {}
+        waiter = threading.Thread(target=_reap, args=(process, reaped), daemon=True)
+        waiter.start()
+        waiter.join(timeout=limits.wall_seconds)
+        timed_out = waiter.is_alive()
         wall = time.monotonic() - started
         # The container ends with its main process: so does everything the job started.
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(process.pid, signal.SIGKILL)
-        status = process.wait()
+        waiter.join()
+        status = process.returncode = reaped["status"]
         out, err = stdout.captured(), stderr.captured()
         process.stdout.close()
         process.stderr.close()
@@ -242,6 +245,7 @@ class FakeBackend:
             stdout=out,
             stderr=err,
             detail=detail,
+            cpu_seconds=reaped["cpu_seconds"],
         )
         return self._record(handle, execution)
 
@@ -332,6 +336,12 @@ def _environment(root: Path) -> dict[str, str]:
         "MPLCONFIGDIR": f"{tmp}/.matplotlib",
         "LANG": "C.UTF-8",
     }
+
+
+def _reap(process: subprocess.Popen[bytes], into: dict[str, Any]) -> None:
+    _, status, usage = os.wait4(process.pid, 0)
+    into["cpu_seconds"] = usage.ru_utime + usage.ru_stime
+    into["status"] = os.waitstatus_to_exitcode(status)
 
 
 def _chunks(pipe: IO[bytes]) -> Iterator[bytes]:

@@ -129,6 +129,7 @@ class Execution:
     memory_peak_bytes: int | None = None
     pids_peak: int | None = None
     detail: str = ""  # a plain note from the runtime, never job output
+    cpu_seconds: float | None = None  # the sandbox's CPU time, from the kernel's accounting
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,8 @@ options each is created with):
 
 ``prepare`` creates them; ``run`` attaches to the job, starts it, streams its
 stdout and stderr into capped buffers and polls its resource use
-(``streams``), kills it at the wall-clock limit and classifies the exit;
+(``streams``: the engine's stats; ``cgroups``: the kernel's CPU and memory
+accounting), kills it at the wall-clock limit and classifies the exit;
 ``collect`` reads ``/output`` through the collector; ``cleanup`` and
 ``reconcile`` remove them.
 
@@ -34,6 +35,7 @@ import stat
 import threading
 import time
 from collections.abc import Collection as CollectionOf
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +46,7 @@ from docker.models.containers import Container
 
 from sandbox.errors import BackendError, EngineUnavailable, ImageMissing, SpecError
 from sandbox.run.backends.base import Collection, Execution, RunHandle, RunSpec
+from sandbox.run.backends.cgroups import CgroupFiles, CgroupMeter, locate
 from sandbox.run.backends.exits import backend_failure, exit_of
 from sandbox.run.backends.hardening import (
     LABEL_JOB,
@@ -195,6 +198,8 @@ class DockerBackend:
             return self._record(handle, backend_failure(f"cannot start the job: {e}"))
         sampler = threading.Thread(target=usage.poll, args=(api, job.id), daemon=True)
         sampler.start()
+        meter = CgroupMeter(self._cgroup(job))
+        threading.Thread(target=meter.poll, daemon=True).start()
         timed_out = False
         try:
             job.wait(timeout=limits.wall_seconds)
@@ -207,13 +212,26 @@ class DockerBackend:
                 log.error("sandbox %s did not stop after kill: %s", handle.job_id, e)
         finally:
             usage.stop.set()
+            meter.read()  # the cgroup may outlive its process for a moment
+            meter.stop.set()
         wall = time.monotonic() - started
         pumping.join(timeout=KILL_GRACE_SECONDS)
         stream.close()
         # The sampler stops on its own once told to (or once the container is
         # gone); waiting for its last stats call would only add latency.
         execution = exit_of(job, self.runtime, limits, timed_out, wall, stdout, stderr, usage)
+        peak = max(execution.memory_peak_bytes or 0, meter.memory_peak or 0) or None
+        execution = replace(execution, cpu_seconds=meter.cpu_seconds, memory_peak_bytes=peak)
         return self._record(handle, execution)
+
+    def _cgroup(self, job: Container) -> CgroupFiles | None:
+        """The started job's cgroup, found from the engine's process id (None if unknown)."""
+        try:
+            job.reload()
+            pid = int(job.attrs["State"].get("Pid") or 0)
+        except DOCKER_ERRORS:
+            return None
+        return locate(pid)
 
     def _record(self, handle: RunHandle, execution: Execution) -> Execution:
         self._executions[handle.job_id] = execution
