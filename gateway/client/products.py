@@ -18,6 +18,7 @@ import typer
 
 from gateway.client.http import q
 from gateway.client.options import client_context, client_group, gateway_options
+from gateway.client.pricing import json_object
 from gateway.client.render import emit_json, fields, note, session, table
 
 products_app = client_group(
@@ -95,9 +96,19 @@ def products_apply(
     description: Annotated[str | None, typer.Option("--description")] = None,
     category: Annotated[Category | None, typer.Option("--category")] = None,
     statement: Annotated[str, typer.Option("--statement", help="why (change etc.)")] = "",
+    price_class: Annotated[
+        str | None,
+        typer.Option("--price-class", help="free, conditionally_free, guided, cost_plus"),
+    ] = None,
+    price_basis: Annotated[
+        str | None, typer.Option("--price-basis", help="its basis, JSON (dsr products price)")
+    ] = None,
 ) -> None:
     """Apply for a registration. Prints the application."""
     body: dict[str, Any] = {"type": kind.value, "statement": statement}
+    if price_class is not None:  # gateway.pricing: an industry product names its class
+        body["price_class"] = price_class
+        body["price_basis"] = json_object("--price-basis", price_basis or "{}")
     named = {
         "job": job,
         "he_product": he_product,

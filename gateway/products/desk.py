@@ -4,7 +4,9 @@ Built once per app (``desk_of``) from what ``create_app`` made: the store, the
 grant resolver, the statutory calendar, the settings (publicity length, code
 scheme) and the clock. Each method opens one transaction, takes its time from
 the clock and calls :mod:`gateway.products.procedure` or
-:mod:`gateway.products.service`.
+:mod:`gateway.products.service`. An application's price is checked when it is made
+and set on the product when it is registered, in that transaction
+(:mod:`gateway.pricing.service`).
 
 Rule (a stop stops products too, README rule 2): applying, registering a first
 registration and renewing happen only while the grant may be used; under a
@@ -22,7 +24,10 @@ from typing import TypeVar
 from fastapi import Request
 from sqlalchemy import Connection, Engine
 
+from gateway.costs.ledger import Rates
 from gateway.jobs.service import GrantResolver, grant_refusal
+from gateway.pricing import service as pricing
+from gateway.pricing.basis import PricingRules
 from gateway.products import objections, procedure, service
 from gateway.products.model import (
     Kind,
@@ -47,6 +52,9 @@ class Desk:
     clock: Clock
     publicity_days: int
     code_format: str
+    # An application's price is checked, and set at registration (gateway.pricing).
+    pricing: PricingRules
+    rates: Rates
 
     def _while_usable(
         self,
@@ -72,7 +80,9 @@ class Desk:
             subject.grant_id,
             subject.datasets,
             {"action": "product.apply"} | app.names(),
-            lambda conn: procedure.apply(conn, applicant, app, self.clock()),
+            lambda conn: procedure.apply(
+                conn, applicant, pricing.priced_application(conn, app, self.pricing), self.clock()
+            ),
         )
 
     def advance(self, registration_id: str, to: Step, admin: str) -> Registration:
@@ -122,9 +132,14 @@ class Desk:
             found = get_registration(conn, registration_id)
 
         def then(conn: Connection) -> Registration:
-            return procedure.register(
-                conn, registration_id, admin=admin, now=self.clock(), code_format=self.code_format
+            now = self.clock()
+            done = procedure.register(
+                conn, registration_id, admin=admin, now=now, code_format=self.code_format
             )
+            pricing.price_registered(
+                conn, done, admin=admin, now=now, rules=self.pricing, rates=self.rates
+            )
+            return done
 
         if found.type != Kind.FIRST:  # a change or cancellation needs no usable grant
             with self.engine.begin() as conn:
@@ -161,4 +176,6 @@ def desk_of(request: Request) -> Desk:
         clock=state.clock,
         publicity_days=settings.product_publicity_working_days,
         code_format=settings.product_code_format,
+        pricing=PricingRules.of(settings),
+        rates=Rates.of(settings),
     )

@@ -27,7 +27,7 @@ caller's transaction) and answers a refused or stale move with
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
@@ -35,6 +35,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy import Connection
 
+from gateway.pricing.model import PriceClass
 from gateway.products.errors import ProcedureConflict, UnknownProduct, UnknownRegistration
 from gateway.store import lifecycle
 from gateway.store.lifecycle import Audit, IllegalMove, Lifecycle, MovedMeanwhile
@@ -164,6 +165,9 @@ class Registration:
     decided_by: str | None
     refusal_reason: str | None
     refusal_basis: str | None
+    # The price the application asks for (gateway.pricing); None: the product's stays.
+    price_class: PriceClass | None = None
+    price_basis: dict[str, Any] | None = None
 
     @property
     def subject(self) -> str:
@@ -196,6 +200,8 @@ class Product:
     status: Status
     status_changed_at: datetime | None
     status_reason: str | None
+    price_class: PriceClass = PriceClass.FREE  # gateway.pricing: set at registration
+    price_basis: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -215,12 +221,14 @@ def _registration(row: sa.Row[Any]) -> Registration:
     m = dict(row._mapping)
     m["type"], m["state"] = Kind(m["type"]), Step(m["state"])
     m["category"] = Category(m["category"])
+    m["price_class"] = PriceClass(m["price_class"]) if m["price_class"] else None
     return Registration(**m)
 
 
 def _product(row: sa.Row[Any]) -> Product:
     m = dict(row._mapping)
     m["datasets"], m["status"] = tuple(m["datasets"]), Status(m["status"])
+    m["price_class"] = PriceClass(m["price_class"])
     return Product(**m)
 
 

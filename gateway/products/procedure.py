@@ -49,6 +49,7 @@ from gateway.he.model import State as HEState
 from gateway.he.model import get_product as get_he_product
 from gateway.jobs.model import State as JobState
 from gateway.jobs.service import get_outcome, manifest, manifest_sha256, own_job
+from gateway.pricing.model import PriceClass
 from gateway.products.codes import grant_term_end, issue_code, validity_end
 from gateway.products.errors import NotYours, ProcedureConflict
 from gateway.products.model import (
@@ -84,6 +85,9 @@ class Application:
     job_id: str | None = None
     he_product_id: str | None = None
     product_id: str | None = None
+    # The price asked for (gateway.pricing.service.priced_application checks it).
+    price_class: PriceClass | None = None
+    price_basis: dict[str, Any] | None = None
 
     def names(self) -> dict[str, str]:
         """What the application names, for audit details (``job``, ``he_product``, ``product``)."""
@@ -161,6 +165,8 @@ def apply(conn: Connection, applicant: str, app: Application, now: datetime) -> 
         "description": description,
         "category": category.value,
         "statement": app.statement,
+        "price_class": app.price_class.value if app.price_class else None,
+        "price_basis": app.price_basis,
         "applied_at": now,
         "state_changed_at": now,
     }

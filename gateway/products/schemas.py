@@ -7,6 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from gateway.pricing.model import PriceClass, unit_price
 from gateway.products.model import (
     Category,
     Kind,
@@ -34,9 +35,15 @@ class ApplicationIn(BaseModel):
     description: str | None = Field(default=None, min_length=1, max_length=10_000)
     category: Category | None = None
     statement: str = Field(default="", max_length=10_000)
+    # The price (gateway.pricing.basis): required for an industry product's first
+    # registration; a public-governance one is free unless it names its class.
+    price_class: PriceClass | None = None
+    price_basis: dict[str, Any] | None = None
 
     @model_validator(mode="after")
     def _names_its_subject(self) -> ApplicationIn:
+        if self.price_basis is not None and self.price_class is None:
+            raise ValueError("a price_basis goes with its price_class")
         if self.type == Kind.FIRST:
             if (self.job is None) == (self.he_product is None) or self.product is not None:
                 raise ValueError("a first registration names one of job or he_product")
@@ -47,10 +54,15 @@ class ApplicationIn(BaseModel):
             raise ValueError(f"a {self.type.value} registration names the registered product")
         if not self.statement.strip():
             raise ValueError(f"a {self.type.value} registration states its reason (statement)")
-        if self.type == Kind.CANCELLATION and (self.name or self.description or self.category):
+        if self.type == Kind.CANCELLATION and (
+            self.name or self.description or self.category or self.price_class
+        ):
             raise ValueError("a cancellation changes nothing but the product's status")
-        if self.type != Kind.CANCELLATION and not (self.name or self.description or self.category):
-            raise ValueError(f"a {self.type.value} gives the new name, description or category")
+        changes = self.name or self.description or self.category or self.price_class
+        if self.type != Kind.CANCELLATION and not changes:
+            raise ValueError(
+                f"a {self.type.value} gives the new name, description, category or price"
+            )
         return self
 
     def application(self) -> Application:
@@ -63,6 +75,8 @@ class ApplicationIn(BaseModel):
             job_id=self.job,
             he_product_id=self.he_product,
             product_id=self.product,
+            price_class=self.price_class,
+            price_basis=(self.price_basis or {}) if self.price_class else None,
         )
 
 
@@ -141,6 +155,8 @@ class RegistrationOut(BaseModel):
     refusal_reason: str | None
     refusal_basis: str | None
     objections: list[ObjectionOut]
+    price_class: str | None
+    price_basis: dict[str, Any] | None
 
     @classmethod
     def of(cls, r: Registration, objections: list[ObjectionRecord]) -> RegistrationOut:
@@ -164,6 +180,8 @@ class RegistrationOut(BaseModel):
             refusal_reason=r.refusal_reason,
             refusal_basis=r.refusal_basis,
             objections=[ObjectionOut.of(o) for o in objections],
+            price_class=r.price_class.value if r.price_class else None,
+            price_basis=r.price_basis,
         )
 
 
@@ -189,6 +207,9 @@ class ProductOut(BaseModel):
     renewed_at: datetime | None
     status_changed_at: datetime | None
     status_reason: str | None
+    price_class: str
+    price_basis: dict[str, Any]
+    unit_price_fen: int | None  # one unit at the basis's price (gateway.pricing); None: free
 
     @classmethod
     def of(cls, p: Product) -> ProductOut:
@@ -214,4 +235,7 @@ class ProductOut(BaseModel):
             renewed_at=p.renewed_at,
             status_changed_at=p.status_changed_at,
             status_reason=p.status_reason,
+            price_class=p.price_class.value,
+            price_basis=p.price_basis,
+            unit_price_fen=unit_price(p.price_class, p.price_basis)[1],
         )

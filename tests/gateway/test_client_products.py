@@ -110,7 +110,7 @@ def test_operator_defines_reviewer_approves_bank_verifies(world: World) -> None:
     # procedure in the gateway's store (publicity lasts working days).
     applied = world.json("products", "apply", "--he-product", product, "--name", "tax band",
                          "--description", "tax band of a firm", "--category",
-                         "industry_development", who="op-1")  # fmt: skip
+                         "industry_development", "--price-class", "free", who="op-1")  # fmt: skip
     finish_in_data_dir(world.gw.data_dir, applied["id"])
 
     keys = world.root / "bank" / "verify.keys"
@@ -239,7 +239,7 @@ def test_a_released_job_is_registered_listed_shown_and_renewed(world: World) -> 
     assert early.returncode == 1 and "60 days before it expires" in early.stderr
     again = world.dsr(
         "products", "apply", "--job", job, "--name", "again", "--description", "d",
-        "--category", "industry_development", who="op-1",
+        "--category", "industry_development", "--price-class", "free", who="op-1",
     )  # fmt: skip
     assert again.returncode == 1 and "registered already" in again.stderr
     bad_category = world.dsr(

@@ -69,6 +69,7 @@ def test_a_bank_verifies_claims_over_http(live: LiveGateway, tmp_path: Path) -> 
     # Offered to the bank only once registered (gateway.products).
     application = {"type": "first", "he_product": product, "name": "tax band"}
     application |= {"description": "tax band of a firm", "category": "industry_development"}
+    application |= {"price_class": "free"}  # an industry product names its class (gateway.pricing)
     applied = operator.post("/v1/products/registrations", json=application)
     assert applied.status_code == 201, applied.text
     finish_in_data_dir(live.data_dir, applied.json()["id"])

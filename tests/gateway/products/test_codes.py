@@ -12,6 +12,8 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
+from gateway.costs.ledger import Rates
+from gateway.pricing.basis import PricingRules
 from gateway.products.desk import Desk
 from gateway.settings import GatewaySettings
 from tests.support.he_world import World, released_model_job
@@ -41,8 +43,16 @@ def test_codes_are_unique_under_concurrent_registration(world: World, clock: Mov
     shown = w.client.get(f"/v1/products/registrations/{ids[-1]}", headers=w.h("op-1")).json()
     clock.now = datetime.fromisoformat(shown["publicity_ends_at"])  # in 2027, CST
     state = w.app.state
+    settings = state.settings
     desk = Desk(
-        state.engine, state.grant_resolver, state.calendar, clock, 10, "DSR/{year}/{seq:04d}"
+        state.engine,
+        state.grant_resolver,
+        state.calendar,
+        clock,
+        10,
+        "DSR/{year}/{seq:04d}",
+        PricingRules.of(settings),
+        Rates.of(settings),
     )
     barrier = threading.Barrier(REGISTRATIONS)
     failures: list[BaseException] = []
