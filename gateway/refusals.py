@@ -213,6 +213,9 @@ def note(request: Request, status: int, error: object, reason: str = "") -> str:
         error,
         exc_info=cause if status >= 500 and cause is not None else None,
     )
+    metrics = getattr(request.app.state, "metrics", None)  # dsr_refusals_total (gateway.metrics)
+    if metrics is not None:
+        metrics.refused(status, error)
     account = getattr(request.state, "account", None)
     denials: DenialLog | None = getattr(request.app.state, "denials", None)
     if status == 403 and account is not None and denials is not None:

@@ -52,6 +52,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -67,6 +68,7 @@ from gateway.jobs.lineage import GrantResolver, release_scope
 from gateway.jobs.model import JOB, Job, Outcome, State, get_job, list_jobs, transition
 from gateway.jobs.outcomes import outcome_values, record_outcome
 from gateway.jobs.service import SYSTEM
+from gateway.metrics.registry import JobStages
 from gateway.scope.policy import ScopePolicy
 from gateway.store.engine import serialise_writers
 from gateway.store.lifecycle import Clock, system_clock
@@ -121,6 +123,7 @@ class JobWorker:
         scope: Callable[[], ScopePolicy] | None = None,
         max_running_per_operator: int = 1,
         clock: Clock = system_clock,
+        stages: JobStages | None = None,
     ) -> None:
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
@@ -128,6 +131,7 @@ class JobWorker:
             raise ValueError("max_running_per_operator must be at least 1")
         self._max_running = max_running_per_operator
         self._clock = clock
+        self._stages = stages  # the app's stage durations (gateway.metrics)
         self._scope = scope  # the release-time scope check (none: tests of the pipeline alone)
         self._engine = engine
         self._runtime = runtime
@@ -251,6 +255,7 @@ class JobWorker:
             log.info("job %s: grant %s cannot be used: %s", job.id, job.grant_id, e)
             self._fail(job, Outcome.GRANT_UNAVAILABLE)
             return
+        started = time.perf_counter()
         try:
             outcome = self._runtime.pipeline.run(
                 grant,
@@ -264,6 +269,8 @@ class JobWorker:
             log.exception("job %s could not be run", job.id)
             self._fail(job, Outcome.INTERNAL_ERROR)
             return
+        if self._stages is not None:
+            self._stages.ran(job.kind, outcome, time.perf_counter() - started)
         state, code = final_state(outcome)
         if state in (State.HELD, State.BLOCKED) and outcome.report and outcome.report.cells:
             save_cells(
@@ -281,6 +288,7 @@ class JobWorker:
                     datasets=outcome.datasets or job.datasets,
                     detail=run_detail(job, outcome),
                 )
+        ending = time.perf_counter()
         with self._engine.begin() as conn:
             if (
                 state == State.RELEASED
@@ -309,6 +317,8 @@ class JobWorker:
                     detail=verdict_detail(job, outcome, values),
                 )
             self._move(conn, job.id, state, code)
+        if self._stages is not None:
+            self._stages.ended(state.value, time.perf_counter() - ending)
 
     def _move(self, conn: Connection, job_id: str, to: State, code: Outcome) -> Job:
         return transition(conn, job_id, to, actor=SYSTEM, outcome=code, clock=self._clock)
@@ -378,6 +388,7 @@ def start_worker(app: FastAPI, *, concurrency: int = 2, poll_seconds: float = 1.
         scope=lambda: app_scope(app),
         max_running_per_operator=app.state.settings.max_running_per_operator,
         clock=app_clock(app),
+        stages=app.state.metrics.stages,
     )
     worker.start()
     app.state.worker = worker
