@@ -17,7 +17,9 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
+# Pango and a CJK font, for the reports' PDFs (images/render-setup.sh).
 setup: $(STAMP)
+	bash images/render-setup.sh
 
 engine:
 	bash images/engine-setup.sh

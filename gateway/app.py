@@ -37,6 +37,8 @@ from gateway.console import is_console, no_route
 from gateway.console import router as console_router
 from gateway.console import static_files as console_static
 from gateway.console.sessions import Sessions
+from gateway.costs.errors import CostError, CostForbidden
+from gateway.costs.router import router as costs_router
 from gateway.errors import AuditError, ConfigurationError, GatewayError, StoreError
 from gateway.feedback.errors import FeedbackConflict, FeedbackError, FeedbackForbidden, UnknownIssue
 from gateway.feedback.router import router as feedback_router
@@ -74,9 +76,17 @@ from gateway.jobs.errors import (
 from gateway.jobs.router import router as jobs_router
 from gateway.jobs.service import cancel_queued_for_grant
 from gateway.jobs.worker import JobRuntime, start_worker, stop_worker
+from gateway.metering.errors import MeteringError, MeteringForbidden
+from gateway.metering.router import router as metering_router
+from gateway.metrics.registry import build_metrics
+from gateway.metrics.router import router as metrics_router
 from gateway.notices.router import router as notices_router
 from gateway.organisations.errors import OrganisationError, OrganisationExists, UnknownOrganisation
 from gateway.organisations.router import router as organisations_router
+from gateway.portal.router import router as portal_router
+from gateway.portal.router import static_files as portal_static
+from gateway.pricing.errors import PricingConflict, PricingError, PricingForbidden
+from gateway.pricing.router import router as pricing_router
 from gateway.products.router import router as products_router
 from gateway.providers.router import router as providers_router
 from gateway.providers.service import (
@@ -87,6 +97,8 @@ from gateway.providers.service import (
     UploadTooLarge,
 )
 from gateway.refusals import DenialLog, answer
+from gateway.reports.errors import ReportError, ReportForbidden, UnknownSubject
+from gateway.reports.router import router as reports_router
 from gateway.requests.errors import (
     IllegalRequestTransition,
     RequestError,
@@ -101,12 +113,6 @@ from gateway.store.lifecycle import Clock, system_clock
 from gateway.sweep.router import router as sweep_router
 from gateway.terminations.router import router as terminations_router
 from gateway.workdays import CALENDAR_FILE, Calendar
-
-# -- imports: metering (H1) --
-# -- imports: pricing and costs (H2) --
-# -- imports: reports (H3) --
-# -- imports: portal (H4) --
-# -- imports: metrics (H5) --
 from sandbox.intake.policy import PolicyStore
 from sandbox.intake.registry import Registry
 
@@ -133,11 +139,16 @@ _STATUS: tuple[tuple[type[GatewayError], int], ...] = (
     (HEUnavailable, 503),
     (HERateLimited, 429),
     (HEProductError, 422),
-    # -- statuses: metering (H1) --
-    # -- statuses: pricing and costs (H2) --
-    # -- statuses: reports (H3) --
-    # -- statuses: portal (H4) --
-    # -- statuses: metrics (H5) --
+    (MeteringForbidden, 403),
+    (MeteringError, 422),
+    (PricingForbidden, 403),
+    (PricingConflict, 409),
+    (PricingError, 422),
+    (CostForbidden, 403),
+    (CostError, 422),
+    (UnknownSubject, 404),
+    (ReportForbidden, 403),
+    (ReportError, 422),
     (UnknownIncident, 404),
     (IncidentForbidden, 403),
     (IncidentConflict, 409),
@@ -247,11 +258,7 @@ def create_app(
     app.state.catalog = CatalogService(engine, grants, grants.scope, settings.data_dir / "cache")
     app.state.provider_service = ProviderService(registry, PolicyStore(registry.root), engine)
     app.state.console_sessions = Sessions()
-    # -- state: metering (H1) --
-    # -- state: pricing and costs (H2) --
-    # -- state: reports (H3) --
-    # -- state: portal (H4) --
-    # -- state: metrics (H5) --
+    app.state.metrics = build_metrics(app)  # this app's own registry (gateway.metrics)
 
     # Every refusal: a reference in the body and the log, no internals in the body, and
     # an access.denied event for a 403 (gateway.refusals).
@@ -302,11 +309,13 @@ def create_app(
     app.include_router(incidents_router)
     app.include_router(organisations_router)
     app.include_router(feedback_router)
-    # -- routers: metering (H1) --
-    # -- routers: pricing and costs (H2) --
-    # -- routers: reports (H3) --
-    # -- routers: portal (H4) --
-    # -- routers: metrics (H5) --
+    app.include_router(metering_router)
+    app.include_router(pricing_router)
+    app.include_router(costs_router)
+    app.include_router(reports_router)
+    app.include_router(portal_router)  # /v1/public in the OpenAPI document, /portal not
+    app.mount("/portal/static", portal_static(), name="portal-static")
+    app.include_router(metrics_router)
     app.include_router(console_router)  # HTML pages, left out of the OpenAPI document
     app.mount("/console/static", console_static(), name="console-static")
     return app

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from gateway.errors import ConfigurationError
@@ -103,11 +103,47 @@ class GatewaySettings(BaseSettings):
     # implementation rules, 004 art. 24: reported 10 working days ahead).
     termination_notice_workdays: int = Field(default=10, ge=10, le=60)
 
-    # -- metering (H1) --
-    # -- pricing and costs (H2) --
-    # -- reports (H3) --
-    # -- portal (H4) --
-    # -- metrics (H5) --
+    # The government-guided tariff (政府指导价, 001 art. 26): item -> {"unit": what one unit
+    # is, "price_fen": its price in fen}; JSON in the environment, e.g.
+    # DSR_GATEWAY_PRICE_TARIFF='{"credit-check": {"unit": "call", "price_fen": 200},
+    # "district-report": {"unit": "copy", "price_fen": 50000}}'. Empty: no guided prices.
+    price_tariff: dict[str, dict[str, str | int]] = Field(default_factory=dict)
+    # Cost plus a reasonable profit (补偿成本、合理盈利, 001 art. 26; 002 art. 24): the rules
+    # name no number, so the cap on a product's margin is the deployment's (0.15 = 15 %).
+    price_margin_cap: float = Field(default=0.15, ge=0, le=1)
+    # Unit rates of the cost accounting (001 art. 34; 004 art. 28), in fen. Placeholders:
+    # the operator sets its own from its books (a CPU second of the sandbox, a GB read by
+    # the trusted evidence query, a GB of released outputs kept a day, a reviewer's hour).
+    cost_rate_cpu_second_fen: int = Field(default=1, ge=0)
+    cost_rate_gb_scanned_fen: int = Field(default=100, ge=0)
+    cost_rate_storage_gb_day_fen: int = Field(default=2, ge=0)
+    cost_rate_review_hour_fen: int = Field(default=15_000, ge=0)
+
+    @field_validator("price_tariff")
+    @classmethod
+    def _price_tariff(
+        cls, value: dict[str, dict[str, str | int]]
+    ) -> dict[str, dict[str, str | int]]:
+        for item, entry in value.items():
+            unit, price = entry.get("unit"), entry.get("price_fen")
+            if not item.strip() or set(entry) != {"unit", "price_fen"}:
+                raise ValueError(f"tariff item {item!r} has exactly a unit and a price_fen")
+            if not isinstance(unit, str) or not unit.strip() or len(unit) > 32:
+                raise ValueError(f"tariff item {item!r}: unit is a name of 1 to 32 characters")
+            if not isinstance(price, int) or price < 0:
+                raise ValueError(f"tariff item {item!r}: price_fen is a whole number of fen >= 0")
+        return value
+
+    # GET /metrics (gateway.metrics) also answers this bearer token: a Prometheus server
+    # scrapes without an account. Empty (the default): only admin and auditor tokens.
+    metrics_token: SecretStr = SecretStr("")
+
+    @field_validator("metrics_token")
+    @classmethod
+    def _metrics_token_strong(cls, value: SecretStr) -> SecretStr:
+        if 0 < len(value.get_secret_value()) < 32:
+            raise ValueError("the metrics token must be empty or at least 32 characters")
+        return value
 
     @field_validator("data_dir")
     @classmethod

@@ -14,6 +14,8 @@ from pathlib import Path
 from tests.support.engine import ROOT
 
 TESTS = ROOT / "tests"
+# End-to-end tests across packages (issue 17's seeded year): no package of their own.
+ACROSS_PACKAGES = {"gateway/year"}
 
 
 def _imported(tree: ast.AST) -> set[str]:
@@ -82,4 +84,4 @@ def test_every_test_directory_mirrors_a_package() -> None:
         for d in sorted((TESTS / top).rglob("*"))
         if d.is_dir() and any(d.glob("*.py")) and not (ROOT / d.relative_to(TESTS)).is_dir()
     ]
-    assert strays == []
+    assert [s for s in strays if s not in ACROSS_PACKAGES] == []

@@ -114,7 +114,6 @@ EVENT_TYPES: dict[str, str] = {
     "product.price": "A product's price class or basis was set or changed (from, to, by whom).",
     "charge.recorded": "A consumer was charged for a product (product, payer, amount, basis).",
     "report.generated": "A report or statement was generated (kind, period, format, digest).",
-    # -- issue 17 event types above this line --
 }
 
 GENESIS = "0" * 64  # prev_hash of event 1

@@ -83,8 +83,12 @@ def register(app: typer.Typer, audit_app: typer.Typer) -> None:
     app.add_typer(organisations.orgs_app, name="orgs")
     app.add_typer(feedback.feedback_app, name="feedback")
     app.command("sweep")(sweep)  # the gateway's API, or the local store (for cron)
-    # -- metering (H1) --
-    # -- pricing and costs (H2) --
-    # -- reports (H3) --
-    # -- portal (H4) --
-    # -- metrics (H5) --
+    from gateway.client.metering import metering
+
+    app.command("metering")(metering)
+    from gateway.client import pricing
+
+    pricing.register(app, products.products_app)  # products price, charges, costs, statements
+    from gateway.client.reports import reports_app
+
+    app.add_typer(reports_app, name="reports")

@@ -159,11 +159,29 @@ ORGANISATIONS_AND_FEEDBACK: Access = {
 }
 
 # Metering, pricing and costs, reports, the public portal, metrics (issue 17).
-METERING: Access = {}  # H1
-PRICING: Access = {}  # H2
-REPORTS: Access = {}  # H3
-PORTAL: Access = {}  # H4
-METRICS: Access = {}  # H5
+METERING: Access = {  # tests/gateway/metering/test_metering.py
+    ("GET", "/v1/metering"): frozenset({"operator", "admin", "auditor"}),
+}
+PRICING: Access = {  # tests/gateway/pricing/test_access.py
+    ("PUT", "/v1/products/{product_id}/price"): frozenset({"operator", "admin"}),
+    ("POST", "/v1/products/{product_id}/charges"): frozenset({"operator"}),
+    ("GET", "/v1/charges"): frozenset({"operator", "admin", "auditor", "consumer"}),
+    ("GET", "/v1/costs"): frozenset({"operator", "admin", "auditor"}),
+    ("GET", "/v1/statements/{operator}"): frozenset({"operator", "admin", "auditor"}),
+}
+REPORTS: Access = {  # tests/gateway/reports/test_reports.py
+    ("GET", "/v1/reports/operator/{operator}"): frozenset({"operator", "admin", "auditor"}),
+    ("GET", "/v1/reports/provider/{provider}"): frozenset({"provider", "admin", "auditor"}),
+    ("GET", "/v1/reports/disclosure"): frozenset({"admin", "auditor"}),
+}
+PORTAL: Access = {  # tests/gateway/portal/test_portal.py
+    ("GET", "/v1/public/products"): "public",
+    ("GET", "/v1/public/grants"): "public",
+    ("GET", "/v1/public/usage"): "public",
+}
+METRICS: Access = {  # tests/gateway/metrics/test_metrics.py
+    ("GET", "/metrics"): frozenset({"admin", "auditor"}),  # or the metrics token (gateway.metrics)
+}
 
 # Every route of the gateway's OpenAPI document.
 ALL: Access = {
@@ -202,5 +220,6 @@ SAMPLE_PATH: dict[str, str] = {
     "termination_id": "t-0000000000000000",
     "token_id": "000000000000",
     "view": "residents",
-    # -- issue 17 path parameters above this line --
+    "operator": "operator-1",  # reports and statements
+    "provider": "provider-1",
 }

@@ -74,9 +74,15 @@ def upgrade() -> None:
         sa.UniqueConstraint("source", name=op.f("uq_charges_source")),
     )
     op.create_index(op.f("ix_charges_product_id_at"), "charges", ["product_id", "at"])
+    # A scrape of /metrics counts jobs by state and outcome and calls by outcome
+    # (gateway.metrics.collector): index-only scans, not the tables.
+    op.create_index(op.f("ix_jobs_state_outcome"), "jobs", ["state", "outcome"])
+    op.create_index(op.f("ix_he_calls_outcome"), "he_calls", ["outcome"])
 
 
 def downgrade() -> None:
+    op.drop_index(op.f("ix_he_calls_outcome"), table_name="he_calls")
+    op.drop_index(op.f("ix_jobs_state_outcome"), table_name="jobs")
     op.drop_index(op.f("ix_charges_product_id_at"), table_name="charges")
     op.drop_table("charges")
     with op.batch_alter_table("product_registrations") as batch:
