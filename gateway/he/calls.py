@@ -145,7 +145,7 @@ class Calls:
                     raise HEConflict(f"product {product_id} is {product.state}: it cannot answer")
                 check_offered(conn, product_id, self.clock())  # registered first (001, art. 9)
                 self.contexts.owned(conn, context_id, consumer, product.kind)
-                call_id = take(conn, self.limits, product_id, consumer)
+                call_id = take(conn, self.limits, product_id, consumer, self.clock())
                 refusal: GatewayError | None = None
             except (GatewayError, SandboxError) as e:
                 refusal = e if isinstance(e, GatewayError) else HEProductError(str(e))

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 from sqlalchemy import Connection
@@ -39,12 +39,12 @@ class Limits:
         return ((hour, self.per_hour, "hour"), (day, self.per_day, "day"))
 
 
-def take(conn: Connection, limits: Limits, product_id: str, consumer: str) -> int:
-    """Count one call of ``product_id`` by ``consumer`` now, or raise ``HERateLimited``.
+def take(conn: Connection, limits: Limits, product_id: str, consumer: str, now: datetime) -> int:
+    """Count one call of ``product_id`` by ``consumer`` at ``now`` (the app's clock), or raise
+    ``HERateLimited``.
 
     Returns the new call's row id (its outcome is set by :func:`settle`)."""
     serialise_writers(conn, LOCK)
-    now = datetime.now(UTC)
     mine = sa.and_(he_calls.c.product_id == product_id, he_calls.c.consumer == consumer)
     for window, limit, name in limits.windows():
         since = now - window

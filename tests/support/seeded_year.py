@@ -23,14 +23,14 @@ Invariants:
   gateway without those fields still registers the product; ``prices_applied``
   then says the prices are missing and the charges are skipped; ``charging`` says
   whether the charges route answered.
-- The audit chain stamps its events with the wall clock (``gateway.audit.chain.append``
-  takes no clock), and so does the log of encrypted calls (``gateway.he.limits.take``:
-  ``he_calls.at``, which metering counts); while the year is seeded both read the
-  year's clock instead (:func:`wall_time_from`), so the events and calls land in the
-  months they describe, as they would have in a real year. Events appended after the
-  seed (report generations, exports) carry the wall time: later than the year, so the
-  chain stays in time order. The refusal log (``access.denied``, per actor and
-  minute) reads the year's clock too.
+- The audit chain stamps its events with the wall clock on purpose
+  (``gateway.audit.chain.append`` takes no clock: its time is taken under the chain
+  lock, so time order follows chain order, and no caller can date an event). While the
+  year is seeded the chain reads the year's clock instead (:func:`wall_time_from`), so
+  the events land in the months they describe, as they would have in a real year.
+  Events appended after the seed (report generations, exports) carry the wall time:
+  later than the year, so the chain stays in time order. Encrypted calls
+  (``he_calls.at``) and the refusal log take the app's clock, the year's.
 - Subprocess jobs are counted (26): the seed takes about 30 s on an idle machine.
 """
 
@@ -49,9 +49,7 @@ from fastapi.testclient import TestClient
 
 from gateway.app import create_app
 from gateway.audit import chain
-from gateway.he import limits
 from gateway.identity import create_account, issue_token
-from gateway.refusals import DenialLog
 from gateway.runtime import build_runtime
 from gateway.settings import GatewaySettings
 from gateway.workdays import CST
@@ -87,9 +85,6 @@ def open_gateway(data_dir: Path, clock: MovableClock) -> tuple[FastAPI, dict[str
     )  # fmt: skip
     backend = FakeBackend(data_dir.parent / "sandboxes")
     app = create_app(settings, build_runtime(settings, backend), clock=clock)
-    # create_app's refusal log counts per minute of the wall clock: the year's clock here,
-    # so each refusal of the year is its own minute's first event, written at once.
-    app.state.denials = DenialLog(app.state.engine, clock)
     with app.state.engine.begin() as conn:
         create_account(conn, ADMIN, {"admin"}, actor="bootstrap", display_name="平台管理员")
         tokens = {ADMIN: issue_token(conn, ADMIN, actor="bootstrap")}
@@ -98,8 +93,7 @@ def open_gateway(data_dir: Path, clock: MovableClock) -> tuple[FastAPI, dict[str
 
 @contextmanager
 def wall_time_from(clock: MovableClock) -> Iterator[None]:
-    """The audit chain's and the encrypted-call log's time read from ``clock`` (see the
-    module docstring)."""
+    """The audit chain's time read from ``clock`` (see the module docstring)."""
 
     class AnyDatetime(type):  # stored datetimes stay instances of chain.datetime
         def __instancecheck__(cls, obj: object) -> bool:
@@ -110,10 +104,7 @@ def wall_time_from(clock: MovableClock) -> Iterator[None]:
         def now(cls, tz: tzinfo | None = None) -> datetime:  # type: ignore[override]
             return clock.now.astimezone(tz)
 
-    with (
-        mock.patch.object(chain, "datetime", Clocked),
-        mock.patch.object(limits, "datetime", Clocked),
-    ):
+    with mock.patch.object(chain, "datetime", Clocked):
         yield
 
 

@@ -188,8 +188,8 @@ def test_encrypted_calls_by_outcome(world: World) -> None:
     limits = Limits(per_hour=100, per_day=100)
     with engine.begin() as conn:
         for outcome in outcomes:
-            settle(conn, take(conn, limits, "he-1", "consumer"), outcome)
-        take(conn, limits, "he-1", "consumer")  # still evaluating
+            settle(conn, take(conn, limits, "he-1", "consumer", START), outcome)
+        take(conn, limits, "he-1", "consumer", START)  # still evaluating
     families = scrape(world.client, world.h("auditor"))
     expected = Counter(outcomes) + Counter({"evaluating": 1})
     for outcome, n in expected.items():
