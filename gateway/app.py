@@ -230,7 +230,7 @@ def create_app(
     app.add_exception_handler(RequestValidationError, validation_failed)
     app.state.settings = settings
     app.state.engine = engine
-    app.state.denials = DenialLog(engine, clock)  # access.denied, per actor and minute
+    app.state.denials = DenialLog(engine)  # access.denied, per actor and minute
     registry = Registry(settings.data_dir)
     app.state.registry = registry
     app.state.clock = clock

@@ -30,7 +30,8 @@ Invariants:
   the events land in the months they describe, as they would have in a real year.
   Events appended after the seed (report generations, exports) carry the wall time:
   later than the year, so the chain stays in time order. Encrypted calls
-  (``he_calls.at``) and the refusal log take the app's clock, the year's.
+  (``he_calls.at``) take the app's clock, the year's; the refusal log (per actor and
+  wall-clock minute) is replaced by one on the year's clock.
 - Subprocess jobs are counted (26): the seed takes about 30 s on an idle machine.
 """
 
@@ -50,6 +51,7 @@ from fastapi.testclient import TestClient
 from gateway.app import create_app
 from gateway.audit import chain
 from gateway.identity import create_account, issue_token
+from gateway.refusals import DenialLog
 from gateway.runtime import build_runtime
 from gateway.settings import GatewaySettings
 from gateway.workdays import CST
@@ -85,6 +87,9 @@ def open_gateway(data_dir: Path, clock: MovableClock) -> tuple[FastAPI, dict[str
     )  # fmt: skip
     backend = FakeBackend(data_dir.parent / "sandboxes")
     app = create_app(settings, build_runtime(settings, backend), clock=clock)
+    # The refusal log counts per minute of the wall clock: the year's clock here, so each
+    # refusal of the year is its own minute's first event, written at once.
+    app.state.denials = DenialLog(app.state.engine, clock)
     with app.state.engine.begin() as conn:
         create_account(conn, ADMIN, {"admin"}, actor="bootstrap", display_name="平台管理员")
         tokens = {ADMIN: issue_token(conn, ADMIN, actor="bootstrap")}
