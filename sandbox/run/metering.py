@@ -18,8 +18,12 @@ the operator (the job and its metering are the operator's to read), that is an
 exact count of the rows matching any filter, however small, beside an output
 whose small cells were suppressed; its bytes follow row-group pruning, which
 follows the values. The figures here depend only on the query's text and the
-views' sizes, so they say nothing the catalogue does not, and a re-run gives the
-same ones. They are what the query may read (the most DuckDB would scan).
+views' sizes, and a re-run gives the same ones. They are what the query may read
+(the most DuckDB would scan). Even so, a view's exact row count is a count the
+catalogue does not tell (a small view's is a small count), and its columns'
+compressed size follows their values; so both are told coarsened, rounded up to
+whole ``ROWS_STEP`` rows and ``BYTES_STEP`` bytes: enough for accounting, never
+an exact size.
 
 Invariants:
 - Nothing the job writes or prints is read here.
@@ -38,10 +42,18 @@ import pyarrow.parquet as pq
 from sandbox.run.backends.base import RunResult
 from sandbox.views.build import ViewSet
 
+ROWS_STEP = 10_000  # rows scanned are told in whole steps of this many, rounded up
+BYTES_STEP = 1 << 20  # bytes scanned likewise, in whole MiB
+
+
+def coarse(value: int, step: int) -> int:
+    """``value`` rounded up to a whole number of ``step``s (0 stays 0)."""
+    return -(-value // step) * step
+
 
 @dataclass(frozen=True)
 class Scanned:
-    """Rows and bytes an evidence query reads from the views."""
+    """Rows and bytes an evidence query reads from the views, coarsened (see above)."""
 
     rows: int
     bytes: int
@@ -68,4 +80,4 @@ def scanned(view_set: ViewSet, columns: CollectionOf[tuple[str, str]]) -> Scanne
                 chunk = group.column(i)
                 if chunk.path_in_schema.split(".")[0] in read:
                     size += chunk.total_compressed_size
-    return Scanned(rows, size)
+    return Scanned(coarse(rows, ROWS_STEP), coarse(size, BYTES_STEP))

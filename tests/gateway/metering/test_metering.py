@@ -25,6 +25,7 @@ from typer.testing import CliRunner
 
 from gateway.cli import app as dsr
 from gateway.identity import create_account
+from sandbox.run.metering import BYTES_STEP, ROWS_STEP, coarse
 from tests.support.access import METERING
 from tests.support.gateway_jobs import PY_HELD, SQL_RELEASED, Gateway, residents_grant
 from tests.support.grants_world import ROLES, World, issue, make_world
@@ -213,8 +214,11 @@ def test_a_real_sql_job_is_metered_from_the_kernel_and_the_views(fake_gw: Gatewa
         for c in range(meta.num_columns)
         if meta.row_group(g_).column(c).path_in_schema in read
     )
-    assert job["rows_scanned"] == meta.num_rows
-    assert job["bytes_scanned"] == expected
+    # Told coarsened: whole steps, rounded up, never the view's exact size.
+    rows_told, bytes_told = coarse(meta.num_rows, ROWS_STEP), coarse(expected, BYTES_STEP)
+    assert meta.num_rows % ROWS_STEP and expected % BYTES_STEP  # not already whole steps
+    assert (job["rows_scanned"], job["bytes_scanned"]) == (rows_told, bytes_told)
+    assert job["rows_scanned"] != meta.num_rows and job["bytes_scanned"] != expected
     # The days around the job's end (finished_at is UTC; periods are CST days).
     day = date.fromisoformat(job["finished_at"][:10])
     first, last = (day - timedelta(days=1)).isoformat(), (day + timedelta(days=1)).isoformat()
@@ -222,7 +226,7 @@ def test_a_real_sql_job_is_metered_from_the_kernel_and_the_views(fake_gw: Gatewa
                         params={"period": f"{first}..{last}", "by": "job"}).json()  # fmt: skip
     (row,) = [r for r in body["rows"] if r["key"] == job["id"]]
     assert row["cpu_seconds"] == pytest.approx(job["cpu_seconds"], abs=1e-3)
-    assert (row["rows_scanned"], row["bytes_scanned"]) == (meta.num_rows, expected)
+    assert (row["rows_scanned"], row["bytes_scanned"]) == (rows_told, bytes_told)
     assert row["output_bytes"] == job["output_bytes"]
     # A Python job reads the views in its own code: CPU (its dummy and real runs
     # together), no scan figures.
